@@ -1,0 +1,154 @@
+//! `tidemark compute`: an event log in, the snapshot of OUTPUT.md out, rejects to a dead-letter file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tidemark::engine::EngineOptions;
+use tidemark::ingest::{dead_letter, Outcome};
+use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
+use tidemark::plan::Plan;
+
+/// Arguments shared by commands that read a whole log.
+#[derive(Debug, clap::Args)]
+pub struct LogArgs {
+    /// Configuration file (TOML); without it the defaults apply.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Event log as JSON Lines; `-` reads standard input.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Dataflow worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    pub workers: usize,
+    /// Accepted events per dataflow batch.
+    #[arg(long, default_value_t = 100_000)]
+    pub batch: usize,
+}
+
+/// Arguments of `compute`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    log: LogArgs,
+    /// Where to write the snapshot; `-` (the default) writes to standard output.
+    #[arg(long, default_value = "-")]
+    output: PathBuf,
+    /// Dead-letter file: one JSON line per rejected input with its reason.
+    #[arg(long)]
+    rejects: Option<PathBuf>,
+    /// Print no progress or summary on standard error.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// Reads a whole log through a pipeline; calls `on_reject` for each rejected line.
+pub fn read_log(
+    log: &LogArgs,
+    track_identities: bool,
+    quiet: bool,
+    mut on_reject: impl FnMut(u64, &tidemark::event::Rejection, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Finished> {
+    let cfg = super::load_config(log.config.as_ref())?;
+    let plan = Arc::new(Plan::new(cfg));
+    let options = PipelineOptions {
+        engine: EngineOptions { workers: log.workers, track_identities, ..EngineOptions::default() },
+        batch_events: log.batch,
+    };
+    let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
+    let source: Box<dyn Read> = if log.input.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(File::open(&log.input).with_context(|| format!("cannot open input {}", log.input.display()))?)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, source);
+    let show_progress = !quiet && std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut line = Vec::with_capacity(1024);
+    let mut index: u64 = 0;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line).with_context(|| format!("cannot read {}", log.input.display()))?;
+        if n == 0 {
+            break;
+        }
+        index += 1;
+        let text = trim_line(&line);
+        if text.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        if let Outcome::Rejected(r) = pipeline.offer_bytes(text) {
+            on_reject(index, &r, text)?;
+        }
+        if show_progress && index % 65_536 == 0 && last_report.elapsed().as_millis() >= 500 {
+            last_report = Instant::now();
+            let rate = index as f64 / started.elapsed().as_secs_f64();
+            eprint!("\rread {index} lines ({rate:.0} lines/s)   ");
+        }
+    }
+    if show_progress {
+        eprint!("\rread {index} lines; finishing the dataflow...   \r");
+    }
+    pipeline.finish().map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))
+}
+
+fn trim_line(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && (line[end - 1] == b'\n' || line[end - 1] == b'\r') {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let mut rejects: Option<BufWriter<File>> = match &args.rejects {
+        None => None,
+        Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+    };
+    let source = args.log.input.display().to_string();
+    let finished = read_log(&args.log, false, args.quiet, |index, r, text| {
+        if let Some(w) = rejects.as_mut() {
+            let input = String::from_utf8_lossy(text);
+            serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
+    if let Some(mut w) = rejects {
+        w.flush().context("cannot write the rejects file")?;
+    }
+    let snapshot = finished.snapshot();
+    let text = serde_json::to_string(&snapshot)?;
+    if args.output.as_os_str() == "-" {
+        let mut out = std::io::stdout().lock();
+        out.write_all(text.as_bytes())?;
+        out.write_all(b"\n")?;
+    } else {
+        std::fs::write(&args.output, text + "\n").with_context(|| format!("cannot write {}", args.output.display()))?;
+    }
+    if !args.quiet {
+        let c = &finished.counts;
+        let secs = started.elapsed().as_secs_f64();
+        let total = c.accepted + c.duplicates + c.rejected_total();
+        eprintln!(
+            "tidemark compute: {} accepted, {} duplicates, {} rejected {:?}; {} rows; {:.2}s ({:.0} events/s)",
+            c.accepted,
+            c.duplicates,
+            c.rejected_total(),
+            c.rejected,
+            finished.output.table.rows().len(),
+            secs,
+            total as f64 / secs.max(1e-9)
+        );
+        if c.rejected_total() > 0 && args.rejects.is_none() {
+            eprintln!("tidemark compute: pass --rejects FILE to keep the rejected lines with their reasons");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,47 @@
+//! Subcommands and their arguments.
+
+mod check;
+mod compute;
+mod whois;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tidemark::config::Config;
+
+/// Exact, live, self-correcting growth metrics.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compute the snapshot of an event log.
+    Compute(compute::Args),
+    /// Validate a configuration file.
+    Check(check::Args),
+    /// Show every identity of the person behind one identity, with first-seen day and channel.
+    Whois(whois::Args),
+}
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Compute(a) => compute::run(a),
+        Command::Check(a) => check::run(a),
+        Command::Whois(a) => whois::run(a),
+    }
+}
+
+/// Loads the configuration file, or the defaults without one.
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    match path {
+        None => Ok(Config::default()),
+        Some(p) => Config::from_file(p).with_context(|| format!("invalid configuration {}", p.display())),
+    }
+}

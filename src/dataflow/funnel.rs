@@ -1,0 +1,103 @@
+//! Funnel family: greedy ordered-step matching within a window, per entry day and step.
+
+use differential_dataflow::operators::CountTotal;
+
+use super::series::count_rows;
+use super::{Base, Coll, Rows};
+use crate::facts::{Person, Step};
+use crate::metric::{Dims, Metric, Value};
+use crate::plan::FunnelPlan;
+use crate::time::{Calendar, Day};
+
+/// How far one person got in each funnel entry: `(funnel, entry day, reached step)`.
+pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<(u16, Day, u16)> {
+    let mut out = Vec::new();
+    for (fi, f) in funnels.iter().enumerate() {
+        let mut last_entry_day: Option<Day> = None;
+        for (start, ev) in events.iter().enumerate() {
+            if ev.name != f.steps[0] {
+                continue;
+            }
+            let day = cal.day(ev.ts);
+            if last_entry_day == Some(day) {
+                continue;
+            }
+            last_entry_day = Some(day);
+            let deadline = ev.ts.saturating_add(f.window_ms);
+            let mut at = start;
+            let mut reached = 1u16;
+            for &want in &f.steps[1..] {
+                let next = events[at + 1..]
+                    .iter()
+                    .take_while(|e| e.ts <= deadline)
+                    .position(|e| e.name == want);
+                match next {
+                    Some(offset) => {
+                        at += 1 + offset;
+                        reached += 1;
+                    }
+                    None => break,
+                }
+            }
+            out.push((fi as u16, day, reached));
+        }
+    }
+    out
+}
+
+/// All funnel rows.
+pub fn rows<'s>(base: &Base<'s>, steps: Coll<'s, (Person, Step)>) -> Rows<'s> {
+    let funnels = base.plan.funnels.clone();
+    let cal = base.plan.config.calendar.clone();
+    let reached = steps.reduce_named("FunnelMatch", move |_p, input, out| {
+        let events: Vec<&Step> = input.iter().map(|(s, _)| *s).collect();
+        for e in entries(&funnels, &cal, &events) {
+            out.push((e, 1));
+        }
+    });
+    let counts = reached
+        .flat_map(|(_p, (f, d, r))| (1..=r).map(move |s| (f, d, s)))
+        .count_total();
+    let firsts = counts
+        .clone()
+        .filter(|((_, _, s), _)| *s == 1)
+        .map(|((f, d, _), n)| ((f, d), n));
+    let conversion = counts.clone().map(|((f, d, s), n)| ((f, d), (s, n))).join_map(firsts, |&(f, d), &(s, n), &n1| {
+        ((Metric::FunnelConversion, Dims::FunnelDayStep(f, d, s)), Value::Rate(n as i64, n1 as i64))
+    });
+    count_rows(counts, |(f, d, s)| (Metric::Funnel, Dims::FunnelDayStep(f, d, s))).concat(conversion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(ts: i64, id: &str, name: u16) -> Step {
+        Step { ts, id: id.into(), name }
+    }
+
+    #[test]
+    fn same_timestamp_orders_by_id_and_window_is_inclusive() {
+        let cal = Calendar::new("UTC").unwrap();
+        let f = FunnelPlan { name: "p".into(), steps: vec![0, 1, 2, 3], window_ms: 86_400_000 };
+        let mut evs = [
+            step(1_000, "t-1", 0),
+            step(1_000, "t-2", 1),
+            step(1_000, "t-0", 2),
+            step(86_401_000, "t-3", 2),
+            step(86_402_000, "t-4", 3),
+        ];
+        evs.sort();
+        let refs: Vec<&Step> = evs.iter().collect();
+        assert_eq!(entries(&[f], &cal, &refs), vec![(0, 0, 3)]);
+    }
+
+    #[test]
+    fn repeated_step_needs_a_later_event() {
+        let cal = Calendar::new("UTC").unwrap();
+        let f = FunnelPlan { name: "d".into(), steps: vec![0, 0, 1], window_ms: 3_600_000 };
+        let evs = [step(0, "a", 0), step(10, "b", 1), step(20, "c", 0), step(30, "d", 1)];
+        let refs: Vec<&Step> = evs.iter().collect();
+        assert_eq!(entries(&[f], &cal, &refs), vec![(0, 0, 3)]);
+    }
+}

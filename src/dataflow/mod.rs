@@ -1,0 +1,191 @@
+//! The metric dataflow: fact inputs in, metric rows out; one builder for compute, serve and replay.
+
+mod acquisition;
+mod activity;
+mod funnel;
+mod identity;
+mod ratio;
+mod retention;
+mod series;
+
+use std::sync::Arc;
+
+use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::ThresholdTotal;
+use differential_dataflow::VecCollection;
+use timely::dataflow::Scope;
+
+use crate::facts::{ChannelId, FactBatch, First, Ident, NameId, Person, Step};
+use crate::metric::{Key, Value};
+use crate::plan::Plan;
+use crate::time::{hour_day, Day, Hour};
+
+/// Logical time of the dataflow: one tick per ingest batch.
+pub type Time = u64;
+/// A collection of this dataflow.
+pub type Coll<'s, D> = VecCollection<'s, Time, D, isize>;
+/// Metric rows: each key holds one value at a time.
+pub type Rows<'s> = Coll<'s, (Key, Value)>;
+
+/// Input handles, fed by the worker that owns ingest.
+pub struct Inputs {
+    idents: InputSession<Time, Ident, isize>,
+    edges: InputSession<Time, (Ident, Ident), isize>,
+    hours: InputSession<Time, (Ident, Hour), isize>,
+    firsts: InputSession<Time, (Ident, First), isize>,
+    named: InputSession<Time, (Ident, (Day, NameId)), isize>,
+    steps: InputSession<Time, (Ident, Step), isize>,
+    purchases: InputSession<Time, (Ident, Day), isize>,
+    spend: InputSession<Time, (Day, ChannelId), isize>,
+    clock: InputSession<Time, i64, isize>,
+}
+
+impl Inputs {
+    /// Adds one batch of facts at the current time.
+    pub fn feed(&mut self, batch: FactBatch) {
+        for i in batch.idents {
+            self.idents.insert(i);
+        }
+        for e in batch.edges {
+            self.edges.insert(e);
+        }
+        for h in batch.hours {
+            self.hours.insert(h);
+        }
+        for (f, d) in batch.firsts {
+            self.firsts.update(f, d);
+        }
+        for n in batch.named {
+            self.named.insert(n);
+        }
+        for s in batch.steps {
+            self.steps.insert(s);
+        }
+        for (k, cents) in batch.purchases {
+            if cents != 0 {
+                self.purchases.update(k, cents as isize);
+            }
+        }
+        for (k, cents) in batch.spend {
+            if cents != 0 {
+                self.spend.update(k, cents as isize);
+            }
+        }
+        if let Some((before, now)) = batch.clock {
+            if let Some(b) = before {
+                self.clock.remove(b);
+            }
+            self.clock.insert(now);
+        }
+    }
+
+    /// Closes the current time: everything fed so far is at times before `time`.
+    pub fn advance_to(&mut self, time: Time) {
+        self.idents.advance_to(time);
+        self.edges.advance_to(time);
+        self.hours.advance_to(time);
+        self.firsts.advance_to(time);
+        self.named.advance_to(time);
+        self.steps.advance_to(time);
+        self.purchases.advance_to(time);
+        self.spend.advance_to(time);
+        self.clock.advance_to(time);
+        self.flush();
+    }
+
+    fn flush(&mut self) {
+        self.idents.flush();
+        self.edges.flush();
+        self.hours.flush();
+        self.firsts.flush();
+        self.named.flush();
+        self.steps.flush();
+        self.purchases.flush();
+        self.spend.flush();
+        self.clock.flush();
+    }
+
+    /// The current input time.
+    pub fn time(&self) -> Time {
+        *self.clock.time()
+    }
+}
+
+/// What the dataflow produces.
+pub struct Outputs<'s> {
+    /// Every metric row.
+    pub rows: Rows<'s>,
+    /// The person of each identity.
+    pub persons: Coll<'s, (Ident, Person)>,
+    /// Each person's first active event.
+    pub firsts: Coll<'s, (Person, First)>,
+    /// Identities that stopped linking, with their number of links.
+    pub guarded: Coll<'s, (Ident, u32)>,
+}
+
+/// The person-level collections that metric families read.
+#[derive(Clone)]
+pub struct Base<'s> {
+    pub plan: Arc<Plan>,
+    /// `(person, local hour)` with an active event.
+    pub hours: Coll<'s, (Person, Hour)>,
+    /// `(person, local day)` with an active event.
+    pub days: Coll<'s, (Person, Day)>,
+    /// Each person's first active event.
+    pub firsts: Coll<'s, (Person, First)>,
+    /// The current local day (one record).
+    pub today: Coll<'s, Day>,
+}
+
+/// Builds the whole dataflow in `scope`.
+pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s>) {
+    let (idents_in, idents) = scope.new_collection();
+    let (edges_in, edges) = scope.new_collection();
+    let (hours_in, hours) = scope.new_collection();
+    let (firsts_in, firsts) = scope.new_collection();
+    let (named_in, named) = scope.new_collection();
+    let (steps_in, steps) = scope.new_collection();
+    let (purchases_in, purchases) = scope.new_collection();
+    let (spend_in, spend) = scope.new_collection();
+    let (clock_in, clock): (_, Coll<'s, i64>) = scope.new_collection();
+
+    let (persons, guarded) = identity::resolve(idents, edges, plan.config.max_persons_per_value);
+    let person_of = persons.clone().arrange_by_key_named("Arrange: PersonOf");
+
+    let p_hours = hours
+        .join_core(person_of.clone(), |_i, h, p| Some((*p, *h)))
+        .distinct_total();
+    let p_days = p_hours.clone().map(|(p, h)| (p, hour_day(h))).distinct_total();
+    let p_firsts = firsts
+        .join_core(person_of.clone(), |_i, f: &First, p| Some((*p, f.clone())))
+        .reduce_named("FirstOfPerson", |_p, input, out| out.push((input[0].0.clone(), 1)));
+    let cal = plan.config.calendar.clone();
+    let today = clock.map(move |ms| cal.day(ms));
+
+    let base = Base { plan: plan.clone(), hours: p_hours, days: p_days, firsts: p_firsts.clone(), today };
+
+    let p_named = named
+        .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| Some((*p, *dn)))
+        .distinct_total();
+    let p_steps = steps.join_core(person_of.clone(), |_i, s: &Step, p| Some((*p, s.clone())));
+    let p_purchases = purchases.clone().join_core(person_of, |_i, d: &Day, p| Some((*p, *d)));
+
+    let rows = activity::rows(&base)
+        .concat(retention::rows(&base))
+        .concat(funnel::rows(&base, p_steps))
+        .concat(acquisition::rows(&base, p_purchases, purchases, spend))
+        .concat(ratio::rows(&base, p_named));
+
+    let inputs = Inputs {
+        idents: idents_in,
+        edges: edges_in,
+        hours: hours_in,
+        firsts: firsts_in,
+        named: named_in,
+        steps: steps_in,
+        purchases: purchases_in,
+        spend: spend_in,
+        clock: clock_in,
+    };
+    (inputs, Outputs { rows, persons, firsts: p_firsts, guarded })
+}

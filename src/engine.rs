@@ -1,0 +1,151 @@
+//! Runs the dataflow on timely workers: fact batches in over a channel, row changes and progress out.
+
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use differential_dataflow::AsCollection;
+use timely::dataflow::operators::probe::Handle as Probe;
+use timely::dataflow::operators::Exchange;
+
+use crate::dataflow::{build, Coll, Time};
+use crate::facts::{FactBatch, First, Ident, Person};
+use crate::metric::{Key, Value};
+use crate::plan::Plan;
+
+/// Changes of one kind of output, each `(record, time, diff)`.
+pub type Changes<D> = Vec<(D, Time, isize)>;
+
+/// What the engine reports.
+#[derive(Debug)]
+pub enum Update {
+    /// Metric row changes.
+    Rows(Changes<(Key, Value)>),
+    /// Changes to the person of identities (only with `track_identities`).
+    Persons(Changes<(Ident, Person)>),
+    /// Changes to persons' first events (only with `track_identities`).
+    Firsts(Changes<(Person, First)>),
+    /// Changes to identities that stopped linking.
+    Guarded(Changes<(Ident, u32)>),
+    /// Every change at times up to and including this one has been reported.
+    Progress(Time),
+}
+
+/// How to run the engine.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub workers: usize,
+    /// Report persons and first events, for identity look-ups.
+    pub track_identities: bool,
+    /// Batches that may wait in the command queue before senders block.
+    pub queue: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { workers: 1, track_identities: false, queue: 64 }
+    }
+}
+
+/// A running engine: send batches, read updates; dropping the sender finishes it.
+pub struct Engine {
+    pub batches: SyncSender<FactBatch>,
+    pub updates: Receiver<Update>,
+    thread: JoinHandle<Result<(), String>>,
+}
+
+impl Engine {
+    /// Starts the workers on their own threads.
+    pub fn start(plan: Arc<Plan>, options: EngineOptions) -> std::io::Result<Engine> {
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<FactBatch>(options.queue.max(1));
+        let (update_tx, update_rx) = mpsc::channel::<Update>();
+        let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
+        let thread = std::thread::Builder::new().name("tidemark-engine".into()).spawn(move || {
+            let config = timely::Config::process(options.workers.max(1));
+            let guards = timely::execute(config, move |worker| {
+                let index = worker.index();
+                let out = update_tx.clone();
+                let track = options.track_identities;
+                let plan = plan.clone();
+                let probe = Probe::new();
+                let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
+                    let (inputs, outputs) = build(scope, plan);
+                    let rows = report(outputs.rows, out.clone(), Update::Rows);
+                    rows.probe_with(&probe);
+                    report(outputs.guarded, out.clone(), Update::Guarded).probe_with(&probe);
+                    if track {
+                        report(outputs.persons, out.clone(), Update::Persons).probe_with(&probe);
+                        report(outputs.firsts, out.clone(), Update::Firsts).probe_with(&probe);
+                    }
+                    inputs
+                });
+                let receiver = if index == 0 { batch_rx.lock().ok().and_then(|mut r| r.take()) } else { None };
+                let Some(receiver) = receiver else {
+                    drop(inputs);
+                    while !probe.done() {
+                        worker.step_or_park(None);
+                    }
+                    return;
+                };
+                let mut time: Time = 1;
+                inputs.advance_to(time);
+                let mut reported: Time = 0;
+                loop {
+                    let next = match receiver.try_recv() {
+                        Ok(batch) => Some(batch),
+                        Err(TryRecvError::Empty) => {
+                            while probe.less_than(&time) {
+                                worker.step();
+                            }
+                            if time - 1 > reported {
+                                reported = time - 1;
+                                let _ = out.send(Update::Progress(reported));
+                            }
+                            receiver.recv().ok()
+                        }
+                        Err(TryRecvError::Disconnected) => None,
+                    };
+                    let Some(batch) = next else { break };
+                    inputs.feed(batch);
+                    time += 1;
+                    inputs.advance_to(time);
+                    worker.step();
+                }
+                drop(inputs);
+                while !probe.done() {
+                    worker.step();
+                }
+                let _ = out.send(Update::Progress(time));
+            })?;
+            for r in guards.join() {
+                r?;
+            }
+            Ok(())
+        })?;
+        Ok(Engine { batches: batch_tx, updates: update_rx, thread })
+    }
+
+    /// Closes the input and waits for the workers to finish; returns the update stream's rest.
+    pub fn finish(self) -> Result<Receiver<Update>, String> {
+        drop(self.batches);
+        match self.thread.join() {
+            Ok(r) => r.map(|_| self.updates),
+            Err(_) => Err("a dataflow worker panicked".into()),
+        }
+    }
+}
+
+/// Routes a collection's changes to worker 0 and sends them as updates.
+fn report<'s, D>(c: Coll<'s, D>, out: Sender<Update>, wrap: fn(Changes<D>) -> Update) -> Coll<'s, D>
+where
+    D: differential_dataflow::ExchangeData,
+{
+    c.inner
+        .exchange(|_| 0)
+        .as_collection()
+        .inspect_batch(move |_stamp, data| {
+            if !data.is_empty() {
+                let _ = out.send(wrap(data.to_vec()));
+            }
+        })
+}

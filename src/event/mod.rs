@@ -1,0 +1,80 @@
+//! The event model at the edge: what an accepted event is, and why a rejected one was refused.
+
+mod amount;
+mod parse;
+mod wire;
+
+pub use amount::{format_cents, parse_amount};
+pub use parse::{parse_event, Limits};
+
+use std::borrow::Cow;
+
+/// Largest accepted event object, in bytes.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// Why an input line was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    MalformedJson,
+    BadEncoding,
+    MissingField,
+    BadType,
+    BadTimestamp,
+    BadAmount,
+    TooLarge,
+    NoIdentity,
+    BeyondHorizon,
+}
+
+impl Reason {
+    /// The reason's name as it appears in counts and dead-letter records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MalformedJson => "malformed_json",
+            Reason::BadEncoding => "bad_encoding",
+            Reason::MissingField => "missing_field",
+            Reason::BadType => "bad_type",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::BadAmount => "bad_amount",
+            Reason::TooLarge => "too_large",
+            Reason::NoIdentity => "no_identity",
+            Reason::BeyondHorizon => "beyond_horizon",
+        }
+    }
+}
+
+/// A rejection: the reason class and a sentence for the operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+/// A validated event, borrowing from the input text where it can.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event<'a> {
+    pub id: Cow<'a, str>,
+    /// Event time, epoch milliseconds.
+    pub ts: i64,
+    pub name: Cow<'a, str>,
+    /// Identities `(type, value)` this event carries; "unknown" values are already removed.
+    pub ids: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub channel: Option<Cow<'a, str>>,
+    /// `props.amount` in cents.
+    pub amount: Option<i64>,
+}

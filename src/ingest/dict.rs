@@ -1,0 +1,98 @@
+//! Interned identities and channels, readable by the output side while ingest appends.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::facts::{ChannelId, Ident};
+
+/// Names behind interned ids; append-only, shared between ingest and readers.
+#[derive(Debug, Default)]
+pub struct Dictionary {
+    idents: RwLock<Vec<(Box<str>, Box<str>)>>,
+    channels: RwLock<Vec<Box<str>>>,
+}
+
+impl Dictionary {
+    pub fn new() -> Arc<Self> {
+        let d = Dictionary::default();
+        d.channels.write().expect("fresh lock").push("(none)".into());
+        Arc::new(d)
+    }
+
+    /// `(type, value)` of an interned identity.
+    pub fn ident(&self, id: Ident) -> Option<(String, String)> {
+        let idents = self.idents.read().ok()?;
+        idents.get(id as usize).map(|(t, v)| (t.to_string(), v.to_string()))
+    }
+
+    /// Label of an interned channel.
+    pub fn channel(&self, id: ChannelId) -> String {
+        self.channels
+            .read()
+            .ok()
+            .and_then(|c| c.get(id as usize).map(|s| s.to_string()))
+            .unwrap_or_else(|| format!("#{id}"))
+    }
+
+    /// Number of identities interned so far.
+    pub fn ident_count(&self) -> usize {
+        self.idents.read().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+/// The writer's side: maps names to ids and appends new ones to the shared dictionary.
+#[derive(Debug)]
+pub struct Interner {
+    dict: Arc<Dictionary>,
+    idents: HashMap<Box<str>, Ident>,
+    channels: HashMap<Box<str>, ChannelId>,
+    key: String,
+}
+
+impl Interner {
+    pub fn new(dict: Arc<Dictionary>) -> Self {
+        Interner {
+            dict,
+            idents: HashMap::new(),
+            channels: HashMap::new(),
+            key: String::new(),
+        }
+    }
+
+    /// Id of an identity, and whether it is new.
+    pub fn ident(&mut self, kind: &str, value: &str) -> (Ident, bool) {
+        self.key.clear();
+        self.key.push_str(kind);
+        self.key.push('\u{1f}');
+        self.key.push_str(value);
+        if let Some(&id) = self.idents.get(self.key.as_str()) {
+            return (id, false);
+        }
+        let mut list = self.dict.idents.write().expect("dictionary lock");
+        let id = list.len() as Ident;
+        list.push((kind.into(), value.into()));
+        self.idents.insert(self.key.as_str().into(), id);
+        (id, true)
+    }
+
+    /// Id of an identity if it was ever seen.
+    pub fn lookup(&mut self, kind: &str, value: &str) -> Option<Ident> {
+        self.key.clear();
+        self.key.push_str(kind);
+        self.key.push('\u{1f}');
+        self.key.push_str(value);
+        self.idents.get(self.key.as_str()).copied()
+    }
+
+    /// Id of a channel label.
+    pub fn channel(&mut self, label: &str) -> ChannelId {
+        if let Some(&id) = self.channels.get(label) {
+            return id;
+        }
+        let mut list = self.dict.channels.write().expect("dictionary lock");
+        let id = list.len() as ChannelId;
+        list.push(label.into());
+        self.channels.insert(label.into(), id);
+        id
+    }
+}

@@ -1,0 +1,197 @@
+//! The edge: parse and validate lines, drop duplicates, count, and turn events into fact batches.
+
+mod dict;
+
+pub use dict::{Dictionary, Interner};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::event::{parse_event, Event, Limits, Reason, Rejection};
+use crate::facts::{FactBatch, First, Ident, Step, NO_CHANNEL};
+use crate::plan::Plan;
+
+/// What happened to one input event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Rejected(Rejection),
+}
+
+/// Running counts of what ingest saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: BTreeMap<&'static str, u64>,
+}
+
+impl Counts {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Stateful ingest: dedupe set, interning, per-identity first events and the clock.
+pub struct Ingest {
+    plan: Arc<Plan>,
+    limits: Limits,
+    interner: Interner,
+    seen: HashSet<Box<str>>,
+    firsts: HashMap<Ident, First>,
+    /// Identities whose first event changed in the pending batch, with the value before.
+    first_dirty: HashMap<Ident, Option<First>>,
+    clock: Option<i64>,
+    clock_before: Option<Option<i64>>,
+    pending: FactBatch,
+    counts: Counts,
+}
+
+impl Ingest {
+    pub fn new(plan: Arc<Plan>, dict: Arc<Dictionary>) -> Self {
+        Ingest {
+            limits: Limits::from_config(&plan.config),
+            plan,
+            interner: Interner::new(dict),
+            seen: HashSet::new(),
+            firsts: HashMap::new(),
+            first_dirty: HashMap::new(),
+            clock: None,
+            clock_before: None,
+            pending: FactBatch::default(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Largest accepted event time so far.
+    pub fn clock(&self) -> Option<i64> {
+        self.clock
+    }
+
+    /// Id of an identity, if ingest has seen it.
+    pub fn lookup(&mut self, kind: &str, value: &str) -> Option<Ident> {
+        self.interner.lookup(kind, value)
+    }
+
+    /// Validates one event's JSON text and, when it is new and valid, adds its facts to the pending batch.
+    pub fn offer(&mut self, text: &str) -> Outcome {
+        match parse_event(text, &self.limits) {
+            Err(r) => self.reject(r),
+            Ok(ev) => self.accept(ev),
+        }
+    }
+
+    /// Counts a rejection made elsewhere (for example a transport-level problem).
+    pub fn reject(&mut self, r: Rejection) -> Outcome {
+        *self.counts.rejected.entry(r.reason.as_str()).or_insert(0) += 1;
+        Outcome::Rejected(r)
+    }
+
+    /// Adds one validated event, unless its id was accepted before.
+    pub fn accept(&mut self, ev: Event<'_>) -> Outcome {
+        if self.seen.contains(ev.id.as_ref()) {
+            self.counts.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        self.seen.insert(ev.id.as_ref().into());
+        self.counts.accepted += 1;
+        self.apply(&ev);
+        Outcome::Accepted
+    }
+
+    fn apply(&mut self, ev: &Event<'_>) {
+        let cal = &self.plan.config.calendar;
+        let class = self.plan.class(&ev.name);
+        let hour = cal.hour(ev.ts);
+        let day = crate::time::hour_day(hour);
+        if self.clock.is_none_or(|c| ev.ts > c) {
+            if self.clock_before.is_none() {
+                self.clock_before = Some(self.clock);
+            }
+            self.clock = Some(ev.ts);
+        }
+        let channel = ev.channel.as_deref().map(|c| self.interner.channel(c));
+        if class.spend {
+            if let (Some(cents), Some(ch)) = (ev.amount, channel) {
+                self.pending.spend.push(((day, ch), cents));
+            }
+        }
+        let mut anchor: Option<Ident> = None;
+        for (kind, value) in &ev.ids {
+            let (id, new) = self.interner.ident(kind, value);
+            if new {
+                self.pending.idents.push(id);
+            }
+            match anchor {
+                None => anchor = Some(id),
+                Some(a) if a != id => self.pending.edges.push((a, id)),
+                Some(_) => {}
+            }
+        }
+        let Some(anchor) = anchor else { return };
+        if !class.excluded {
+            self.pending.hours.push((anchor, hour));
+            let candidate = First { ts: ev.ts, id: ev.id.to_string(), channel: channel.unwrap_or(NO_CHANNEL) };
+            let current = self.firsts.get(&anchor);
+            if current.is_none_or(|c| (candidate.ts, &candidate.id) < (c.ts, &c.id)) {
+                let before = self.firsts.insert(anchor, candidate);
+                self.first_dirty.entry(anchor).or_insert(before);
+            }
+        }
+        if let Some(name) = class.id {
+            if class.ratio_event {
+                self.pending.named.push((anchor, (day, name)));
+            }
+            if class.funnel_step {
+                self.pending.steps.push((anchor, Step { ts: ev.ts, id: ev.id.to_string(), name }));
+            }
+        }
+        if class.purchase {
+            if let Some(cents) = ev.amount {
+                self.pending.purchases.push(((anchor, day), cents));
+            }
+        }
+    }
+
+    /// Takes the facts of everything accepted since the last call.
+    pub fn take_batch(&mut self) -> FactBatch {
+        let mut batch = std::mem::take(&mut self.pending);
+        for (ident, before) in self.first_dirty.drain() {
+            if let Some(old) = before {
+                batch.firsts.push(((ident, old), -1));
+            }
+            let now = self.firsts[&ident].clone();
+            batch.firsts.push(((ident, now), 1));
+        }
+        if let (Some(before), Some(now)) = (self.clock_before.take(), self.clock) {
+            batch.clock = Some((before, now));
+        }
+        batch
+    }
+}
+
+/// A rejected input kept for the operator: where it came from, why, and the text itself.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeadLetter<'a> {
+    pub source: &'a str,
+    pub index: u64,
+    pub reason: &'static str,
+    pub detail: &'a str,
+    pub input: &'a str,
+}
+
+/// Builds the dead-letter record of a rejection.
+pub fn dead_letter<'a>(source: &'a str, index: u64, r: &'a Rejection, input: &'a str) -> DeadLetter<'a> {
+    DeadLetter { source, index, reason: r.reason.as_str(), detail: &r.detail, input }
+}
+
+/// Rejection for input bytes that are not UTF-8.
+pub fn bad_encoding() -> Rejection {
+    Rejection::new(Reason::BadEncoding, "input is not valid UTF-8")
+}

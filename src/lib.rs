@@ -1,0 +1,13 @@
+//! tidemark: exact, live, self-correcting growth metrics on timely and differential dataflow.
+
+pub mod config;
+pub mod dataflow;
+pub mod engine;
+pub mod event;
+pub mod facts;
+pub mod ingest;
+pub mod metric;
+pub mod output;
+pub mod pipeline;
+pub mod plan;
+pub mod time;

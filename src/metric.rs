@@ -1,0 +1,166 @@
+//! Metric rows as the dataflow produces them, and their JSON form of OUTPUT.md.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value as Json};
+
+use crate::facts::ChannelId;
+use crate::ingest::Dictionary;
+use crate::plan::Plan;
+use crate::time::{day_label, hour_label, month_label, Day, Hour, Month};
+
+macro_rules! metrics {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// Every metric tidemark maintains.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Metric { $($variant),* }
+
+        impl Metric {
+            /// All metrics, in declaration order.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant),*];
+
+            /// The metric's name in rows.
+            pub fn name(self) -> &'static str {
+                match self { $(Metric::$variant => $name),* }
+            }
+        }
+    };
+}
+
+metrics! {
+    Dau => "dau", Wau => "wau", Mau => "mau", Stickiness => "stickiness", Hau => "hau",
+    NewUsers => "new_users", NewUsersWeekly => "new_users_weekly",
+    NewUserGrowthWeekly => "new_user_growth_weekly", Lifecycle => "lifecycle",
+    Retention => "retention", RetentionRate => "retention_rate",
+    RetentionUnbounded => "retention_unbounded", MonthlyRetention => "monthly_retention",
+    MonthlyRetentionRate => "monthly_retention_rate",
+    SlidingRetentionBase => "sliding_retention_base", SlidingRetentionKept => "sliding_retention_kept",
+    SlidingRetention => "sliding_retention",
+    Funnel => "funnel", FunnelConversion => "funnel_conversion",
+    NewUsersByChannel => "new_users_by_channel", Spend => "spend", Cac => "cac", CacTotal => "cac_total",
+    Revenue => "revenue", RevenueByChannel => "revenue_by_channel", RoasTotal => "roas_total",
+    Ratio => "ratio", RatioNumerator => "ratio_numerator", RatioDenominator => "ratio_denominator",
+}
+
+impl Metric {
+    /// Looks a metric up by name.
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Metric::ALL.iter().copied().find(|m| m.name() == name)
+    }
+}
+
+/// Lifecycle states of METRICS.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum State {
+    New,
+    Returning,
+    Resurrecting,
+    Dormant,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Returning => "returning",
+            State::Resurrecting => "resurrecting",
+            State::Dormant => "dormant",
+        }
+    }
+}
+
+/// A row's dimensions, in the dataflow's compact form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Dims {
+    Day(Day),
+    Hour(Hour),
+    Week(Day),
+    DayState(Day, State),
+    CohortDayN(Day, u16),
+    CohortMonthN(Month, u16),
+    DayWindow(Day, u16),
+    FunnelDayStep(u16, Day, u16),
+    DayChannel(Day, ChannelId),
+    Channel(ChannelId),
+    NameDay(u16, Day),
+}
+
+/// A row's value: exact until it is printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Value {
+    Count(i64),
+    /// Cents.
+    Money(i64),
+    /// `numerator / denominator`, printed as a float.
+    Rate(i64, i64),
+}
+
+impl Value {
+    /// The JSON number of OUTPUT.md.
+    pub fn to_json(self) -> Json {
+        match self {
+            Value::Count(n) => json!(n),
+            Value::Money(c) => json!(c as f64 / 100.0),
+            Value::Rate(n, d) => json!(n as f64 / d as f64),
+        }
+    }
+}
+
+/// A metric row's identity.
+pub type Key = (Metric, Dims);
+
+/// Turns compact keys into JSON rows, resolving names of channels, funnels and ratios.
+pub struct Labeler<'a> {
+    pub plan: &'a Plan,
+    pub dict: &'a Dictionary,
+}
+
+impl Labeler<'_> {
+    /// The `dims` object, keys in the order of METRICS.md.
+    pub fn dims(&self, dims: &Dims) -> Map<String, Json> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Json| {
+            m.insert(k.to_string(), v);
+        };
+        match *dims {
+            Dims::Day(d) => put("day", json!(day_label(d))),
+            Dims::Hour(h) => put("hour", json!(hour_label(h))),
+            Dims::Week(w) => put("week", json!(day_label(w))),
+            Dims::DayState(d, s) => {
+                put("day", json!(day_label(d)));
+                put("state", json!(s.name()));
+            }
+            Dims::CohortDayN(d, n) => {
+                put("cohort_day", json!(day_label(d)));
+                put("n", json!(n));
+            }
+            Dims::CohortMonthN(mo, n) => {
+                put("cohort_month", json!(month_label(mo)));
+                put("n", json!(n));
+            }
+            Dims::DayWindow(d, w) => {
+                put("day", json!(day_label(d)));
+                put("window", json!(w));
+            }
+            Dims::FunnelDayStep(f, d, s) => {
+                put("funnel", json!(self.plan.funnels[f as usize].name));
+                put("day", json!(day_label(d)));
+                put("step", json!(s));
+            }
+            Dims::DayChannel(d, c) => {
+                put("day", json!(day_label(d)));
+                put("channel", json!(self.dict.channel(c)));
+            }
+            Dims::Channel(c) => put("channel", json!(self.dict.channel(c))),
+            Dims::NameDay(r, d) => {
+                put("name", json!(self.plan.ratios[r as usize].name));
+                put("day", json!(day_label(d)));
+            }
+        }
+        m
+    }
+
+    /// The whole row object.
+    pub fn row(&self, key: &Key, value: Value) -> Json {
+        json!({"metric": key.0.name(), "dims": self.dims(&key.1), "value": value.to_json()})
+    }
+}

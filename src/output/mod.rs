@@ -1,0 +1,9 @@
+//! The output side: current metric rows, deltas between states, and the snapshot document.
+
+mod identities;
+mod snapshot;
+mod table;
+
+pub use identities::IdentityIndex;
+pub use snapshot::{snapshot_json, SnapshotMeta};
+pub use table::{Delta, Table};

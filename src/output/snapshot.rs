@@ -1,0 +1,61 @@
+//! The snapshot document of OUTPUT.md: format, zone, clock, event counts and sorted rows.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value as Json};
+
+use crate::ingest::{Counts, Dictionary};
+use crate::metric::{Key, Labeler, Value};
+use crate::plan::Plan;
+
+/// Everything besides the rows that a snapshot states.
+pub struct SnapshotMeta<'a> {
+    pub plan: &'a Plan,
+    pub dict: &'a Dictionary,
+    pub counts: &'a Counts,
+    pub clock: Option<i64>,
+    /// Identities that stopped linking, with their number of links.
+    pub guarded: &'a [(Ident, u32)],
+}
+
+use crate::facts::Ident;
+
+/// Rows as JSON, sorted by metric name and then by dims as sorted-key JSON text.
+pub fn sorted_rows<'a>(labeler: &Labeler, rows: impl Iterator<Item = (&'a Key, &'a Value)>) -> Vec<Json> {
+    let mut out: Vec<(&'static str, String, Json)> = rows
+        .map(|(k, v)| {
+            let dims = labeler.dims(&k.1);
+            let sort_key = serde_json::to_string(&dims.iter().collect::<BTreeMap<_, _>>()).unwrap_or_default();
+            (k.0.name(), sort_key, json!({"metric": k.0.name(), "dims": dims, "value": v.to_json()}))
+        })
+        .collect();
+    out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    out.into_iter().map(|(_, _, row)| row).collect()
+}
+
+/// The whole snapshot document.
+pub fn snapshot_json<'a>(meta: &SnapshotMeta, rows: impl Iterator<Item = (&'a Key, &'a Value)>) -> Json {
+    let labeler = Labeler { plan: meta.plan, dict: meta.dict };
+    let cal = &meta.plan.config.calendar;
+    let rejected: Map<String, Json> = meta.counts.rejected.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let guarded: Vec<Json> = meta
+        .guarded
+        .iter()
+        .map(|(id, links)| {
+            let (kind, value) = meta.dict.ident(*id).unwrap_or_default();
+            json!({"type": kind, "value": value, "links": links})
+        })
+        .collect();
+    json!({
+        "format": "tidemark.snapshot.v1",
+        "timezone": cal.name(),
+        "clock": meta.clock.map(|c| cal.format_instant(c)),
+        "events": {
+            "accepted": meta.counts.accepted,
+            "duplicates": meta.counts.duplicates,
+            "rejected": rejected,
+        },
+        "identity": {"guarded": guarded},
+        "rows": sorted_rows(&labeler, rows),
+    })
+}

@@ -1,0 +1,103 @@
+//! The configuration resolved into lookup tables shared by ingest and the dataflow.
+
+use std::collections::HashMap;
+
+use crate::config::{Config, Denominator};
+use crate::facts::NameId;
+
+/// A funnel with its steps as name ids.
+#[derive(Clone, Debug)]
+pub struct FunnelPlan {
+    pub name: String,
+    pub steps: Vec<NameId>,
+    pub window_ms: i64,
+}
+
+/// A ratio with its events as name ids; `denominator: None` means "active".
+#[derive(Clone, Debug)]
+pub struct RatioPlan {
+    pub name: String,
+    pub numerator: Vec<NameId>,
+    pub denominator: Option<Vec<NameId>>,
+}
+
+/// What ingest needs to know about one event name.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NameClass {
+    pub id: Option<NameId>,
+    pub funnel_step: bool,
+    pub ratio_event: bool,
+    pub excluded: bool,
+    pub purchase: bool,
+    pub spend: bool,
+}
+
+/// Resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub config: Config,
+    pub names: Vec<String>,
+    pub funnels: Vec<FunnelPlan>,
+    pub ratios: Vec<RatioPlan>,
+    classes: HashMap<String, NameClass>,
+}
+
+impl Plan {
+    pub fn new(config: Config) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        let mut classes: HashMap<String, NameClass> = HashMap::new();
+        let intern = |name: &str, names: &mut Vec<String>, classes: &mut HashMap<String, NameClass>| -> NameId {
+            let class = classes.entry(name.to_string()).or_default();
+            *class.id.get_or_insert_with(|| {
+                names.push(name.to_string());
+                (names.len() - 1) as NameId
+            })
+        };
+        let funnels = config
+            .funnels
+            .iter()
+            .map(|f| FunnelPlan {
+                name: f.name.clone(),
+                steps: f.steps.iter().map(|s| intern(s, &mut names, &mut classes)).collect(),
+                window_ms: f.window_ms,
+            })
+            .collect::<Vec<_>>();
+        for f in &config.funnels {
+            for s in &f.steps {
+                classes.get_mut(s).expect("interned above").funnel_step = true;
+            }
+        }
+        let ratios = config
+            .ratios
+            .iter()
+            .map(|r| RatioPlan {
+                name: r.name.clone(),
+                numerator: r.numerator.iter().map(|s| intern(s, &mut names, &mut classes)).collect(),
+                denominator: match &r.denominator {
+                    Denominator::Active => None,
+                    Denominator::Events(list) => Some(list.iter().map(|s| intern(s, &mut names, &mut classes)).collect()),
+                },
+            })
+            .collect::<Vec<_>>();
+        for r in &config.ratios {
+            let dens = match &r.denominator {
+                Denominator::Active => &[][..],
+                Denominator::Events(list) => &list[..],
+            };
+            for s in r.numerator.iter().chain(dens) {
+                classes.get_mut(s).expect("interned above").ratio_event = true;
+            }
+        }
+        for name in &config.activity_exclude {
+            classes.entry(name.clone()).or_default().excluded = true;
+        }
+        classes.entry(config.purchase_event.clone()).or_default().purchase = true;
+        classes.entry(config.spend_event.clone()).or_default().spend = true;
+        Plan { config, names, funnels, ratios, classes }
+    }
+
+    /// How an event name takes part in the metrics (all false for names no metric singles out).
+    pub fn class(&self, name: &str) -> NameClass {
+        self.classes.get(name).copied().unwrap_or_default()
+    }
+}

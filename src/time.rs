@@ -1,0 +1,174 @@
+//! Calendar arithmetic in the configured zone: local day/hour/week/month buckets and their labels.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+
+/// Local civil day, counted in days since 1970-01-01.
+pub type Day = i32;
+/// Local civil hour, counted as `day * 24 + hour_of_day`.
+pub type Hour = i32;
+/// Local civil month, counted as `year * 12 + (month - 1)`.
+pub type Month = i32;
+
+/// Maps instants to calendar buckets of one IANA zone (DST included).
+#[derive(Clone, Debug)]
+pub struct Calendar {
+    tz: TimeZone,
+    name: String,
+}
+
+impl Calendar {
+    /// Looks the zone up in the bundled time-zone database.
+    pub fn new(name: &str) -> Result<Self, jiff::Error> {
+        let tz = TimeZone::get(name)?;
+        Ok(Calendar {
+            tz,
+            name: name.to_string(),
+        })
+    }
+
+    /// The zone's IANA name as configured.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Local hour bucket of an instant given in epoch milliseconds.
+    pub fn hour(&self, ts_ms: i64) -> Hour {
+        let local_secs = self.local_seconds(ts_ms);
+        local_secs.div_euclid(3600) as Hour
+    }
+
+    /// Local day bucket of an instant given in epoch milliseconds.
+    pub fn day(&self, ts_ms: i64) -> Day {
+        hour_day(self.hour(ts_ms))
+    }
+
+    fn local_seconds(&self, ts_ms: i64) -> i64 {
+        let secs = ts_ms.div_euclid(1000);
+        let offset = match Timestamp::from_second(secs) {
+            Ok(t) => self.tz.to_offset(t).seconds() as i64,
+            Err(_) => 0,
+        };
+        secs + offset
+    }
+
+    /// RFC 3339 text of an instant in this zone, with milliseconds and numeric offset.
+    pub fn format_instant(&self, ts_ms: i64) -> String {
+        match Timestamp::from_millisecond(ts_ms) {
+            Ok(t) => t
+                .to_zoned(self.tz.clone())
+                .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+                .to_string(),
+            Err(_) => ts_ms.to_string(),
+        }
+    }
+}
+
+/// The day an hour bucket belongs to.
+pub fn hour_day(hour: Hour) -> Day {
+    hour.div_euclid(24)
+}
+
+/// Monday (as a day bucket) of the ISO week containing `day`.
+pub fn week_of(day: Day) -> Day {
+    // 1970-01-01 was a Thursday: Monday-based weekday index 3.
+    day - (day + 3).rem_euclid(7)
+}
+
+/// Month bucket of a day.
+pub fn month_of(day: Day) -> Month {
+    let (y, m, _) = civil_from_days(day);
+    y * 12 + (m as i32 - 1)
+}
+
+/// `(year, month, day)` of a day count since 1970-01-01 (proleptic Gregorian).
+pub fn civil_from_days(z: Day) -> (i32, u32, u32) {
+    let z = z as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
+}
+
+/// Day count since 1970-01-01 of a civil date.
+pub fn days_from_civil(y: i32, m: u32, d: u32) -> Day {
+    let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) as Day
+}
+
+/// `YYYY-MM-DD` label of a day bucket.
+pub fn day_label(day: Day) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `YYYY-MM-DDTHH` label of an hour bucket.
+pub fn hour_label(hour: Hour) -> String {
+    format!("{}T{:02}", day_label(hour_day(hour)), hour.rem_euclid(24))
+}
+
+/// `YYYY-MM` label of a month bucket.
+pub fn month_label(month: Month) -> String {
+    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+}
+
+/// Parses a `YYYY-MM-DD` label back into a day bucket.
+pub fn parse_day(s: &str) -> Option<Day> {
+    let d: jiff::civil::Date = s.parse().ok()?;
+    Some(days_from_civil(d.year() as i32, d.month() as u32, d.day() as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_round_trip_matches_jiff() {
+        for day in (-1000..40000).step_by(7) {
+            let (y, m, d) = civil_from_days(day);
+            assert_eq!(days_from_civil(y, m, d), day);
+            let j = jiff::civil::date(1970, 1, 1)
+                .checked_add(jiff::Span::new().days(day as i64))
+                .unwrap();
+            assert_eq!((j.year() as i32, j.month() as u32, j.day() as u32), (y, m, d));
+        }
+    }
+
+    #[test]
+    fn weeks_start_on_monday() {
+        let monday = parse_day("2026-11-02").unwrap();
+        for k in 0..7 {
+            assert_eq!(week_of(monday + k), monday);
+        }
+        assert_eq!(week_of(monday - 1), monday - 7);
+    }
+
+    #[test]
+    fn dst_fall_back_hour_repeats_label() {
+        let cal = Calendar::new("America/New_York").unwrap();
+        // 05:30Z and 06:30Z on 2026-11-01 are both 01:30 local (EDT, then EST).
+        let a = cal.hour(1_793_511_000_000);
+        let b = cal.hour(1_793_514_600_000);
+        assert_eq!(a, b);
+        assert_eq!(hour_label(a), "2026-11-01T01");
+        assert_eq!(cal.format_instant(1_793_894_400_000), "2026-11-05T11:00:00.000-05:00");
+    }
+
+    #[test]
+    fn months_and_labels() {
+        let d = parse_day("2026-12-31").unwrap();
+        assert_eq!(month_label(month_of(d)), "2026-12");
+        assert_eq!(month_label(month_of(d + 1)), "2027-01");
+        assert_eq!(day_label(d), "2026-12-31");
+    }
+}
