@@ -194,25 +194,43 @@ impl Config {
         }
         let max_day = raw.retention.max_day.unwrap_or(30);
         if !(1..=366).contains(&max_day) {
-            return Err(invalid("retention.max_day", format!("{max_day} is out of range; allowed: 1..=366")));
+            return Err(invalid(
+                "retention.max_day",
+                format!("{max_day} is out of range; allowed: 1..=366"),
+            ));
         }
         let windows = raw.retention.sliding_windows.unwrap_or_else(|| vec![7]);
         let mut seen = BTreeSet::new();
         for (i, w) in windows.iter().enumerate() {
             if !(1..=366).contains(w) {
-                return Err(invalid(format!("retention.sliding_windows[{i}]"), format!("{w} is out of range; allowed: whole days 1..=366")));
+                return Err(invalid(
+                    format!("retention.sliding_windows[{i}]"),
+                    format!("{w} is out of range; allowed: whole days 1..=366"),
+                ));
             }
             if !seen.insert(*w) {
-                return Err(invalid(format!("retention.sliding_windows[{i}]"), format!("window {w} is listed twice")));
+                return Err(invalid(
+                    format!("retention.sliding_windows[{i}]"),
+                    format!("window {w} is listed twice"),
+                ));
             }
         }
         let max_persons = raw.identity.max_persons_per_value.unwrap_or(1000);
         if !(2..=1_000_000_000).contains(&max_persons) {
-            return Err(invalid("identity.max_persons_per_value", format!("{max_persons} is out of range; allowed: 2..=1000000000")));
+            return Err(invalid(
+                "identity.max_persons_per_value",
+                format!("{max_persons} is out of range; allowed: 2..=1000000000"),
+            ));
         }
-        let spend_event = raw.acquisition.spend_event.unwrap_or_else(|| "ad_spend".into());
+        let spend_event = raw
+            .acquisition
+            .spend_event
+            .unwrap_or_else(|| "ad_spend".into());
         check_event_name("acquisition.spend_event", &spend_event)?;
-        let purchase_event = raw.acquisition.purchase_event.unwrap_or_else(|| "order_paid".into());
+        let purchase_event = raw
+            .acquisition
+            .purchase_event
+            .unwrap_or_else(|| "order_paid".into());
         check_event_name("acquisition.purchase_event", &purchase_event)?;
         let funnels = match raw.funnels {
             None => default_funnels(),
@@ -243,17 +261,27 @@ impl Config {
 
 fn check_event_name(key: &str, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() || name.len() > 64 {
-        return Err(invalid(key, format!("event name {name:?} must be 1..=64 bytes")));
+        return Err(invalid(
+            key,
+            format!("event name {name:?} must be 1..=64 bytes"),
+        ));
     }
     Ok(())
 }
 
-fn check_unique_name(key: &str, name: &str, seen: &mut BTreeSet<String>) -> Result<(), ConfigError> {
+fn check_unique_name(
+    key: &str,
+    name: &str,
+    seen: &mut BTreeSet<String>,
+) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(invalid(key, "name must not be empty"));
     }
     if !seen.insert(name.to_string()) {
-        return Err(invalid(key, format!("name {name:?} is used twice; names must be unique")));
+        return Err(invalid(
+            key,
+            format!("name {name:?} is used twice; names must be unique"),
+        ));
     }
     Ok(())
 }
@@ -264,13 +292,21 @@ fn validate_funnels(list: Vec<RawFunnel>) -> Result<Vec<Funnel>, ConfigError> {
     for (i, f) in list.into_iter().enumerate() {
         check_unique_name(&format!("funnels[{i}].name"), &f.name, &mut seen)?;
         if f.steps.is_empty() || f.steps.len() > 32 {
-            return Err(invalid(format!("funnels[{i}].steps"), "a funnel needs 1..=32 steps (event names)"));
+            return Err(invalid(
+                format!("funnels[{i}].steps"),
+                "a funnel needs 1..=32 steps (event names)",
+            ));
         }
         for (j, s) in f.steps.iter().enumerate() {
             check_event_name(&format!("funnels[{i}].steps[{j}]"), s)?;
         }
-        let window_ms = parse_duration(&f.window).map_err(|p| invalid(format!("funnels[{i}].window"), p))?;
-        out.push(Funnel { name: f.name, steps: f.steps, window_ms });
+        let window_ms =
+            parse_duration(&f.window).map_err(|p| invalid(format!("funnels[{i}].window"), p))?;
+        out.push(Funnel {
+            name: f.name,
+            steps: f.steps,
+            window_ms,
+        });
     }
     Ok(out)
 }
@@ -281,7 +317,10 @@ fn validate_ratios(list: Vec<RawRatio>) -> Result<Vec<Ratio>, ConfigError> {
     for (i, r) in list.into_iter().enumerate() {
         check_unique_name(&format!("ratios[{i}].name"), &r.name, &mut seen)?;
         if r.numerator.is_empty() {
-            return Err(invalid(format!("ratios[{i}].numerator"), "list at least one event name"));
+            return Err(invalid(
+                format!("ratios[{i}].numerator"),
+                "list at least one event name",
+            ));
         }
         for (j, s) in r.numerator.iter().enumerate() {
             check_event_name(&format!("ratios[{i}].numerator[{j}]"), s)?;
@@ -297,14 +336,28 @@ fn validate_ratios(list: Vec<RawRatio>) -> Result<Vec<Ratio>, ConfigError> {
                             check_event_name(&format!("{key}[{j}]"), &s)?;
                             names.push(s);
                         }
-                        other => return Err(invalid(format!("{key}[{j}]"), format!("expected an event name, got {other}"))),
+                        other => {
+                            return Err(invalid(
+                                format!("{key}[{j}]"),
+                                format!("expected an event name, got {other}"),
+                            ))
+                        }
                     }
                 }
                 Denominator::Events(names)
             }
-            other => return Err(invalid(key, format!("expected \"active\" or a non-empty list of event names, got {other}"))),
+            other => {
+                return Err(invalid(
+                    key,
+                    format!("expected \"active\" or a non-empty list of event names, got {other}"),
+                ))
+            }
         };
-        out.push(Ratio { name: r.name, numerator: r.numerator, denominator });
+        out.push(Ratio {
+            name: r.name,
+            numerator: r.numerator,
+            denominator,
+        });
     }
     Ok(out)
 }
@@ -326,8 +379,13 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             'd' => 86_400_000,
             _ => return Err(format!("{text:?} has unexpected {c:?}; {help}")),
         };
-        let n: i64 = digits.parse().map_err(|_| format!("{text:?}: a number must come before {c:?}; {help}"))?;
-        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(|| format!("{text:?} is too long"))?;
+        let n: i64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?}: a number must come before {c:?}; {help}"))?;
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(|| format!("{text:?} is too long"))?;
         digits.clear();
     }
     if !digits.is_empty() {
@@ -356,7 +414,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = Config::from_toml("[retention]\nmax_days = 3\n").unwrap_err().to_string();
+        let e = Config::from_toml("[retention]\nmax_days = 3\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("max_days"), "{e}");
     }
 
@@ -365,9 +425,18 @@ mod tests {
         let cases = [
             ("timezone = \"Mars/Base\"", "timezone"),
             ("[retention]\nmax_day = 0", "retention.max_day"),
-            ("[retention]\nsliding_windows = [7, 7]", "retention.sliding_windows[1]"),
-            ("[[funnels]]\nname = \"f\"\nsteps = [\"a\"]\nwindow = \"1w\"", "funnels[0].window"),
-            ("[[ratios]]\nname = \"r\"\nnumerator = [\"a\"]\ndenominator = \"everyone\"", "ratios[0].denominator"),
+            (
+                "[retention]\nsliding_windows = [7, 7]",
+                "retention.sliding_windows[1]",
+            ),
+            (
+                "[[funnels]]\nname = \"f\"\nsteps = [\"a\"]\nwindow = \"1w\"",
+                "funnels[0].window",
+            ),
+            (
+                "[[ratios]]\nname = \"r\"\nnumerator = [\"a\"]\ndenominator = \"everyone\"",
+                "ratios[0].denominator",
+            ),
         ];
         for (text, key) in cases {
             let e = Config::from_toml(text).unwrap_err().to_string();

@@ -43,7 +43,11 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { workers: 1, track_identities: false, queue: 64 }
+        EngineOptions {
+            workers: 1,
+            track_identities: false,
+            queue: 64,
+        }
     }
 }
 
@@ -60,69 +64,80 @@ impl Engine {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<FactBatch>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
         let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
-        let thread = std::thread::Builder::new().name("tidemark-engine".into()).spawn(move || {
-            let config = timely::Config::process(options.workers.max(1));
-            let guards = timely::execute(config, move |worker| {
-                let index = worker.index();
-                let out = update_tx.clone();
-                let track = options.track_identities;
-                let plan = plan.clone();
-                let probe = Probe::new();
-                let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-                    let (inputs, outputs) = build(scope, plan);
-                    let rows = report(outputs.rows, out.clone(), Update::Rows);
-                    rows.probe_with(&probe);
-                    report(outputs.guarded, out.clone(), Update::Guarded).probe_with(&probe);
-                    if track {
-                        report(outputs.persons, out.clone(), Update::Persons).probe_with(&probe);
-                        report(outputs.firsts, out.clone(), Update::Firsts).probe_with(&probe);
+        let thread = std::thread::Builder::new()
+            .name("tidemark-engine".into())
+            .spawn(move || {
+                let config = timely::Config::process(options.workers.max(1));
+                let guards = timely::execute(config, move |worker| {
+                    let index = worker.index();
+                    let out = update_tx.clone();
+                    let track = options.track_identities;
+                    let plan = plan.clone();
+                    let probe = Probe::new();
+                    let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
+                        let (inputs, outputs) = build(scope, plan);
+                        let rows = report(outputs.rows, out.clone(), Update::Rows);
+                        rows.probe_with(&probe);
+                        report(outputs.guarded, out.clone(), Update::Guarded).probe_with(&probe);
+                        if track {
+                            report(outputs.persons, out.clone(), Update::Persons)
+                                .probe_with(&probe);
+                            report(outputs.firsts, out.clone(), Update::Firsts).probe_with(&probe);
+                        }
+                        inputs
+                    });
+                    let receiver = if index == 0 {
+                        batch_rx.lock().ok().and_then(|mut r| r.take())
+                    } else {
+                        None
+                    };
+                    let Some(receiver) = receiver else {
+                        drop(inputs);
+                        while !probe.done() {
+                            worker.step_or_park(None);
+                        }
+                        return;
+                    };
+                    let mut time: Time = 1;
+                    inputs.advance_to(time);
+                    let mut reported: Time = 0;
+                    loop {
+                        let next = match receiver.try_recv() {
+                            Ok(batch) => Some(batch),
+                            Err(TryRecvError::Empty) => {
+                                while probe.less_than(&time) {
+                                    worker.step();
+                                }
+                                if time - 1 > reported {
+                                    reported = time - 1;
+                                    let _ = out.send(Update::Progress(reported));
+                                }
+                                receiver.recv().ok()
+                            }
+                            Err(TryRecvError::Disconnected) => None,
+                        };
+                        let Some(batch) = next else { break };
+                        inputs.feed(batch);
+                        time += 1;
+                        inputs.advance_to(time);
+                        worker.step();
                     }
-                    inputs
-                });
-                let receiver = if index == 0 { batch_rx.lock().ok().and_then(|mut r| r.take()) } else { None };
-                let Some(receiver) = receiver else {
                     drop(inputs);
                     while !probe.done() {
-                        worker.step_or_park(None);
+                        worker.step();
                     }
-                    return;
-                };
-                let mut time: Time = 1;
-                inputs.advance_to(time);
-                let mut reported: Time = 0;
-                loop {
-                    let next = match receiver.try_recv() {
-                        Ok(batch) => Some(batch),
-                        Err(TryRecvError::Empty) => {
-                            while probe.less_than(&time) {
-                                worker.step();
-                            }
-                            if time - 1 > reported {
-                                reported = time - 1;
-                                let _ = out.send(Update::Progress(reported));
-                            }
-                            receiver.recv().ok()
-                        }
-                        Err(TryRecvError::Disconnected) => None,
-                    };
-                    let Some(batch) = next else { break };
-                    inputs.feed(batch);
-                    time += 1;
-                    inputs.advance_to(time);
-                    worker.step();
+                    let _ = out.send(Update::Progress(time));
+                })?;
+                for r in guards.join() {
+                    r?;
                 }
-                drop(inputs);
-                while !probe.done() {
-                    worker.step();
-                }
-                let _ = out.send(Update::Progress(time));
+                Ok(())
             })?;
-            for r in guards.join() {
-                r?;
-            }
-            Ok(())
-        })?;
-        Ok(Engine { batches: batch_tx, updates: update_rx, thread })
+        Ok(Engine {
+            batches: batch_tx,
+            updates: update_rx,
+            thread,
+        })
     }
 
     /// Closes the input and waits for the workers to finish; returns the update stream's rest.

@@ -5,6 +5,7 @@ pub mod dataflow;
 pub mod engine;
 pub mod event;
 pub mod facts;
+pub mod gen;
 pub mod ingest;
 pub mod metric;
 pub mod output;

@@ -19,7 +19,10 @@ pub struct PipelineOptions {
 
 impl Default for PipelineOptions {
     fn default() -> Self {
-        PipelineOptions { engine: EngineOptions::default(), batch_events: 100_000 }
+        PipelineOptions {
+            engine: EngineOptions::default(),
+            batch_events: 100_000,
+        }
     }
 }
 
@@ -49,8 +52,8 @@ impl Output {
     fn absorb(&mut self, update: Update) {
         match update {
             Update::Rows(changes) => self.table.absorb(changes),
-            Update::Persons(changes) => self.identities.apply_persons(changes),
-            Update::Firsts(changes) => self.identities.apply_firsts(changes),
+            Update::Persons(changes) => self.identities.absorb_persons(changes),
+            Update::Firsts(changes) => self.identities.absorb_firsts(changes),
             Update::Guarded(changes) => {
                 for ((ident, links), _, diff) in changes {
                     if diff > 0 {
@@ -62,6 +65,7 @@ impl Output {
                 }
             }
             Update::Progress(t) => {
+                self.identities.complete(t);
                 let deltas = self.table.complete(t);
                 if self.keep_deltas {
                     self.deltas.extend(deltas);
@@ -161,7 +165,8 @@ impl Pipeline {
 impl Finished {
     /// The snapshot document.
     pub fn snapshot(&self) -> serde_json::Value {
-        let guarded: Vec<(Ident, u32)> = self.output.guarded.iter().map(|(a, b)| (*a, *b)).collect();
+        let guarded: Vec<(Ident, u32)> =
+            self.output.guarded.iter().map(|(a, b)| (*a, *b)).collect();
         let meta = crate::output::SnapshotMeta {
             plan: &self.plan,
             dict: &self.dict,
@@ -169,6 +174,6 @@ impl Finished {
             clock: self.clock,
             guarded: &guarded,
         };
-        crate::output::snapshot_json(&meta, self.output.table.rows().iter())
+        crate::output::snapshot_json(&meta, self.output.table.current().iter())
     }
 }

@@ -46,7 +46,10 @@ impl Plan {
     pub fn new(config: Config) -> Self {
         let mut names: Vec<String> = Vec::new();
         let mut classes: HashMap<String, NameClass> = HashMap::new();
-        let intern = |name: &str, names: &mut Vec<String>, classes: &mut HashMap<String, NameClass>| -> NameId {
+        let intern = |name: &str,
+                      names: &mut Vec<String>,
+                      classes: &mut HashMap<String, NameClass>|
+         -> NameId {
             let class = classes.entry(name.to_string()).or_default();
             *class.id.get_or_insert_with(|| {
                 names.push(name.to_string());
@@ -58,7 +61,11 @@ impl Plan {
             .iter()
             .map(|f| FunnelPlan {
                 name: f.name.clone(),
-                steps: f.steps.iter().map(|s| intern(s, &mut names, &mut classes)).collect(),
+                steps: f
+                    .steps
+                    .iter()
+                    .map(|s| intern(s, &mut names, &mut classes))
+                    .collect(),
                 window_ms: f.window_ms,
             })
             .collect::<Vec<_>>();
@@ -72,10 +79,18 @@ impl Plan {
             .iter()
             .map(|r| RatioPlan {
                 name: r.name.clone(),
-                numerator: r.numerator.iter().map(|s| intern(s, &mut names, &mut classes)).collect(),
+                numerator: r
+                    .numerator
+                    .iter()
+                    .map(|s| intern(s, &mut names, &mut classes))
+                    .collect(),
                 denominator: match &r.denominator {
                     Denominator::Active => None,
-                    Denominator::Events(list) => Some(list.iter().map(|s| intern(s, &mut names, &mut classes)).collect()),
+                    Denominator::Events(list) => Some(
+                        list.iter()
+                            .map(|s| intern(s, &mut names, &mut classes))
+                            .collect(),
+                    ),
                 },
             })
             .collect::<Vec<_>>();
@@ -91,9 +106,18 @@ impl Plan {
         for name in &config.activity_exclude {
             classes.entry(name.clone()).or_default().excluded = true;
         }
-        classes.entry(config.purchase_event.clone()).or_default().purchase = true;
+        classes
+            .entry(config.purchase_event.clone())
+            .or_default()
+            .purchase = true;
         classes.entry(config.spend_event.clone()).or_default().spend = true;
-        Plan { config, names, funnels, ratios, classes }
+        Plan {
+            config,
+            names,
+            funnels,
+            ratios,
+            classes,
+        }
     }
 
     /// How an event name takes part in the metrics (all false for names no metric singles out).

@@ -119,13 +119,21 @@ pub fn hour_label(hour: Hour) -> String {
 
 /// `YYYY-MM` label of a month bucket.
 pub fn month_label(month: Month) -> String {
-    format!("{:04}-{:02}", month.div_euclid(12), month.rem_euclid(12) + 1)
+    format!(
+        "{:04}-{:02}",
+        month.div_euclid(12),
+        month.rem_euclid(12) + 1
+    )
 }
 
 /// Parses a `YYYY-MM-DD` label back into a day bucket.
 pub fn parse_day(s: &str) -> Option<Day> {
     let d: jiff::civil::Date = s.parse().ok()?;
-    Some(days_from_civil(d.year() as i32, d.month() as u32, d.day() as u32))
+    Some(days_from_civil(
+        d.year() as i32,
+        d.month() as u32,
+        d.day() as u32,
+    ))
 }
 
 #[cfg(test)]
@@ -140,7 +148,10 @@ mod tests {
             let j = jiff::civil::date(1970, 1, 1)
                 .checked_add(jiff::Span::new().days(day as i64))
                 .unwrap();
-            assert_eq!((j.year() as i32, j.month() as u32, j.day() as u32), (y, m, d));
+            assert_eq!(
+                (j.year() as i32, j.month() as u32, j.day() as u32),
+                (y, m, d)
+            );
         }
     }
 
@@ -161,7 +172,10 @@ mod tests {
         let b = cal.hour(1_793_514_600_000);
         assert_eq!(a, b);
         assert_eq!(hour_label(a), "2026-11-01T01");
-        assert_eq!(cal.format_instant(1_793_894_400_000), "2026-11-05T11:00:00.000-05:00");
+        assert_eq!(
+            cal.format_instant(1_793_894_400_000),
+            "2026-11-05T11:00:00.000-05:00"
+        );
     }
 
     #[test]

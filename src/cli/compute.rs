@@ -56,14 +56,21 @@ pub fn read_log(
     let cfg = super::load_config(log.config.as_ref())?;
     let plan = Arc::new(Plan::new(cfg));
     let options = PipelineOptions {
-        engine: EngineOptions { workers: log.workers, track_identities, ..EngineOptions::default() },
+        engine: EngineOptions {
+            workers: log.workers,
+            track_identities,
+            ..EngineOptions::default()
+        },
         batch_events: log.batch,
     };
     let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
     let source: Box<dyn Read> = if log.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        Box::new(File::open(&log.input).with_context(|| format!("cannot open input {}", log.input.display()))?)
+        Box::new(
+            File::open(&log.input)
+                .with_context(|| format!("cannot open input {}", log.input.display()))?,
+        )
     };
     let mut reader = BufReader::with_capacity(1 << 20, source);
     let show_progress = !quiet && std::io::stderr().is_terminal();
@@ -73,7 +80,9 @@ pub fn read_log(
     let mut index: u64 = 0;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line).with_context(|| format!("cannot read {}", log.input.display()))?;
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", log.input.display()))?;
         if n == 0 {
             break;
         }
@@ -85,7 +94,8 @@ pub fn read_log(
         if let Outcome::Rejected(r) = pipeline.offer_bytes(text) {
             on_reject(index, &r, text)?;
         }
-        if show_progress && index % 65_536 == 0 && last_report.elapsed().as_millis() >= 500 {
+        if show_progress && index.is_multiple_of(65_536) && last_report.elapsed().as_millis() >= 500
+        {
             last_report = Instant::now();
             let rate = index as f64 / started.elapsed().as_secs_f64();
             eprint!("\rread {index} lines ({rate:.0} lines/s)   ");
@@ -94,7 +104,9 @@ pub fn read_log(
     if show_progress {
         eprint!("\rread {index} lines; finishing the dataflow...   \r");
     }
-    pipeline.finish().map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))
+    pipeline
+        .finish()
+        .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {
@@ -109,7 +121,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut rejects: Option<BufWriter<File>> = match &args.rejects {
         None => None,
-        Some(p) => Some(BufWriter::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)),
+        Some(p) => Some(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
     };
     let source = args.log.input.display().to_string();
     let finished = read_log(&args.log, false, args.quiet, |index, r, text| {
@@ -130,7 +144,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out.write_all(text.as_bytes())?;
         out.write_all(b"\n")?;
     } else {
-        std::fs::write(&args.output, text + "\n").with_context(|| format!("cannot write {}", args.output.display()))?;
+        std::fs::write(&args.output, text + "\n")
+            .with_context(|| format!("cannot write {}", args.output.display()))?;
     }
     if !args.quiet {
         let c = &finished.counts;
@@ -142,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.duplicates,
             c.rejected_total(),
             c.rejected,
-            finished.output.table.rows().len(),
+            finished.output.table.current().len(),
             secs,
             total as f64 / secs.max(1e-9)
         );

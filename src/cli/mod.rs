@@ -2,6 +2,7 @@
 
 mod check;
 mod compute;
+mod generate;
 mod whois;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Compute the snapshot of an event log.
     Compute(compute::Args),
+    /// Write a realistic synthetic event log (JSON Lines) to standard output.
+    Generate(generate::Args),
     /// Validate a configuration file.
     Check(check::Args),
     /// Show every identity of the person behind one identity, with first-seen day and channel.
@@ -33,6 +36,7 @@ enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Compute(a) => compute::run(a),
+        Command::Generate(a) => generate::run(a),
         Command::Check(a) => check::run(a),
         Command::Whois(a) => whois::run(a),
     }
@@ -42,6 +46,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::default()),
-        Some(p) => Config::from_file(p).with_context(|| format!("invalid configuration {}", p.display())),
+        Some(p) => {
+            Config::from_file(p).with_context(|| format!("invalid configuration {}", p.display()))
+        }
     }
 }

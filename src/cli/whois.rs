@@ -18,11 +18,17 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some((kind, value)) = args.identity.split_once(':') else {
-        anyhow::bail!("identity {:?} must be TYPE:VALUE, for example openid:o_42", args.identity);
+        anyhow::bail!(
+            "identity {:?} must be TYPE:VALUE, for example openid:o_42",
+            args.identity
+        );
     };
     let mut finished = read_log(&args.log, true, true, |_, _, _| Ok(()))?;
     let Some(ident) = finished.ingest.lookup(kind, value) else {
-        println!("{}", json!({"identity": {"type": kind, "value": value}, "found": false}));
+        println!(
+            "{}",
+            json!({"identity": {"type": kind, "value": value}, "found": false})
+        );
         return Ok(ExitCode::from(1));
     };
     let index = &finished.output.identities;

@@ -38,9 +38,13 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
     count_rows(dau.clone(), |d| (Metric::Dau, Dims::Day(d)))
         .concat(count_rows(hau, |h| (Metric::Hau, Dims::Hour(h))))
         .concat(count_rows(new_users, |d| (Metric::NewUsers, Dims::Day(d))))
-        .concat(count_rows(weekly.clone(), |w| (Metric::NewUsersWeekly, Dims::Week(w))))
+        .concat(count_rows(weekly.clone(), |w| {
+            (Metric::NewUsersWeekly, Dims::Week(w))
+        }))
         .concat(wau_mau)
-        .concat(rate_rows(dau, mau, 1, |d| (Metric::Stickiness, Dims::Day(*d))))
+        .concat(rate_rows(dau, mau, 1, |d| {
+            (Metric::Stickiness, Dims::Day(*d))
+        }))
         .concat(growth(weekly, base.today.clone()))
         .concat(lifecycle(base))
 }
@@ -76,34 +80,42 @@ fn growth<'s>(weekly: Coll<'s, (Day, isize)>, today: Coll<'s, Day>) -> Rows<'s> 
                 }
             }
         })
-        .map(|((), (w, num, den))| ((Metric::NewUserGrowthWeekly, Dims::Week(w)), Value::Rate(num, den)))
+        .map(|((), (w, num, den))| {
+            (
+                (Metric::NewUserGrowthWeekly, Dims::Week(w)),
+                Value::Rate(num, den),
+            )
+        })
 }
 
 /// Lifecycle states per day; dormant rows stop at today.
 fn lifecycle<'s>(base: &Base<'s>) -> Rows<'s> {
-    let states = base.days.clone().reduce_named("Lifecycle", |_p, input, out| {
-        let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-        for (i, &d) in days.iter().enumerate() {
-            let state = if i == 0 {
-                State::New
-            } else if days[i - 1] == d - 1 {
-                State::Returning
-            } else {
-                State::Resurrecting
-            };
-            out.push(((d, state), 1));
-            if days.get(i + 1) != Some(&(d + 1)) {
-                out.push(((d + 1, State::Dormant), 1));
+    let states = base
+        .days
+        .clone()
+        .reduce_named("Lifecycle", |_p, input, out| {
+            let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
+            for (i, &d) in days.iter().enumerate() {
+                let state = if i == 0 {
+                    State::New
+                } else if days[i - 1] == d - 1 {
+                    State::Returning
+                } else {
+                    State::Resurrecting
+                };
+                out.push(((d, state), 1));
+                if days.get(i + 1) != Some(&(d + 1)) {
+                    out.push(((d + 1, State::Dormant), 1));
+                }
             }
-        }
-    });
+        });
     let counts = states.map(|(_p, ds)| ds).count_total();
     let active = counts.clone().filter(|((_, s), _)| *s != State::Dormant);
     let dormant = counts
         .filter(|((_, s), _)| *s == State::Dormant)
         .map(|((d, _), n)| (d, n));
-    count_rows(active, |(d, s)| (Metric::Lifecycle, Dims::DayState(d, s))).concat(count_rows(
-        upto_today(dormant, base.today.clone()),
-        |d| (Metric::Lifecycle, Dims::DayState(d, State::Dormant)),
-    ))
+    count_rows(active, |(d, s)| (Metric::Lifecycle, Dims::DayState(d, s)))
+        .concat(count_rows(upto_today(dormant, base.today.clone()), |d| {
+            (Metric::Lifecycle, Dims::DayState(d, State::Dormant))
+        }))
 }

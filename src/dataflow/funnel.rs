@@ -62,10 +62,19 @@ pub fn rows<'s>(base: &Base<'s>, steps: Coll<'s, (Person, Step)>) -> Rows<'s> {
         .clone()
         .filter(|((_, _, s), _)| *s == 1)
         .map(|((f, d, _), n)| ((f, d), n));
-    let conversion = counts.clone().map(|((f, d, s), n)| ((f, d), (s, n))).join_map(firsts, |&(f, d), &(s, n), &n1| {
-        ((Metric::FunnelConversion, Dims::FunnelDayStep(f, d, s)), Value::Rate(n as i64, n1 as i64))
-    });
-    count_rows(counts, |(f, d, s)| (Metric::Funnel, Dims::FunnelDayStep(f, d, s))).concat(conversion)
+    let conversion = counts
+        .clone()
+        .map(|((f, d, s), n)| ((f, d), (s, n)))
+        .join_map(firsts, |&(f, d), &(s, n), &n1| {
+            (
+                (Metric::FunnelConversion, Dims::FunnelDayStep(f, d, s)),
+                Value::Rate(n as i64, n1 as i64),
+            )
+        });
+    count_rows(counts, |(f, d, s)| {
+        (Metric::Funnel, Dims::FunnelDayStep(f, d, s))
+    })
+    .concat(conversion)
 }
 
 #[cfg(test)]
@@ -73,13 +82,21 @@ mod tests {
     use super::*;
 
     fn step(ts: i64, id: &str, name: u16) -> Step {
-        Step { ts, id: id.into(), name }
+        Step {
+            ts,
+            id: id.into(),
+            name,
+        }
     }
 
     #[test]
     fn same_timestamp_orders_by_id_and_window_is_inclusive() {
         let cal = Calendar::new("UTC").unwrap();
-        let f = FunnelPlan { name: "p".into(), steps: vec![0, 1, 2, 3], window_ms: 86_400_000 };
+        let f = FunnelPlan {
+            name: "p".into(),
+            steps: vec![0, 1, 2, 3],
+            window_ms: 86_400_000,
+        };
         let mut evs = [
             step(1_000, "t-1", 0),
             step(1_000, "t-2", 1),
@@ -95,8 +112,17 @@ mod tests {
     #[test]
     fn repeated_step_needs_a_later_event() {
         let cal = Calendar::new("UTC").unwrap();
-        let f = FunnelPlan { name: "d".into(), steps: vec![0, 0, 1], window_ms: 3_600_000 };
-        let evs = [step(0, "a", 0), step(10, "b", 1), step(20, "c", 0), step(30, "d", 1)];
+        let f = FunnelPlan {
+            name: "d".into(),
+            steps: vec![0, 0, 1],
+            window_ms: 3_600_000,
+        };
+        let evs = [
+            step(0, "a", 0),
+            step(10, "b", 1),
+            step(20, "c", 0),
+            step(30, "d", 1),
+        ];
         let refs: Vec<&Step> = evs.iter().collect();
         assert_eq!(entries(&[f], &cal, &refs), vec![(0, 0, 3)]);
     }

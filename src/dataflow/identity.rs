@@ -6,6 +6,9 @@ use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use super::Coll;
 use crate::facts::{Ident, Person};
 
+/// Each identity's person, and the identities that stopped linking with their number of links.
+pub type Resolved<'s> = (Coll<'s, (Ident, Person)>, Coll<'s, (Ident, u32)>);
+
 /// Labels every identity with its person (the smallest identity of its component).
 ///
 /// An identity directly linked to more than `max_links` distinct identities stops linking (it
@@ -15,10 +18,8 @@ pub fn resolve<'s>(
     idents: Coll<'s, Ident>,
     edges: Coll<'s, (Ident, Ident)>,
     max_links: u32,
-) -> (Coll<'s, (Ident, Person)>, Coll<'s, (Ident, u32)>) {
-    let links = edges
-        .flat_map(|(a, b)| [(a, b), (b, a)])
-        .distinct_total();
+) -> Resolved<'s> {
+    let links = edges.flat_map(|(a, b)| [(a, b), (b, a)]).distinct_total();
     let guarded = links
         .clone()
         .map(|(a, _)| a)

@@ -155,20 +155,35 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
     let p_hours = hours
         .join_core(person_of.clone(), |_i, h, p| Some((*p, *h)))
         .distinct_total();
-    let p_days = p_hours.clone().map(|(p, h)| (p, hour_day(h))).distinct_total();
+    let p_days = p_hours
+        .clone()
+        .map(|(p, h)| (p, hour_day(h)))
+        .distinct_total();
     let p_firsts = firsts
         .join_core(person_of.clone(), |_i, f: &First, p| Some((*p, f.clone())))
-        .reduce_named("FirstOfPerson", |_p, input, out| out.push((input[0].0.clone(), 1)));
+        .reduce_named("FirstOfPerson", |_p, input, out| {
+            out.push((input[0].0.clone(), 1))
+        });
     let cal = plan.config.calendar.clone();
     let today = clock.map(move |ms| cal.day(ms));
 
-    let base = Base { plan: plan.clone(), hours: p_hours, days: p_days, firsts: p_firsts.clone(), today };
+    let base = Base {
+        plan: plan.clone(),
+        hours: p_hours,
+        days: p_days,
+        firsts: p_firsts.clone(),
+        today,
+    };
 
     let p_named = named
-        .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| Some((*p, *dn)))
+        .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| {
+            Some((*p, *dn))
+        })
         .distinct_total();
     let p_steps = steps.join_core(person_of.clone(), |_i, s: &Step, p| Some((*p, s.clone())));
-    let p_purchases = purchases.clone().join_core(person_of, |_i, d: &Day, p| Some((*p, *d)));
+    let p_purchases = purchases
+        .clone()
+        .join_core(person_of, |_i, d: &Day, p| Some((*p, *d)));
 
     let rows = activity::rows(&base)
         .concat(retention::rows(&base))
@@ -187,5 +202,13 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
         spend: spend_in,
         clock: clock_in,
     };
-    (inputs, Outputs { rows, persons, firsts: p_firsts, guarded })
+    (
+        inputs,
+        Outputs {
+            rows,
+            persons,
+            firsts: p_firsts,
+            guarded,
+        },
+    )
 }

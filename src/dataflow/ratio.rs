@@ -24,7 +24,11 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
             if plan.numerator.contains(&name) {
                 out.push(((r as u16, Side::Numerator, d), p));
             }
-            if plan.denominator.as_ref().is_some_and(|den| den.contains(&name)) {
+            if plan
+                .denominator
+                .as_ref()
+                .is_some_and(|den| den.contains(&name))
+            {
                 out.push(((r as u16, Side::Denominator, d), p));
             }
         }
@@ -38,10 +42,12 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
         .filter(|(_, r)| r.denominator.is_none())
         .map(|(i, _)| i as u16)
         .collect();
-    let by_activity = base
-        .days
-        .clone()
-        .flat_map(move |(p, d)| active_ratios.clone().into_iter().map(move |r| ((r, Side::Denominator, d), p)));
+    let by_activity = base.days.clone().flat_map(move |(p, d)| {
+        active_ratios
+            .clone()
+            .into_iter()
+            .map(move |r| ((r, Side::Denominator, d), p))
+    });
     let counts = by_event
         .concat(by_activity)
         .distinct_total()
@@ -54,7 +60,13 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
     let den = counts
         .filter(|((_, s, _), _)| *s == Side::Denominator)
         .map(|((r, _, d), n)| ((r, d), n));
-    count_rows(num.clone(), |(r, d)| (Metric::RatioNumerator, Dims::NameDay(r, d)))
-        .concat(count_rows(den.clone(), |(r, d)| (Metric::RatioDenominator, Dims::NameDay(r, d))))
-        .concat(rate_rows(num, den, 1, |&(r, d)| (Metric::Ratio, Dims::NameDay(r, d))))
+    count_rows(num.clone(), |(r, d)| {
+        (Metric::RatioNumerator, Dims::NameDay(r, d))
+    })
+    .concat(count_rows(den.clone(), |(r, d)| {
+        (Metric::RatioDenominator, Dims::NameDay(r, d))
+    }))
+    .concat(rate_rows(num, den, 1, |&(r, d)| {
+        (Metric::Ratio, Dims::NameDay(r, d))
+    }))
 }

@@ -40,7 +40,11 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
                 out.push(((Kind::Unbounded, first, n as u16), 1));
             }
             let cohort_month = month_of(first);
-            let mut months: Vec<i32> = days.iter().map(|&d| month_of(d) - cohort_month).filter(|n| (1..=12).contains(n)).collect();
+            let mut months: Vec<i32> = days
+                .iter()
+                .map(|&d| month_of(d) - cohort_month)
+                .filter(|n| (1..=12).contains(n))
+                .collect();
             months.dedup();
             for n in months {
                 out.push(((Kind::Month, cohort_month, n as u16), 1));
@@ -49,43 +53,80 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
         .map(|(_p, k)| k)
         .count_total();
 
-    let new_by_day = base.days.clone().reduce_named("CohortDay", |_p, input, out| out.push((*input[0].0, 1)));
+    let new_by_day = base
+        .days
+        .clone()
+        .reduce_named("CohortDay", |_p, input, out| out.push((*input[0].0, 1)));
     let new_by_day = new_by_day.map(|(_p, d)| d);
     let new_by_month = new_by_day.clone().map(month_of).count_total();
     let new_by_day = new_by_day.count_total();
 
-    let daily = cohorts.clone().filter(|((k, _, _), _)| *k == Kind::Day).map(|((_, c, n), v)| ((c, n), v));
-    let daily_rate = daily.clone().map(|((c, n), v)| (c, (n, v))).join_map(new_by_day, |c, (n, v), d| ((*c, *n), (*v, *d)));
-    let monthly = cohorts.clone().filter(|((k, _, _), _)| *k == Kind::Month).map(|((_, c, n), v)| ((c, n), v));
-    let monthly_rate = monthly.clone().map(|((c, n), v)| (c, (n, v))).join_map(new_by_month, |c, (n, v), d| ((*c, *n), (*v, *d)));
-    let unbounded = cohorts.filter(|((k, _, _), _)| *k == Kind::Unbounded).map(|((_, c, n), v)| ((c, n), v));
+    let daily = cohorts
+        .clone()
+        .filter(|((k, _, _), _)| *k == Kind::Day)
+        .map(|((_, c, n), v)| ((c, n), v));
+    let daily_rate = daily
+        .clone()
+        .map(|((c, n), v)| (c, (n, v)))
+        .join_map(new_by_day, |c, (n, v), d| ((*c, *n), (*v, *d)));
+    let monthly = cohorts
+        .clone()
+        .filter(|((k, _, _), _)| *k == Kind::Month)
+        .map(|((_, c, n), v)| ((c, n), v));
+    let monthly_rate = monthly
+        .clone()
+        .map(|((c, n), v)| (c, (n, v)))
+        .join_map(new_by_month, |c, (n, v), d| ((*c, *n), (*v, *d)));
+    let unbounded = cohorts
+        .filter(|((k, _, _), _)| *k == Kind::Unbounded)
+        .map(|((_, c, n), v)| ((c, n), v));
 
     count_rows(daily, |(c, n)| (Metric::Retention, Dims::CohortDayN(c, n)))
-        .concat(count_rows(unbounded, |(c, n)| (Metric::RetentionUnbounded, Dims::CohortDayN(c, n))))
-        .concat(count_rows(monthly, |(c, n)| (Metric::MonthlyRetention, Dims::CohortMonthN(c, n))))
-        .concat(daily_rate.map(|((c, n), (v, d))| ((Metric::RetentionRate, Dims::CohortDayN(c, n)), crate::metric::Value::Rate(v as i64, d as i64))))
-        .concat(monthly_rate.map(|((c, n), (v, d))| ((Metric::MonthlyRetentionRate, Dims::CohortMonthN(c, n)), crate::metric::Value::Rate(v as i64, d as i64))))
+        .concat(count_rows(unbounded, |(c, n)| {
+            (Metric::RetentionUnbounded, Dims::CohortDayN(c, n))
+        }))
+        .concat(count_rows(monthly, |(c, n)| {
+            (Metric::MonthlyRetention, Dims::CohortMonthN(c, n))
+        }))
+        .concat(daily_rate.map(|((c, n), (v, d))| {
+            (
+                (Metric::RetentionRate, Dims::CohortDayN(c, n)),
+                crate::metric::Value::Rate(v as i64, d as i64),
+            )
+        }))
+        .concat(monthly_rate.map(|((c, n), (v, d))| {
+            (
+                (Metric::MonthlyRetentionRate, Dims::CohortMonthN(c, n)),
+                crate::metric::Value::Rate(v as i64, d as i64),
+            )
+        }))
         .concat(sliding(base))
 }
 
 /// Sliding-window retention for every configured window.
 fn sliding<'s>(base: &Base<'s>) -> Rows<'s> {
     let windows = base.plan.config.sliding_windows.clone();
-    let tags: Vec<Sliding> = windows.iter().flat_map(|&w| [Sliding::Base(w), Sliding::Kept(w)]).collect();
-    let per_person = base.days.clone().reduce_named("SlidingWindows", move |_p, input, out| {
-        let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-        for &w in &windows {
-            let w = w as Day;
-            let earlier = spans(&days, w, 2 * w - 1);
-            let recent = spans(&days, 0, w - 1);
-            for &(s, e) in &intersect(&earlier, &recent) {
-                out.push(((Sliding::Kept(w as u16), s, e), 1));
+    let tags: Vec<Sliding> = windows
+        .iter()
+        .flat_map(|&w| [Sliding::Base(w), Sliding::Kept(w)])
+        .collect();
+    let per_person = base
+        .days
+        .clone()
+        .reduce_named("SlidingWindows", move |_p, input, out| {
+            let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
+            for &w in &windows {
+                let w = w as Day;
+                let earlier = spans(&days, w, 2 * w - 1);
+                let recent = spans(&days, 0, w - 1);
+                for &(s, e) in &intersect(&earlier, &recent) {
+                    out.push(((Sliding::Kept(w as u16), s, e), 1));
+                }
+                for (s, e) in earlier {
+                    out.push(((Sliding::Base(w as u16), s, e), 1));
+                }
             }
-            for (s, e) in earlier {
-                out.push(((Sliding::Base(w as u16), s, e), 1));
-            }
-        }
-    });
+        });
     let covered = coverage(per_person, base.today.clone(), tags);
     let base_counts = covered.clone().flat_map(|((tag, d), n)| match tag {
         Sliding::Base(w) => Some(((d, w), n)),
@@ -95,7 +136,13 @@ fn sliding<'s>(base: &Base<'s>) -> Rows<'s> {
         Sliding::Kept(w) => Some(((d, w), n)),
         Sliding::Base(_) => None,
     });
-    count_rows(base_counts.clone(), |(d, w)| (Metric::SlidingRetentionBase, Dims::DayWindow(d, w)))
-        .concat(count_rows(kept_counts.clone(), |(d, w)| (Metric::SlidingRetentionKept, Dims::DayWindow(d, w))))
-        .concat(rate_rows(kept_counts, base_counts, 1, |(d, w)| (Metric::SlidingRetention, Dims::DayWindow(*d, *w))))
+    count_rows(base_counts.clone(), |(d, w)| {
+        (Metric::SlidingRetentionBase, Dims::DayWindow(d, w))
+    })
+    .concat(count_rows(kept_counts.clone(), |(d, w)| {
+        (Metric::SlidingRetentionKept, Dims::DayWindow(d, w))
+    }))
+    .concat(rate_rows(kept_counts, base_counts, 1, |(d, w)| {
+        (Metric::SlidingRetention, Dims::DayWindow(*d, *w))
+    }))
 }

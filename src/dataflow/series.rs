@@ -11,12 +11,18 @@ use crate::metric::{Key, Value};
 use crate::time::Day;
 
 /// Turns counts into rows of `Value::Count`.
-pub fn count_rows<'s, K: ExchangeData>(counts: Coll<'s, (K, isize)>, key: impl Fn(K) -> Key + 'static) -> Rows<'s> {
+pub fn count_rows<'s, K: ExchangeData>(
+    counts: Coll<'s, (K, isize)>,
+    key: impl Fn(K) -> Key + 'static,
+) -> Rows<'s> {
     counts.map(move |(k, n)| (key(k), Value::Count(n as i64)))
 }
 
 /// Turns cent totals into rows of `Value::Money`.
-pub fn money_rows<'s, K: ExchangeData>(cents: Coll<'s, (K, isize)>, key: impl Fn(K) -> Key + 'static) -> Rows<'s> {
+pub fn money_rows<'s, K: ExchangeData>(
+    cents: Coll<'s, (K, isize)>,
+    key: impl Fn(K) -> Key + 'static,
+) -> Rows<'s> {
     cents.map(move |(k, c)| (key(k), Value::Money(c as i64)))
 }
 
@@ -27,12 +33,17 @@ pub fn rate_rows<'s, K: ExchangeData + Hashable>(
     den_scale: i64,
     key: impl Fn(&K) -> Key + 'static,
 ) -> Rows<'s> {
-    num.join_map(den, move |k, n, d| (key(k), Value::Rate(*n as i64, *d as i64 * den_scale)))
-        .filter(|(_, v)| !matches!(v, Value::Rate(0, _) | Value::Rate(_, 0)))
+    num.join_map(den, move |k, n, d| {
+        (key(k), Value::Rate(*n as i64, *d as i64 * den_scale))
+    })
+    .filter(|(_, v)| !matches!(v, Value::Rate(0, _) | Value::Rate(_, 0)))
 }
 
 /// Keeps the records whose day is at most today.
-pub fn upto_today<'s, X: ExchangeData>(c: Coll<'s, (Day, X)>, today: Coll<'s, Day>) -> Coll<'s, (Day, X)> {
+pub fn upto_today<'s, X: ExchangeData>(
+    c: Coll<'s, (Day, X)>,
+    today: Coll<'s, Day>,
+) -> Coll<'s, (Day, X)> {
     c.map(|r| ((), r))
         .join_map(today.map(|t| ((), t)), |_, r, t| (r.clone(), *t))
         .filter(|((d, _), t)| d <= t)
@@ -78,7 +89,11 @@ enum Point {
 
 /// For per-person day intervals tagged by series, the number of persons covering each day,
 /// for days up to today where that number is positive.
-pub fn coverage<'s, Tag>(spans: Coll<'s, (Person, (Tag, Day, Day))>, today: Coll<'s, Day>, tags: Vec<Tag>) -> Coll<'s, ((Tag, Day), isize)>
+pub fn coverage<'s, Tag>(
+    spans: Coll<'s, (Person, (Tag, Day, Day))>,
+    today: Coll<'s, Day>,
+    tags: Vec<Tag>,
+) -> Coll<'s, ((Tag, Day), isize)>
 where
     Tag: ExchangeData + Hashable + std::hash::Hash + Copy,
 {
@@ -86,7 +101,11 @@ where
         .explode(|(_p, (tag, s, e))| [((tag, s), 1isize), ((tag, e + 1), -1isize)])
         .count_total()
         .map(|((tag, day), delta)| (tag, Point::Delta(day, delta as i64)));
-    let todays = today.flat_map(move |t| tags.clone().into_iter().map(move |tag| (tag, Point::Today(t))));
+    let todays = today.flat_map(move |t| {
+        tags.clone()
+            .into_iter()
+            .map(move |tag| (tag, Point::Today(t)))
+    });
     deltas
         .concat(todays)
         .reduce_named("Coverage", |_tag, input, out| {
@@ -96,11 +115,16 @@ where
             });
             let Some(today) = today else { return };
             let mut running = 0i64;
-            let mut points = input.iter().filter_map(|(p, _)| match *p {
-                Point::Delta(d, n) => Some((*d, *n)),
-                Point::Today(_) => None,
-            }).peekable();
-            let Some(&(mut day, _)) = points.peek() else { return };
+            let mut points = input
+                .iter()
+                .filter_map(|(p, _)| match *p {
+                    Point::Delta(d, n) => Some((*d, *n)),
+                    Point::Today(_) => None,
+                })
+                .peekable();
+            let Some(&(mut day, _)) = points.peek() else {
+                return;
+            };
             while day <= today {
                 while let Some(&(d, n)) = points.peek() {
                     if d > day {
@@ -131,7 +155,10 @@ mod tests {
 
     #[test]
     fn intersections() {
-        assert_eq!(intersect(&[(0, 5), (8, 9)], &[(3, 8)]), vec![(3, 5), (8, 8)]);
+        assert_eq!(
+            intersect(&[(0, 5), (8, 9)], &[(3, 8)]),
+            vec![(3, 5), (8, 8)]
+        );
         assert_eq!(intersect(&[(0, 1)], &[(2, 3)]), vec![]);
     }
 }

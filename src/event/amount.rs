@@ -12,7 +12,11 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
         None => (body, ""),
     };
     let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int_part.is_empty() || !digits_ok(int_part) || !digits_ok(frac_part) || (body.contains('.') && frac_part.is_empty()) {
+    if int_part.is_empty()
+        || !digits_ok(int_part)
+        || !digits_ok(frac_part)
+        || (body.contains('.') && frac_part.is_empty())
+    {
         return Err(format!("amount {text:?} is not a decimal number"));
     }
     let frac = frac_part.trim_end_matches('0');
@@ -22,7 +26,7 @@ pub fn parse_amount(text: &str) -> Result<i64, String> {
     let whole: i64 = int_part
         .parse()
         .ok()
-        .filter(|v: &i64| *v <= i64::MAX / 100 - 1)
+        .filter(|v: &i64| *v < i64::MAX / 100)
         .ok_or_else(|| format!("amount {text:?} is too large"))?;
     let mut cents = whole * 100;
     let mut scale = 10;
@@ -56,7 +60,16 @@ mod tests {
 
     #[test]
     fn rejects_sub_cent_and_junk() {
-        for bad in ["1.005", "abc", "", "1.", ".5", "1e3", "1,5", "99999999999999999999"] {
+        for bad in [
+            "1.005",
+            "abc",
+            "",
+            "1.",
+            ".5",
+            "1e3",
+            "1,5",
+            "99999999999999999999",
+        ] {
             assert!(parse_amount(bad).is_err(), "{bad}");
         }
     }

@@ -28,7 +28,9 @@ impl Limits {
     }
 
     fn blocked(&self, v: &str) -> bool {
-        self.blocked_values.iter().any(|b| b.eq_ignore_ascii_case(v))
+        self.blocked_values
+            .iter()
+            .any(|b| b.eq_ignore_ascii_case(v))
     }
 }
 
@@ -36,28 +38,65 @@ fn reject<T>(reason: Reason, detail: impl Into<String>) -> Result<T, Rejection> 
     Err(Rejection::new(reason, detail))
 }
 
-fn string_field<'a>(name: &str, v: Option<Scalar<'a>>, max: usize) -> Result<Cow<'a, str>, Rejection> {
+fn string_field<'a>(
+    name: &str,
+    v: Option<Scalar<'a>>,
+    max: usize,
+) -> Result<Cow<'a, str>, Rejection> {
     match v {
-        None | Some(Scalar::Other("null")) => reject(Reason::MissingField, format!("`{name}` is required")),
+        None | Some(Scalar::Other("null")) => {
+            reject(Reason::MissingField, format!("`{name}` is required"))
+        }
         Some(Scalar::Str(s)) if !s.is_empty() && s.len() <= max => Ok(s),
-        Some(Scalar::Str(s)) => reject(Reason::BadType, format!("`{name}` must be 1..={max} bytes, got {}", s.len())),
-        Some(other) => reject(Reason::BadType, format!("`{name}` must be a string, got {}", other.kind())),
+        Some(Scalar::Str(s)) => reject(
+            Reason::BadType,
+            format!("`{name}` must be 1..={max} bytes, got {}", s.len()),
+        ),
+        Some(other) => reject(
+            Reason::BadType,
+            format!("`{name}` must be a string, got {}", other.kind()),
+        ),
     }
 }
 
 fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
     let ms = match v {
-        None | Some(Scalar::Other("null")) => return reject(Reason::MissingField, "`ts` is required"),
+        None | Some(Scalar::Other("null")) => {
+            return reject(Reason::MissingField, "`ts` is required")
+        }
         Some(Scalar::Int(ms)) => ms,
         Some(Scalar::Str(s)) => match s.parse::<jiff::Timestamp>() {
             Ok(t) => t.as_millisecond(),
-            Err(_) => return reject(Reason::BadTimestamp, format!("`ts` {s:?} is not RFC 3339 with an offset (e.g. 2026-10-01T08:05:00+08:00)")),
+            Err(_) => {
+                return reject(
+                    Reason::BadTimestamp,
+                    format!(
+                    "`ts` {s:?} is not RFC 3339 with an offset (e.g. 2026-10-01T08:05:00+08:00)"
+                ),
+                )
+            }
         },
-        Some(Scalar::Float(f)) => return reject(Reason::BadTimestamp, format!("`ts` {f} must be whole epoch milliseconds")),
-        Some(other) => return reject(Reason::BadType, format!("`ts` must be epoch milliseconds or an RFC 3339 string, got {}", other.kind())),
+        Some(Scalar::Float(f)) => {
+            return reject(
+                Reason::BadTimestamp,
+                format!("`ts` {f} must be whole epoch milliseconds"),
+            )
+        }
+        Some(other) => {
+            return reject(
+                Reason::BadType,
+                format!(
+                    "`ts` must be epoch milliseconds or an RFC 3339 string, got {}",
+                    other.kind()
+                ),
+            )
+        }
     };
     if !(MIN_TS..END_TS).contains(&ms) {
-        return reject(Reason::BadTimestamp, format!("`ts` {ms} is outside the years 2000..=2100"));
+        return reject(
+            Reason::BadTimestamp,
+            format!("`ts` {ms} is outside the years 2000..=2100"),
+        );
     }
     Ok(ms)
 }
@@ -66,35 +105,56 @@ fn amount(props: Option<Object>) -> Result<Option<i64>, Rejection> {
     let entries = match props {
         None => return Ok(None),
         Some(Object::Not("null")) => return Ok(None),
-        Some(Object::Not(kind)) => return reject(Reason::BadType, format!("`props` must be an object, got {kind}")),
+        Some(Object::Not(kind)) => {
+            return reject(
+                Reason::BadType,
+                format!("`props` must be an object, got {kind}"),
+            )
+        }
         Some(Object::Entries(e)) => e,
     };
     let Some((_, value)) = entries.into_iter().find(|(k, _)| k == "amount") else {
         return Ok(None);
     };
     let cents = match value {
-        Scalar::Int(v) => v.checked_mul(100).ok_or_else(|| format!("amount {v} is too large")),
+        Scalar::Int(v) => v
+            .checked_mul(100)
+            .ok_or_else(|| format!("amount {v} is too large")),
         Scalar::Float(f) => parse_amount(&f.to_string()),
         Scalar::Str(s) => parse_amount(&s),
         Scalar::Other("null") => return Ok(None),
-        Scalar::Other(kind) => Err(format!("amount must be a number or decimal string, got {kind}")),
+        Scalar::Other(kind) => Err(format!(
+            "amount must be a number or decimal string, got {kind}"
+        )),
     };
-    cents.map(Some).map_err(|e| Rejection::new(Reason::BadAmount, format!("`props.amount`: {e}")))
+    cents
+        .map(Some)
+        .map_err(|e| Rejection::new(Reason::BadAmount, format!("`props.amount`: {e}")))
 }
 
 /// Validates one event given as JSON text.
 pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Rejection> {
     if text.len() > MAX_EVENT_BYTES {
-        return reject(Reason::TooLarge, format!("event is {} bytes; the limit is {MAX_EVENT_BYTES}", text.len()));
+        return reject(
+            Reason::TooLarge,
+            format!(
+                "event is {} bytes; the limit is {MAX_EVENT_BYTES}",
+                text.len()
+            ),
+        );
     }
     let trimmed = text.trim();
     if !trimmed.starts_with('{') {
         return match top_level_kind(trimmed) {
-            Some(kind) => reject(Reason::BadType, format!("an event must be a JSON object, got {kind}")),
+            Some(kind) => reject(
+                Reason::BadType,
+                format!("an event must be a JSON object, got {kind}"),
+            ),
             None => reject(Reason::MalformedJson, "not valid JSON"),
         };
     }
-    let wire: Wire = serde_json::from_str(trimmed).map_err(|e| Rejection::new(Reason::MalformedJson, e.to_string()))?;
+    let wire: Wire = serde_json::from_str(trimmed)
+        .map_err(|e| Rejection::new(Reason::MalformedJson, e.to_string()))?;
     let id = string_field("id", wire.id, 128)?;
     let ts = timestamp(wire.ts)?;
     let name = string_field("event", wire.event, 64)?;
@@ -109,12 +169,20 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
                 Ok(())
             }
             Scalar::Other("null") => Ok(()),
-            other => reject(Reason::BadType, format!("identity `{kind}` must be a string, got {}", other.kind())),
+            other => reject(
+                Reason::BadType,
+                format!("identity `{kind}` must be a string, got {}", other.kind()),
+            ),
         }
     };
     match wire.ids {
         None | Some(Object::Not("null")) => {}
-        Some(Object::Not(kind)) => return reject(Reason::BadType, format!("`ids` must be an object, got {kind}")),
+        Some(Object::Not(kind)) => {
+            return reject(
+                Reason::BadType,
+                format!("`ids` must be an object, got {kind}"),
+            )
+        }
         Some(Object::Entries(entries)) => {
             for (k, v) in entries {
                 if k.is_empty() {
@@ -131,19 +199,45 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
         None | Some(Scalar::Other("null")) => None,
         Some(Scalar::Str(s)) if s.is_empty() => None,
         Some(Scalar::Str(s)) if s.len() <= 128 => Some(s),
-        Some(Scalar::Str(s)) => return reject(Reason::BadType, format!("`channel` must be at most 128 bytes, got {}", s.len())),
-        Some(other) => return reject(Reason::BadType, format!("`channel` must be a string, got {}", other.kind())),
+        Some(Scalar::Str(s)) => {
+            return reject(
+                Reason::BadType,
+                format!("`channel` must be at most 128 bytes, got {}", s.len()),
+            )
+        }
+        Some(other) => {
+            return reject(
+                Reason::BadType,
+                format!("`channel` must be a string, got {}", other.kind()),
+            )
+        }
     };
     let amount = amount(wire.props)?;
     if ids.is_empty() {
         if name != limits.spend_event {
-            return reject(Reason::NoIdentity, "the event has no identity (after removing values that mean unknown)");
+            return reject(
+                Reason::NoIdentity,
+                "the event has no identity (after removing values that mean unknown)",
+            );
         }
         if channel.is_none() || amount.is_none() {
-            return reject(Reason::NoIdentity, format!("a `{}` event without identity needs `channel` and `props.amount`", limits.spend_event));
+            return reject(
+                Reason::NoIdentity,
+                format!(
+                    "a `{}` event without identity needs `channel` and `props.amount`",
+                    limits.spend_event
+                ),
+            );
         }
     }
-    Ok(Event { id, ts, name, ids, channel, amount })
+    Ok(Event {
+        id,
+        ts,
+        name,
+        ids,
+        channel,
+        amount,
+    })
 }
 
 #[cfg(test)]
@@ -174,22 +268,66 @@ mod tests {
 
     #[test]
     fn classifies_rejections() {
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000"#), Reason::MalformedJson);
+        assert_eq!(
+            reason(r#"{"id":"a","ts":1793700000000"#),
+            Reason::MalformedJson
+        );
         assert_eq!(reason(r#"["not","an","object"]"#), Reason::BadType);
-        assert_eq!(reason(r#"{"ts":1793700000000,"event":"x","user":"g"}"#), Reason::MissingField);
-        assert_eq!(reason(r#"{"id":"a","ts":"yesterday","event":"x","user":"g"}"#), Reason::BadTimestamp);
-        assert_eq!(reason(r#"{"id":"a","ts":946684799999,"event":"x","user":"g"}"#), Reason::BadTimestamp);
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000,"event":"x","ids":{}}"#), Reason::NoIdentity);
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000,"event":"x","user":"AnOnYmOuS"}"#), Reason::NoIdentity);
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000,"event":"ad_spend","props":{"amount":5}}"#), Reason::NoIdentity);
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000,"event":"x","user":"g","props":{"amount":"1.005"}}"#), Reason::BadAmount);
-        assert_eq!(reason(r#"{"id":"a","ts":1793700000000,"event":"x","user":42}"#), Reason::BadType);
-        assert_eq!(reason(&format!(r#"{{"id":"a","ts":1793700000000,"event":"{}","user":"g"}}"#, "x".repeat(65))), Reason::BadType);
-        assert_eq!(reason(&format!(r#"{{"id":"a","ts":1,"event":"x","pad":"{}"}}"#, "p".repeat(MAX_EVENT_BYTES))), Reason::TooLarge);
+        assert_eq!(
+            reason(r#"{"ts":1793700000000,"event":"x","user":"g"}"#),
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":"yesterday","event":"x","user":"g"}"#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":946684799999,"event":"x","user":"g"}"#),
+            Reason::BadTimestamp
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":1793700000000,"event":"x","ids":{}}"#),
+            Reason::NoIdentity
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":1793700000000,"event":"x","user":"AnOnYmOuS"}"#),
+            Reason::NoIdentity
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":1793700000000,"event":"ad_spend","props":{"amount":5}}"#),
+            Reason::NoIdentity
+        );
+        assert_eq!(
+            reason(
+                r#"{"id":"a","ts":1793700000000,"event":"x","user":"g","props":{"amount":"1.005"}}"#
+            ),
+            Reason::BadAmount
+        );
+        assert_eq!(
+            reason(r#"{"id":"a","ts":1793700000000,"event":"x","user":42}"#),
+            Reason::BadType
+        );
+        assert_eq!(
+            reason(&format!(
+                r#"{{"id":"a","ts":1793700000000,"event":"{}","user":"g"}}"#,
+                "x".repeat(65)
+            )),
+            Reason::BadType
+        );
+        assert_eq!(
+            reason(&format!(
+                r#"{{"id":"a","ts":1,"event":"x","pad":"{}"}}"#,
+                "p".repeat(MAX_EVENT_BYTES)
+            )),
+            Reason::TooLarge
+        );
     }
 
     #[test]
     fn invalid_id_type_is_bad_type_not_missing() {
-        assert_eq!(reason(r#"{"id":7,"ts":1793700000000,"event":"x","user":"g"}"#), Reason::BadType);
+        assert_eq!(
+            reason(r#"{"id":7,"ts":1793700000000,"event":"x","user":"g"}"#),
+            Reason::BadType
+        );
     }
 }

@@ -46,7 +46,9 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Int(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map(Scalar::Int).unwrap_or(Scalar::Float(v as f64)))
+        Ok(i64::try_from(v)
+            .map(Scalar::Int)
+            .unwrap_or(Scalar::Float(v as f64)))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
         Ok(Scalar::Float(v))
@@ -157,7 +159,8 @@ mod tests {
 
     #[test]
     fn borrows_plain_strings_and_keeps_escapes() {
-        let w: Wire = serde_json::from_str(r#"{"id":"a","event":"p\u0041","x":[1,{"y":2}]}"#).unwrap();
+        let w: Wire =
+            serde_json::from_str(r#"{"id":"a","event":"p\u0041","x":[1,{"y":2}]}"#).unwrap();
         assert!(matches!(w.id, Some(Scalar::Str(Cow::Borrowed("a")))));
         match w.event {
             Some(Scalar::Str(s)) => assert_eq!(s, "pA"),

@@ -15,14 +15,19 @@ pub struct Dictionary {
 impl Dictionary {
     pub fn new() -> Arc<Self> {
         let d = Dictionary::default();
-        d.channels.write().expect("fresh lock").push("(none)".into());
+        d.channels
+            .write()
+            .expect("fresh lock")
+            .push("(none)".into());
         Arc::new(d)
     }
 
     /// `(type, value)` of an interned identity.
     pub fn ident(&self, id: Ident) -> Option<(String, String)> {
         let idents = self.idents.read().ok()?;
-        idents.get(id as usize).map(|(t, v)| (t.to_string(), v.to_string()))
+        idents
+            .get(id as usize)
+            .map(|(t, v)| (t.to_string(), v.to_string()))
     }
 
     /// Label of an interned channel.

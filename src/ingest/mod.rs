@@ -137,7 +137,11 @@ impl Ingest {
         let Some(anchor) = anchor else { return };
         if !class.excluded {
             self.pending.hours.push((anchor, hour));
-            let candidate = First { ts: ev.ts, id: ev.id.to_string(), channel: channel.unwrap_or(NO_CHANNEL) };
+            let candidate = First {
+                ts: ev.ts,
+                id: ev.id.to_string(),
+                channel: channel.unwrap_or(NO_CHANNEL),
+            };
             let current = self.firsts.get(&anchor);
             if current.is_none_or(|c| (candidate.ts, &candidate.id) < (c.ts, &c.id)) {
                 let before = self.firsts.insert(anchor, candidate);
@@ -149,7 +153,14 @@ impl Ingest {
                 self.pending.named.push((anchor, (day, name)));
             }
             if class.funnel_step {
-                self.pending.steps.push((anchor, Step { ts: ev.ts, id: ev.id.to_string(), name }));
+                self.pending.steps.push((
+                    anchor,
+                    Step {
+                        ts: ev.ts,
+                        id: ev.id.to_string(),
+                        name,
+                    },
+                ));
             }
         }
         if class.purchase {
@@ -187,8 +198,19 @@ pub struct DeadLetter<'a> {
 }
 
 /// Builds the dead-letter record of a rejection.
-pub fn dead_letter<'a>(source: &'a str, index: u64, r: &'a Rejection, input: &'a str) -> DeadLetter<'a> {
-    DeadLetter { source, index, reason: r.reason.as_str(), detail: &r.detail, input }
+pub fn dead_letter<'a>(
+    source: &'a str,
+    index: u64,
+    r: &'a Rejection,
+    input: &'a str,
+) -> DeadLetter<'a> {
+    DeadLetter {
+        source,
+        index,
+        reason: r.reason.as_str(),
+        detail: &r.detail,
+        input,
+    }
 }
 
 /// Rejection for input bytes that are not UTF-8.

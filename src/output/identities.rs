@@ -1,59 +1,57 @@
 //! Who is who: each identity's person and each person's first event, kept from engine updates.
 
-use std::collections::HashMap;
-
+use crate::dataflow::Time;
 use crate::engine::Changes;
 use crate::facts::{First, Ident, Person};
+use crate::output::table::Versioned;
 
 /// Identity look-up state.
 #[derive(Debug, Default)]
 pub struct IdentityIndex {
-    person_of: HashMap<Ident, Person>,
-    firsts: HashMap<Person, First>,
-}
-
-fn apply<K: std::hash::Hash + Eq + Copy, V: Clone + Ord>(map: &mut HashMap<K, V>, mut changes: Changes<(K, V)>) {
-    // Per time, retractions before insertions, so a changed value ends up present.
-    changes.sort_by(|a, b| (a.1, a.2).cmp(&(b.1, b.2)));
-    for ((k, v), _t, d) in changes {
-        if d < 0 {
-            if map.get(&k) == Some(&v) {
-                map.remove(&k);
-            }
-        } else if d > 0 {
-            map.insert(k, v);
-        }
-    }
+    person_of: Versioned<Ident, Person>,
+    firsts: Versioned<Person, First>,
 }
 
 impl IdentityIndex {
-    pub fn apply_persons(&mut self, changes: Changes<(Ident, Person)>) {
-        apply(&mut self.person_of, changes);
+    pub fn absorb_persons(&mut self, changes: Changes<(Ident, Person)>) {
+        self.person_of.absorb(changes);
     }
 
-    pub fn apply_firsts(&mut self, changes: Changes<(Person, First)>) {
-        apply(&mut self.firsts, changes);
+    pub fn absorb_firsts(&mut self, changes: Changes<(Person, First)>) {
+        self.firsts.absorb(changes);
+    }
+
+    /// Applies everything up to a completed time.
+    pub fn complete(&mut self, upto: Time) {
+        self.person_of.complete(upto);
+        self.firsts.complete(upto);
     }
 
     /// The person of an identity.
     pub fn person(&self, ident: Ident) -> Option<Person> {
-        self.person_of.get(&ident).copied()
+        self.person_of.current().get(&ident).copied()
     }
 
     /// All identities of a person, sorted.
     pub fn members(&self, person: Person) -> Vec<Ident> {
-        let mut out: Vec<Ident> = self.person_of.iter().filter(|(_, p)| **p == person).map(|(i, _)| *i).collect();
+        let mut out: Vec<Ident> = self
+            .person_of
+            .current()
+            .iter()
+            .filter(|(_, p)| **p == person)
+            .map(|(i, _)| *i)
+            .collect();
         out.sort();
         out
     }
 
     /// The person's first active event.
     pub fn first(&self, person: Person) -> Option<&First> {
-        self.firsts.get(&person)
+        self.firsts.current().get(&person)
     }
 
     /// Number of persons with a first active event.
     pub fn persons(&self) -> usize {
-        self.firsts.len()
+        self.firsts.current().len()
     }
 }

@@ -6,4 +6,4 @@ mod table;
 
 pub use identities::IdentityIndex;
 pub use snapshot::{snapshot_json, SnapshotMeta};
-pub use table::{Delta, Table};
+pub use table::{Change, Delta, Table, Versioned};

@@ -21,12 +21,20 @@ pub struct SnapshotMeta<'a> {
 use crate::facts::Ident;
 
 /// Rows as JSON, sorted by metric name and then by dims as sorted-key JSON text.
-pub fn sorted_rows<'a>(labeler: &Labeler, rows: impl Iterator<Item = (&'a Key, &'a Value)>) -> Vec<Json> {
+pub fn sorted_rows<'a>(
+    labeler: &Labeler,
+    rows: impl Iterator<Item = (&'a Key, &'a Value)>,
+) -> Vec<Json> {
     let mut out: Vec<(&'static str, String, Json)> = rows
         .map(|(k, v)| {
             let dims = labeler.dims(&k.1);
-            let sort_key = serde_json::to_string(&dims.iter().collect::<BTreeMap<_, _>>()).unwrap_or_default();
-            (k.0.name(), sort_key, json!({"metric": k.0.name(), "dims": dims, "value": v.to_json()}))
+            let sort_key =
+                serde_json::to_string(&dims.iter().collect::<BTreeMap<_, _>>()).unwrap_or_default();
+            (
+                k.0.name(),
+                sort_key,
+                json!({"metric": k.0.name(), "dims": dims, "value": v.to_json()}),
+            )
         })
         .collect();
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
@@ -34,10 +42,21 @@ pub fn sorted_rows<'a>(labeler: &Labeler, rows: impl Iterator<Item = (&'a Key, &
 }
 
 /// The whole snapshot document.
-pub fn snapshot_json<'a>(meta: &SnapshotMeta, rows: impl Iterator<Item = (&'a Key, &'a Value)>) -> Json {
-    let labeler = Labeler { plan: meta.plan, dict: meta.dict };
+pub fn snapshot_json<'a>(
+    meta: &SnapshotMeta,
+    rows: impl Iterator<Item = (&'a Key, &'a Value)>,
+) -> Json {
+    let labeler = Labeler {
+        plan: meta.plan,
+        dict: meta.dict,
+    };
     let cal = &meta.plan.config.calendar;
-    let rejected: Map<String, Json> = meta.counts.rejected.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let rejected: Map<String, Json> = meta
+        .counts
+        .rejected
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     let guarded: Vec<Json> = meta
         .guarded
         .iter()

@@ -1,0 +1,162 @@
+//! Deterministic synthetic event log: persons arriving through channels, their sessions, orders, identity links and ad spend, as NDJSON.
+//!
+//! The simulation runs one local day at a time. Persons arrive (more of them as the days go by and
+//! on weekends), each through a channel named on their first event; they come back with a chance
+//! that decays with the days since arrival (a few loyal ones keep coming). Some register, linking
+//! their openid to an account id (`ids.uid` or the `user` shorthand) and often a phone; some also
+//! link a WeChat unionid or a second device. Paid channels spend 1-4 times a day. About 20% of
+//! `ts` values are RFC 3339 strings in the zone's offset, ~0.5% of lines are written late and
+//! ~0.3% are written twice with the same `id`. Output depends only on the options.
+
+mod json;
+mod model;
+mod order;
+mod record;
+mod rng;
+mod session;
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, Write};
+
+use jiff::civil::{Date, Weekday};
+use jiff::tz::TimeZone;
+
+use model::{Profile, Retention, CHANNELS, PAID_CHANNELS};
+use order::Writer;
+use record::{Ev, Kind, Renderer};
+use rng::{hash, unit, Rng};
+use session::{person_day, Day, Visitor};
+
+/// What to simulate.
+#[derive(Clone, Debug)]
+pub struct GenOptions {
+    /// Number of persons arriving over the whole period.
+    pub persons: u64,
+    /// Number of local days.
+    pub days: u32,
+    pub seed: u64,
+    /// First local day.
+    pub start: Date,
+    /// Days are local days in this zone.
+    pub timezone: TimeZone,
+}
+
+/// Writes NDJSON events (one JSON object per line) to `out`, returns the number of lines written.
+pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
+    let days = local_days(opts)?;
+    let Some(range) = days.first().zip(days.last()).map(|(a, b)| (a.1, b.1)) else {
+        return Ok(0);
+    };
+    let bounds = arrival_bounds(opts.persons, &days);
+    let mut state = vec![0u8; usize::try_from(opts.persons).map_err(invalid)?];
+    let mut writer = Writer::new(out, Renderer::new(opts.seed, opts.timezone.clone()), range);
+    let mut events = Vec::new();
+    let mut orders = 0;
+    let retention = Retention::new(opts.days);
+    for (d, w) in days.windows(2).enumerate() {
+        let day = Day {
+            seed: opts.seed,
+            index: d as u32,
+            start_ms: w[0].1,
+            len_ms: w[1].1 - w[0].1,
+        };
+        let busier = if is_weekend(w[0].0) { 1.1 } else { 1.0 };
+        ad_spend(&day, bounds[d + 1] - bounds[d], &mut events);
+        for a in 0..=d {
+            for n in bounds[a]..bounds[a + 1] {
+                let arriving = a == d;
+                let draw = unit(hash(opts.seed, &[0xAC71, n, d as u64]));
+                if !arriving && draw >= Retention::MAX_CHANCE * busier {
+                    continue;
+                }
+                let profile = Profile::of(opts.seed, n);
+                if !arriving && draw >= retention.chance(&profile, (d - a) as u32) * busier {
+                    continue;
+                }
+                let who = Visitor {
+                    index: n,
+                    profile,
+                    arriving,
+                };
+                person_day(&day, &who, &mut state[n as usize], &mut orders, &mut events);
+            }
+        }
+        writer.day(&mut events, &mut Rng::new(opts.seed, &[0x0D7, d as u64]))?;
+    }
+    writer.finish()
+}
+
+fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
+}
+
+/// The `days + 1` local dates from `start`, each with the epoch millisecond of its local midnight.
+fn local_days(opts: &GenOptions) -> io::Result<Vec<(Date, i64)>> {
+    if opts.days == 0 {
+        return Ok(Vec::new());
+    }
+    let mut date = opts.start;
+    let mut days = Vec::with_capacity(opts.days as usize + 1);
+    for d in 0..=opts.days {
+        if d > 0 {
+            date = date.tomorrow().map_err(invalid)?;
+        }
+        let midnight = date.to_zoned(opts.timezone.clone()).map_err(invalid)?;
+        days.push((date, midnight.timestamp().as_millisecond()));
+    }
+    Ok(days)
+}
+
+fn is_weekend(date: Date) -> bool {
+    matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
+}
+
+/// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`: arrivals grow 2.5x over the
+/// period and are 20% higher on weekends.
+fn arrival_bounds(persons: u64, days: &[(Date, i64)]) -> Vec<u64> {
+    let n = days.len() - 1;
+    let weights: Vec<u128> = (0..n)
+        .map(|d| {
+            let growth = 100 + 150 * d as u128 / (n.max(2) - 1) as u128;
+            growth * if is_weekend(days[d].0) { 6 } else { 5 }
+        })
+        .collect();
+    let total: u128 = weights.iter().sum();
+    let mut bounds = vec![0u64];
+    let mut cumulative = 0;
+    for w in weights {
+        cumulative += w;
+        bounds.push((u128::from(persons) * cumulative / total) as u64);
+    }
+    bounds
+}
+
+/// 1-4 spend events per paid channel, adding up to about the day's expected arrivals times the channel's CAC.
+fn ad_spend(day: &Day, arrivals: u64, events: &mut Vec<Ev>) {
+    let mut rng = Rng::new(day.seed, &[0x5BE4D, u64::from(day.index)]);
+    for (c, ch) in CHANNELS[..PAID_CHANNELS].iter().enumerate() {
+        let expected = arrivals as f64 * f64::from(ch.share) / 1_000.0;
+        let budget = (expected * ch.cac_cents as f64 * (0.75 + 0.5 * unit(rng.next_u64()))) as i64
+            + rng.range(30_000, 80_000);
+        // 1-4 parts, fewer for small budgets and more for big ones: each a few hundred to a few thousand.
+        let parts = (1 + rng.range(0, 4))
+            .min((budget / 25_000).max(1))
+            .max(budget / 600_000 + 1)
+            .min(4);
+        for _ in 0..parts {
+            let cents = budget / parts * rng.range(70, 130) / 100 + rng.range(0, 100);
+            let ts = day.start_ms + rng.range(0, day.len_ms);
+            events.push(Ev {
+                ts,
+                person: 0,
+                arg: 0,
+                cents,
+                kind: Kind::AdSpend,
+                ids: 0,
+                channel: Some(c as u8),
+                style: 0,
+            });
+        }
+    }
+}

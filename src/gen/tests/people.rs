@@ -1,0 +1,104 @@
+//! Person-level properties: identity links, orders and payments, first-event channels, sessions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::*;
+
+#[test]
+fn identities_link_about_a_fifth_of_persons() {
+    let lines = applied(sample());
+    let (_, persons, linked) = persons(&lines);
+    assert_eq!(
+        persons, SAMPLE_PERSONS,
+        "every simulated person is exactly one component"
+    );
+    let share = linked as f64 / persons as f64;
+    assert!((0.15..0.35).contains(&share), "{share}");
+    let registers: Vec<&&Line> = lines.iter().filter(|l| l.event == "register").collect();
+    assert!(registers.len() > SAMPLE_PERSONS / 10);
+    for r in registers {
+        let kinds: Vec<&str> = r.ids.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(
+            kinds.contains(&"openid") && (kinds.contains(&"uid") || kinds.contains(&"user")),
+            "{}",
+            r.raw
+        );
+        for (_, phone) in r.ids.iter().filter(|(k, _)| k == "phone") {
+            assert!(
+                phone.len() == 11
+                    && phone.starts_with('1')
+                    && phone.bytes().all(|b| b.is_ascii_digit()),
+                "{phone}"
+            );
+        }
+    }
+    assert!(lines
+        .iter()
+        .any(|l| l.ids.len() == 1 && l.ids[0].0 == "user"));
+    assert!(lines
+        .iter()
+        .any(|l| l.ids.len() == 1 && l.ids[0].0 == "uid"));
+}
+
+#[test]
+fn orders_are_mostly_paid_with_the_same_amount() {
+    let cents = |a: &str| (a.trim_matches('"').parse::<f64>().unwrap() * 100.0).round() as i64;
+    let lines = applied(sample());
+    let mut created = BTreeMap::new();
+    for l in lines.iter().filter(|l| l.event == "order_created") {
+        assert!(created
+            .insert(
+                l.order.clone().unwrap(),
+                (cents(l.amount.as_deref().unwrap()), l.ts)
+            )
+            .is_none());
+    }
+    let mut paid = 0;
+    for l in lines.iter().filter(|l| l.event == "order_paid") {
+        let (amount, ts) = created[l.order.as_deref().unwrap()];
+        assert_eq!(amount, cents(l.amount.as_deref().unwrap()), "{}", l.raw);
+        assert!(l.ts > ts);
+        paid += 1;
+    }
+    let share = f64::from(paid) / created.len() as f64;
+    assert!(
+        created.len() > 500 && (0.6..0.8).contains(&share),
+        "{} {share}",
+        created.len()
+    );
+}
+
+#[test]
+fn channel_marks_first_events_and_sessions_look_real() {
+    let lines = applied(sample());
+    let (person, _, _) = persons(&lines);
+    let mut first: BTreeMap<usize, &Line> = BTreeMap::new();
+    let mut days = BTreeSet::new();
+    let mut hours = [0u32; 24];
+    for (l, p) in lines.iter().zip(&person) {
+        let Some(p) = *p else { continue };
+        if first.get(&p).is_none_or(|f| (l.ts, &l.id) < (f.ts, &f.id)) {
+            first.insert(p, l);
+        }
+        let local_secs = l.ts / 1_000 + 8 * 3_600;
+        days.insert((p, local_secs / 86_400));
+        hours[(local_secs / 3_600 % 24) as usize] += 1;
+    }
+    let with_channel =
+        first.values().filter(|l| l.channel.is_some()).count() as f64 / first.len() as f64;
+    assert!((0.75..0.92).contains(&with_channel), "{with_channel}");
+    let later = lines
+        .iter()
+        .zip(&person)
+        .filter(|(l, p)| l.channel.is_some() && p.is_some_and(|p| !std::ptr::eq(**l, first[&p])))
+        .count();
+    assert!(later > 0, "later visits sometimes come through an ad again");
+    assert!((later as f64) < 0.01 * lines.len() as f64, "{later}");
+    let per_day = person.iter().flatten().count() as f64 / days.len() as f64;
+    assert!((12.0..25.0).contains(&per_day), "{per_day}");
+    assert!(
+        days.len() as f64 / first.len() as f64 > 1.2,
+        "people come back"
+    );
+    assert!(hours[20] > 5 * hours[3], "{hours:?}");
+}

@@ -1,0 +1,250 @@
+//! Properties: batching, order and worker count never change a row; persons match a union-find reference.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use proptest::prelude::*;
+use tidemark::config::Config;
+
+/// Small deterministic generator of random logs over a small identity universe.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+        xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+const NAMES: &[&str] = &[
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "order_created",
+    "order_paid",
+    "register",
+    "share",
+    "ad_spend",
+];
+const CHANNELS: &[&str] = &["search_ads", "kol", "wechat"];
+const BASE_TS: i64 = 1_790_000_000_000;
+
+fn identity(rng: &mut Rng, kinds: &[(&str, u64)]) -> (String, String) {
+    let (kind, n) = kinds[rng.below(kinds.len() as u64) as usize];
+    (kind.to_string(), format!("{}{}", &kind[..1], rng.below(n)))
+}
+
+/// A random log; duplicates are exact copies so that order cannot change which copy wins.
+fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
+    let mut rng = Rng(seed);
+    let kinds = [("openid", 14), ("uid", 8), ("phone", 4)];
+    let mut lines: Vec<String> = Vec::new();
+    for i in 0..events {
+        let r = rng.below(100);
+        if r < 4 && !lines.is_empty() {
+            let j = rng.below(lines.len() as u64) as usize;
+            lines.push(lines[j].clone());
+            continue;
+        }
+        if r < 6 {
+            lines.push(format!("{{\"id\":\"bad{i}\",\"ts\":"));
+            continue;
+        }
+        let name = rng.pick(NAMES);
+        // Coarse timestamps make ties in (ts, id) order common.
+        let ts = BASE_TS
+            + (rng.below(40 * 24 * 4) as i64) * 900_000
+            + if rng.below(3) == 0 {
+                0
+            } else {
+                rng.below(900) as i64 * 1000
+            };
+        let mut obj = serde_json::json!({"id": format!("e{i}"), "ts": ts, "event": name});
+        if name == "ad_spend" {
+            obj["channel"] = rng.pick(CHANNELS).into();
+            obj["props"] =
+                serde_json::json!({"amount": format!("{}.{:02}", rng.below(500), rng.below(100))});
+        } else {
+            let mut ids = serde_json::Map::new();
+            let (k, v) = identity(&mut rng, &kinds);
+            ids.insert(k, v.into());
+            if rng.below(100) < link_pct {
+                let (k, v) = identity(&mut rng, &kinds);
+                ids.insert(k, v.into());
+            }
+            obj["ids"] = ids.into();
+            if rng.below(3) == 0 {
+                obj["channel"] = rng.pick(CHANNELS).into();
+            }
+            if name == "order_paid" {
+                obj["props"] = serde_json::json!({"amount": rng.below(20_000) as f64 / 100.0});
+            }
+        }
+        if rng.below(5) == 0 {
+            let t = jiff::Timestamp::from_millisecond(ts).unwrap();
+            obj["ts"] = t
+                .to_zoned(jiff::tz::TimeZone::get("Asia/Shanghai").unwrap())
+                .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+                .to_string()
+                .into();
+        }
+        lines.push(obj.to_string());
+    }
+    lines
+}
+
+fn test_config(zone: usize) -> Config {
+    let tz = ["UTC", "America/New_York", "Asia/Shanghai"][zone % 3];
+    Config::from_toml(&format!(
+        r#"timezone = "{tz}"
+[retention]
+max_day = 5
+sliding_windows = [2, 3]
+[[funnels]]
+name = "purchase"
+steps = ["product_view", "add_to_cart", "order_created", "order_paid"]
+window = "2d"
+[[funnels]]
+name = "double"
+steps = ["page_view", "page_view", "share"]
+window = "6h"
+[[ratios]]
+name = "share_rate"
+numerator = ["share"]
+denominator = "active"
+[[ratios]]
+name = "buyers"
+numerator = ["order_paid"]
+denominator = ["product_view", "page_view"]
+"#
+    ))
+    .unwrap()
+}
+
+fn shuffle(lines: &mut [String], seed: u64) {
+    let mut rng = Rng(seed ^ 0xA5A5);
+    for i in (1..lines.len()).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        lines.swap(i, j);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Many small batches in any order give the snapshot of one big batch.
+    #[test]
+    fn batching_and_order_do_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..40, zone in 0usize..3) {
+        let cfg = test_config(zone);
+        let lines = random_log(seed, events, 25);
+        let whole = common::run(&lines, &cfg, usize::MAX, 1, false).snapshot();
+        let mut shuffled = lines.clone();
+        shuffle(&mut shuffled, seed);
+        let pieces = common::run(&shuffled, &cfg, batch, 1, false).snapshot();
+        prop_assert_eq!(&whole["events"], &pieces["events"]);
+        prop_assert_eq!(&whole["clock"], &pieces["clock"]);
+        let diffs = common::differences(&whole, &pieces);
+        prop_assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(10)]);
+        prop_assert_eq!(common::rows(&whole), common::rows(&pieces));
+    }
+
+    /// Two workers give the snapshot of one.
+    #[test]
+    fn worker_count_does_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..60) {
+        let cfg = test_config(seed as usize);
+        let lines = random_log(seed, events, 25);
+        let one = common::run(&lines, &cfg, batch, 1, false).snapshot();
+        let two = common::run(&lines, &cfg, batch, 2, false).snapshot();
+        prop_assert_eq!(common::rows(&one), common::rows(&two));
+        prop_assert_eq!(&one["events"], &two["events"]);
+    }
+
+    /// Persons equal the components of a union-find over the links, whatever the order and
+    /// batching, and DAU/new users per day equal a from-scratch count over those persons.
+    #[test]
+    fn persons_match_union_find(seed in any::<u64>(), events in 1usize..300, batch in 1usize..30, links in 0u64..80) {
+        let cfg = test_config(0);
+        let mut lines = random_log(seed, events, links);
+        shuffle(&mut lines, seed);
+        let finished = common::run(&lines, &cfg, batch, 1 + (seed % 2) as usize, true);
+
+        // Reference: union-find over identities that appear in one accepted event.
+        let mut parent: HashMap<(String, String), (String, String)> = HashMap::new();
+        fn find(p: &mut HashMap<(String, String), (String, String)>, x: &(String, String)) -> (String, String) {
+            let up = p.get(x).cloned().unwrap_or_else(|| x.clone());
+            if &up == x { return up; }
+            let root = find(p, &up);
+            p.insert(x.clone(), root.clone());
+            root
+        }
+        let mut accepted: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        for l in &lines {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else { continue };
+            accepted.entry(v["id"].as_str().unwrap().to_string()).or_insert(v);
+        }
+        let idents_of = |v: &serde_json::Value| -> Vec<(String, String)> {
+            v["ids"].as_object().map(|m| m.iter().map(|(k, x)| (k.clone(), x.as_str().unwrap().to_string())).collect()).unwrap_or_default()
+        };
+        for v in accepted.values() {
+            let ids = idents_of(v);
+            for w in ids.windows(2) {
+                let (a, b) = (find(&mut parent, &w[0]), find(&mut parent, &w[1]));
+                if a != b { parent.insert(a, b); }
+            }
+        }
+        // Same partition.
+        let index = &finished.output.identities;
+        let mut by_person: BTreeMap<u32, BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut by_root: BTreeMap<(String, String), BTreeSet<(String, String)>> = BTreeMap::new();
+        for v in accepted.values() {
+            for id in idents_of(v) {
+                by_root.entry(find(&mut parent, &id)).or_default().insert(id.clone());
+            }
+        }
+        for i in 0..finished.dict.ident_count() as u32 {
+            let person = index.person(i).expect("every identity has a person");
+            by_person.entry(person).or_default().insert(finished.dict.ident(i).unwrap());
+        }
+        let mut ours: Vec<_> = by_person.into_values().collect();
+        let mut reference: Vec<_> = by_root.into_values().collect();
+        ours.sort();
+        reference.sort();
+        prop_assert_eq!(ours, reference);
+
+        // DAU and new users from the reference persons.
+        let cal = &finished.plan.config.calendar;
+        let mut dau: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+        let mut first: BTreeMap<(String, String), (i64, String)> = BTreeMap::new();
+        for (id, v) in &accepted {
+            let ids = idents_of(v);
+            let Some(any) = ids.first() else { continue };
+            let ts = match &v["ts"] {
+                serde_json::Value::Number(n) => n.as_i64().unwrap(),
+                s => s.as_str().unwrap().parse::<jiff::Timestamp>().unwrap().as_millisecond(),
+            };
+            let root = find(&mut parent, any);
+            dau.entry(tidemark::time::day_label(cal.day(ts))).or_default().insert(root.clone());
+            let f = first.entry(root).or_insert((ts, id.clone()));
+            if (ts, id) < (f.0, &f.1) { *f = (ts, id.clone()); }
+        }
+        let rows = common::rows(&finished.snapshot());
+        let ours_dau: BTreeMap<String, i64> = rows.iter().filter(|((m, _), _)| m == "dau").map(|((_, d), v)| {
+            let dims: serde_json::Value = serde_json::from_str(d).unwrap();
+            (dims["day"].as_str().unwrap().to_string(), v.as_i64().unwrap())
+        }).collect();
+        let ref_dau: BTreeMap<String, i64> = dau.into_iter().map(|(d, s)| (d, s.len() as i64)).collect();
+        prop_assert_eq!(ours_dau, ref_dau);
+        let ours_new: i64 = rows.iter().filter(|((m, _), _)| m == "new_users").map(|(_, v)| v.as_i64().unwrap()).sum();
+        prop_assert_eq!(ours_new, first.len() as i64);
+    }
+}
