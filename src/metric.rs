@@ -36,12 +36,18 @@ metrics! {
     SlidingRetentionBase => "sliding_retention_base", SlidingRetentionKept => "sliding_retention_kept",
     SlidingRetention => "sliding_retention",
     Funnel => "funnel", FunnelConversion => "funnel_conversion",
+    FunnelOpen => "funnel_open", FunnelDropped => "funnel_dropped",
     NewUsersByChannel => "new_users_by_channel", Spend => "spend", Cac => "cac", CacTotal => "cac_total",
     Revenue => "revenue", RevenueByChannel => "revenue_by_channel", RoasTotal => "roas_total",
     Ratio => "ratio", RatioNumerator => "ratio_numerator", RatioDenominator => "ratio_denominator",
 }
 
 impl Metric {
+    /// Metrics beyond METRICS.md; snapshots list them apart, under `extensions`.
+    pub fn is_extension(self) -> bool {
+        matches!(self, Metric::FunnelOpen | Metric::FunnelDropped)
+    }
+
     /// Looks a metric up by name.
     pub fn from_name(name: &str) -> Option<Metric> {
         Metric::ALL.iter().copied().find(|m| m.name() == name)
@@ -79,6 +85,7 @@ pub enum Dims {
     CohortMonthN(Month, u16),
     DayWindow(Day, u16),
     FunnelDayStep(u16, Day, u16),
+    FunnelDay(u16, Day),
     DayChannel(Day, ChannelId),
     Channel(ChannelId),
     NameDay(u16, Day),
@@ -145,6 +152,10 @@ impl Labeler<'_> {
                 put("funnel", json!(self.plan.funnels[f as usize].name));
                 put("day", json!(day_label(d)));
                 put("step", json!(s));
+            }
+            Dims::FunnelDay(f, d) => {
+                put("funnel", json!(self.plan.funnels[f as usize].name));
+                put("day", json!(day_label(d)));
             }
             Dims::DayChannel(d, c) => {
                 put("day", json!(day_label(d)));

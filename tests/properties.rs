@@ -131,6 +131,33 @@ denominator = ["product_view", "page_view"]
     .unwrap()
 }
 
+/// Every funnel entrant has completed, is still inside its window, or has dropped out.
+fn check_funnel_split(snapshot: &serde_json::Value) {
+    let mut by_entry: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();
+    let lengths: BTreeMap<&str, i64> = [("purchase", 4), ("double", 3)].into_iter().collect();
+    for part in ["rows", "extensions"] {
+        for r in snapshot[part].as_array().unwrap() {
+            let dims = &r["dims"];
+            let Some(f) = dims["funnel"].as_str() else {
+                continue;
+            };
+            let key = (f.to_string(), dims["day"].as_str().unwrap().to_string());
+            let v = r["value"].as_i64();
+            let slot = by_entry.entry(key).or_default();
+            match (r["metric"].as_str().unwrap(), dims["step"].as_i64()) {
+                ("funnel", Some(1)) => slot[0] = v.unwrap(),
+                ("funnel", Some(s)) if s == lengths[f] => slot[1] = v.unwrap(),
+                ("funnel_open", _) => slot[2] = v.unwrap(),
+                ("funnel_dropped", _) => slot[3] = v.unwrap(),
+                _ => {}
+            }
+        }
+    }
+    for (k, [entered, done, open, dropped]) in by_entry {
+        assert_eq!(entered, done + open + dropped, "{k:?}");
+    }
+}
+
 fn shuffle(lines: &mut [String], seed: u64) {
     let mut rng = Rng(seed ^ 0xA5A5);
     for i in (1..lines.len()).rev() {
@@ -156,6 +183,8 @@ proptest! {
         let diffs = common::differences(&whole, &pieces);
         prop_assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(10)]);
         prop_assert_eq!(common::rows(&whole), common::rows(&pieces));
+        prop_assert_eq!(&whole["extensions"], &pieces["extensions"]);
+        check_funnel_split(&whole);
     }
 
     /// Two workers give the snapshot of one.

@@ -1,6 +1,7 @@
 //! Funnel family: greedy ordered-step matching within a window, per entry day and step.
 
 use differential_dataflow::operators::CountTotal;
+use serde::{Deserialize, Serialize};
 
 use super::series::count_rows;
 use super::{Base, Coll, Rows};
@@ -9,8 +10,19 @@ use crate::metric::{Dims, Metric, Value};
 use crate::plan::FunnelPlan;
 use crate::time::{Calendar, Day};
 
-/// How far one person got in each funnel entry: `(funnel, entry day, reached step)`.
-pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<(u16, Day, u16)> {
+/// One person's entry into a funnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Entry {
+    pub funnel: u16,
+    pub day: Day,
+    /// The last step matched (1-based).
+    pub reached: u16,
+    /// Last instant (epoch ms) at which a step still counts.
+    pub deadline: i64,
+}
+
+/// How far one person got in each funnel entry; `events` are sorted by `(ts, id)`.
+pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<Entry> {
     let mut out = Vec::new();
     for (fi, f) in funnels.iter().enumerate() {
         let mut last_entry_day: Option<Day> = None;
@@ -39,7 +51,12 @@ pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<
                     None => break,
                 }
             }
-            out.push((fi as u16, day, reached));
+            out.push(Entry {
+                funnel: fi as u16,
+                day,
+                reached,
+                deadline,
+            });
         }
     }
     out
@@ -49,14 +66,17 @@ pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<
 pub fn rows<'s>(base: &Base<'s>, steps: Coll<'s, (Person, Step)>) -> Rows<'s> {
     let funnels = base.plan.funnels.clone();
     let cal = base.plan.config.calendar.clone();
-    let reached = steps.reduce_named("FunnelMatch", move |_p, input, out| {
-        let events: Vec<&Step> = input.iter().map(|(s, _)| *s).collect();
-        for e in entries(&funnels, &cal, &events) {
-            out.push((e, 1));
-        }
-    });
+    let reached = steps
+        .reduce_named("FunnelMatch", move |_p, input, out| {
+            let events: Vec<&Step> = input.iter().map(|(s, _)| *s).collect();
+            for e in entries(&funnels, &cal, &events) {
+                out.push((e, 1));
+            }
+        })
+        .map(|(_p, e)| e);
     let counts = reached
-        .flat_map(|(_p, (f, d, r))| (1..=r).map(move |s| (f, d, s)))
+        .clone()
+        .flat_map(|e| (1..=e.reached).map(move |s| (e.funnel, e.day, s)))
         .count_total();
     let firsts = counts
         .clone()
@@ -75,6 +95,53 @@ pub fn rows<'s>(base: &Base<'s>, steps: Coll<'s, (Person, Step)>) -> Rows<'s> {
         (Metric::Funnel, Dims::FunnelDayStep(f, d, s))
     })
     .concat(conversion)
+    .concat(open_and_dropped(base, reached))
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+/// Entrants that have not completed a funnel, split into those whose window is still open at the
+/// clock (`funnel_open`) and those whose window has closed (`funnel_dropped`).
+///
+/// An open entry's deadline lies within the longest window after the clock, so the clock is
+/// joined only with entries whose deadline falls in those hours: a moving clock touches recent
+/// entries, not the whole history.
+fn open_and_dropped<'s>(base: &Base<'s>, reached: Coll<'s, Entry>) -> Rows<'s> {
+    let lengths: Vec<u16> = base
+        .plan
+        .funnels
+        .iter()
+        .map(|f| f.steps.len() as u16)
+        .collect();
+    let longest = base
+        .plan
+        .funnels
+        .iter()
+        .map(|f| f.window_ms)
+        .max()
+        .unwrap_or(0);
+    let incomplete = reached.filter(move |e| e.reached < lengths[e.funnel as usize]);
+    let clock_hours = base.clock.clone().flat_map(move |now| {
+        let first = now.div_euclid(HOUR_MS);
+        let last = now.saturating_add(longest).div_euclid(HOUR_MS);
+        (first..=last).map(move |h| (h, now))
+    });
+    let open = incomplete
+        .clone()
+        .map(|e| (e.deadline.div_euclid(HOUR_MS), e))
+        .join_map(clock_hours, |_h, e, now| (*e, *now))
+        .filter(|(e, now)| e.deadline >= *now)
+        .map(|(e, _)| (e.funnel, e.day));
+    let dropped = incomplete
+        .map(|e| (e.funnel, e.day))
+        .concat(open.clone().negate())
+        .count_total();
+    count_rows(open.count_total(), |(f, d)| {
+        (Metric::FunnelOpen, Dims::FunnelDay(f, d))
+    })
+    .concat(count_rows(dropped, |(f, d)| {
+        (Metric::FunnelDropped, Dims::FunnelDay(f, d))
+    }))
 }
 
 #[cfg(test)]
@@ -106,7 +173,13 @@ mod tests {
         ];
         evs.sort();
         let refs: Vec<&Step> = evs.iter().collect();
-        assert_eq!(entries(&[f], &cal, &refs), vec![(0, 0, 3)]);
+        assert_eq!(
+            entries(&[f], &cal, &refs)
+                .iter()
+                .map(|e| (e.funnel, e.day, e.reached))
+                .collect::<Vec<_>>(),
+            vec![(0, 0, 3)]
+        );
     }
 
     #[test]
@@ -124,6 +197,12 @@ mod tests {
             step(30, "d", 1),
         ];
         let refs: Vec<&Step> = evs.iter().collect();
-        assert_eq!(entries(&[f], &cal, &refs), vec![(0, 0, 3)]);
+        assert_eq!(
+            entries(&[f], &cal, &refs)
+                .iter()
+                .map(|e| (e.funnel, e.day, e.reached))
+                .collect::<Vec<_>>(),
+            vec![(0, 0, 3)]
+        );
     }
 }

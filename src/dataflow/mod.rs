@@ -135,6 +135,8 @@ pub struct Base<'s> {
     pub firsts: Coll<'s, (Person, First)>,
     /// The current local day (one record).
     pub today: Coll<'s, Day>,
+    /// The clock: largest accepted event time, epoch ms (one record).
+    pub clock: Coll<'s, i64>,
 }
 
 /// Builds the whole dataflow in `scope`.
@@ -165,7 +167,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
             out.push((input[0].0.clone(), 1))
         });
     let cal = plan.config.calendar.clone();
-    let today = clock.map(move |ms| cal.day(ms));
+    let today = clock.clone().map(move |ms| cal.day(ms));
 
     let base = Base {
         plan: plan.clone(),
@@ -173,6 +175,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
         days: p_days,
         firsts: p_firsts.clone(),
         today,
+        clock,
     };
 
     let p_named = named

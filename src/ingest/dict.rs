@@ -1,7 +1,8 @@
 //! Interned identities and channels, readable by the output side while ingest appends.
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+use foldhash::HashMap;
 
 use crate::facts::{ChannelId, Ident};
 
@@ -58,8 +59,8 @@ impl Interner {
     pub fn new(dict: Arc<Dictionary>) -> Self {
         Interner {
             dict,
-            idents: HashMap::new(),
-            channels: HashMap::new(),
+            idents: HashMap::default(),
+            channels: HashMap::default(),
             key: String::new(),
         }
     }

@@ -4,7 +4,9 @@ mod dict;
 
 pub use dict::{Dictionary, Interner};
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
@@ -54,9 +56,9 @@ impl Ingest {
             limits: Limits::from_config(&plan.config),
             plan,
             interner: Interner::new(dict),
-            seen: HashSet::new(),
-            firsts: HashMap::new(),
-            first_dirty: HashMap::new(),
+            seen: HashSet::default(),
+            firsts: HashMap::default(),
+            first_dirty: HashMap::default(),
             clock: None,
             clock_before: None,
             pending: FactBatch::default(),
@@ -137,13 +139,13 @@ impl Ingest {
         let Some(anchor) = anchor else { return };
         if !class.excluded {
             self.pending.hours.push((anchor, hour));
-            let candidate = First {
-                ts: ev.ts,
-                id: ev.id.to_string(),
-                channel: channel.unwrap_or(NO_CHANNEL),
-            };
             let current = self.firsts.get(&anchor);
-            if current.is_none_or(|c| (candidate.ts, &candidate.id) < (c.ts, &c.id)) {
+            if current.is_none_or(|c| (ev.ts, ev.id.as_ref()) < (c.ts, c.id.as_str())) {
+                let candidate = First {
+                    ts: ev.ts,
+                    id: ev.id.to_string(),
+                    channel: channel.unwrap_or(NO_CHANNEL),
+                };
                 let before = self.firsts.insert(anchor, candidate);
                 self.first_dirty.entry(anchor).or_insert(before);
             }

@@ -46,6 +46,7 @@ pub fn snapshot_json<'a>(
     meta: &SnapshotMeta,
     rows: impl Iterator<Item = (&'a Key, &'a Value)>,
 ) -> Json {
+    let (extensions, spec): (Vec<_>, Vec<_>) = rows.partition(|(k, _)| k.0.is_extension());
     let labeler = Labeler {
         plan: meta.plan,
         dict: meta.dict,
@@ -75,6 +76,7 @@ pub fn snapshot_json<'a>(
             "rejected": rejected,
         },
         "identity": {"guarded": guarded},
-        "rows": sorted_rows(&labeler, rows),
+        "rows": sorted_rows(&labeler, spec.into_iter()),
+        "extensions": sorted_rows(&labeler, extensions.into_iter()),
     })
 }
