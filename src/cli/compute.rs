@@ -152,18 +152,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let secs = started.elapsed().as_secs_f64();
         let total = c.accepted + c.duplicates + c.rejected_total();
         eprintln!(
-            "tidemark compute: {} accepted, {} duplicates, {} rejected {:?}; {} rows; {:.2}s ({:.0} events/s)",
+            "tidemark compute: {} accepted, {} duplicates, {} rejected {:?}; {} rows; {:.2}s ({:.0} events/s){}",
             c.accepted,
             c.duplicates,
             c.rejected_total(),
             c.rejected,
             finished.output.table.current().len(),
             secs,
-            total as f64 / secs.max(1e-9)
+            total as f64 / secs.max(1e-9),
+            peak_memory().map(|kb| format!("; peak memory {} MiB", kb / 1024)).unwrap_or_default()
         );
         if c.rejected_total() > 0 && args.rejects.is_none() {
             eprintln!("tidemark compute: pass --rejects FILE to keep the rejected lines with their reasons");
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Peak resident memory of this process in KiB, where the system reports it.
+fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -25,6 +25,9 @@ pub struct Args {
     /// IANA zone whose local days the log follows.
     #[arg(long, default_value = "UTC")]
     timezone: String,
+    /// Give every person one identity only (no event links two identities).
+    #[arg(long)]
+    no_links: bool,
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -47,6 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         start,
         timezone,
+        links: !args.no_links,
     };
     let lines = match &args.output {
         Some(path) => {

@@ -40,6 +40,9 @@ pub struct GenOptions {
     pub start: Date,
     /// Days are local days in this zone.
     pub timezone: TimeZone,
+    /// Whether persons' identities are linked by events (register, login); without links each
+    /// person appears under one openid only.
+    pub links: bool,
 }
 
 /// Writes NDJSON events (one JSON object per line) to `out`, returns the number of lines written.
@@ -50,7 +53,11 @@ pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
     };
     let bounds = arrival_bounds(opts.persons, &days);
     let mut state = vec![0u8; usize::try_from(opts.persons).map_err(invalid)?];
-    let mut writer = Writer::new(out, Renderer::new(opts.seed, opts.timezone.clone()), range);
+    let mut writer = Writer::new(
+        out,
+        Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links),
+        range,
+    );
     let mut events = Vec::new();
     let mut orders = 0;
     let retention = Retention::new(opts.days);

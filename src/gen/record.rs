@@ -71,11 +71,23 @@ pub struct Ev {
 pub struct Renderer {
     seed: u64,
     tz: TimeZone,
+    links: bool,
 }
 
 impl Renderer {
     pub fn new(seed: u64, tz: TimeZone) -> Self {
-        Renderer { seed, tz }
+        Renderer {
+            seed,
+            tz,
+            links: true,
+        }
+    }
+
+    /// With `links` false every event carries only the person's openid, so no event links two
+    /// identities: the same log as seen by a tool without identity resolution.
+    pub fn with_links(mut self, links: bool) -> Self {
+        self.links = links;
+        self
     }
 
     /// Appends the event's line (with its newline) to `buf`.
@@ -131,6 +143,12 @@ impl Renderer {
 
     fn push_ids(&self, buf: &mut Vec<u8>, ev: &Ev) {
         let n = ev.person + 1;
+        if !self.links {
+            buf.extend_from_slice(b",\"ids\":{\"openid\":\"o_");
+            push_u64(buf, n);
+            buf.extend_from_slice(b"\"}");
+            return;
+        }
         let mut first = true;
         let mut open = |buf: &mut Vec<u8>, key: &str, prefix: &[u8]| {
             buf.extend_from_slice(if first { b",\"ids\":{" } else { b"," });

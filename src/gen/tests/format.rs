@@ -21,6 +21,7 @@ fn same_options_give_identical_bytes_and_seeds_differ() {
         a,
         run(&GenOptions {
             timezone: TimeZone::get("Europe/Berlin").unwrap(),
+            links: true,
             ..o
         })
     );
@@ -193,4 +194,29 @@ fn empty_periods_and_populations() {
     assert_eq!(run(&opts(100, 0, 1, "UTC", "2026-01-01")), "");
     let spend_only = parse(&run(&opts(0, 3, 1, "UTC", "2026-01-01")));
     assert!(!spend_only.is_empty() && spend_only.iter().all(|l| l.event == "ad_spend"));
+}
+
+#[test]
+fn without_links_every_event_has_one_identity_and_the_rest_is_unchanged() {
+    let o = opts(300, 7, 3, "Asia/Shanghai", "2026-10-01");
+    let linked = run(&o);
+    let unlinked = run(&GenOptions { links: false, ..o });
+    assert_eq!(linked.lines().count(), unlinked.lines().count());
+    let mut multi = 0;
+    for (a, b) in linked.lines().zip(unlinked.lines()) {
+        let (a, b): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(a).unwrap(),
+            serde_json::from_str(b).unwrap(),
+        );
+        assert_eq!(
+            (&a["id"], &a["ts"], &a["event"]),
+            (&b["id"], &b["ts"], &b["event"])
+        );
+        let count = |v: &serde_json::Value| {
+            v["ids"].as_object().map_or(0, |m| m.len()) + usize::from(v["user"].is_string())
+        };
+        assert!(count(&b) <= 1, "{b}");
+        multi += usize::from(count(&a) > 1);
+    }
+    assert!(multi > 0, "the linked log links identities");
 }
