@@ -148,6 +148,15 @@ fn open_and_dropped<'s>(base: &Base<'s>, reached: Coll<'s, Entry>) -> Rows<'s> {
 mod tests {
     use super::*;
 
+    fn reached(f: FunnelPlan, events: &[Step]) -> Vec<(u16, Day, u16)> {
+        let cal = Calendar::new("UTC").unwrap();
+        let refs: Vec<&Step> = events.iter().collect();
+        entries(&[f], &cal, &refs)
+            .iter()
+            .map(|e| (e.funnel, e.day, e.reached))
+            .collect()
+    }
+
     fn step(ts: i64, id: &str, name: u16) -> Step {
         Step {
             ts,
@@ -158,7 +167,6 @@ mod tests {
 
     #[test]
     fn same_timestamp_orders_by_id_and_window_is_inclusive() {
-        let cal = Calendar::new("UTC").unwrap();
         let f = FunnelPlan {
             name: "p".into(),
             steps: vec![0, 1, 2, 3],
@@ -172,19 +180,11 @@ mod tests {
             step(86_402_000, "t-4", 3),
         ];
         evs.sort();
-        let refs: Vec<&Step> = evs.iter().collect();
-        assert_eq!(
-            entries(&[f], &cal, &refs)
-                .iter()
-                .map(|e| (e.funnel, e.day, e.reached))
-                .collect::<Vec<_>>(),
-            vec![(0, 0, 3)]
-        );
+        assert_eq!(reached(f, &evs), vec![(0, 0, 3)]);
     }
 
     #[test]
     fn repeated_step_needs_a_later_event() {
-        let cal = Calendar::new("UTC").unwrap();
         let f = FunnelPlan {
             name: "d".into(),
             steps: vec![0, 0, 1],
@@ -196,13 +196,6 @@ mod tests {
             step(20, "c", 0),
             step(30, "d", 1),
         ];
-        let refs: Vec<&Step> = evs.iter().collect();
-        assert_eq!(
-            entries(&[f], &cal, &refs)
-                .iter()
-                .map(|e| (e.funnel, e.day, e.reached))
-                .collect::<Vec<_>>(),
-            vec![(0, 0, 3)]
-        );
+        assert_eq!(reached(f, &evs), vec![(0, 0, 3)]);
     }
 }

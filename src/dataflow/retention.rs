@@ -4,8 +4,8 @@ use differential_dataflow::operators::CountTotal;
 use serde::{Deserialize, Serialize};
 
 use super::series::{count_rows, coverage, intersect, rate_rows, spans};
-use super::{Base, Rows};
-use crate::metric::{Dims, Metric};
+use super::{Base, Coll, Rows};
+use crate::metric::{Dims, Key, Metric, Value};
 use crate::time::{month_of, Day};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,25 +61,21 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
     let new_by_month = new_by_day.clone().map(month_of).count_total();
     let new_by_day = new_by_day.count_total();
 
-    let daily = cohorts
-        .clone()
-        .filter(|((k, _, _), _)| *k == Kind::Day)
-        .map(|((_, c, n), v)| ((c, n), v));
-    let daily_rate = daily
-        .clone()
-        .map(|((c, n), v)| (c, (n, v)))
-        .join_map(new_by_day, |c, (n, v), d| ((*c, *n), (*v, *d)));
-    let monthly = cohorts
-        .clone()
-        .filter(|((k, _, _), _)| *k == Kind::Month)
-        .map(|((_, c, n), v)| ((c, n), v));
-    let monthly_rate = monthly
-        .clone()
-        .map(|((c, n), v)| (c, (n, v)))
-        .join_map(new_by_month, |c, (n, v), d| ((*c, *n), (*v, *d)));
-    let unbounded = cohorts
-        .filter(|((k, _, _), _)| *k == Kind::Unbounded)
-        .map(|((_, c, n), v)| ((c, n), v));
+    let of_kind = |kind: Kind| {
+        cohorts
+            .clone()
+            .filter(move |((k, _, _), _)| *k == kind)
+            .map(|((_, c, n), v)| ((c, n), v))
+    };
+    let daily = of_kind(Kind::Day);
+    let monthly = of_kind(Kind::Month);
+    let unbounded = of_kind(Kind::Unbounded);
+    let daily_rate = cohort_rates(daily.clone(), new_by_day, |c, n| {
+        (Metric::RetentionRate, Dims::CohortDayN(c, n))
+    });
+    let monthly_rate = cohort_rates(monthly.clone(), new_by_month, |c, n| {
+        (Metric::MonthlyRetentionRate, Dims::CohortMonthN(c, n))
+    });
 
     count_rows(daily, |(c, n)| (Metric::Retention, Dims::CohortDayN(c, n)))
         .concat(count_rows(unbounded, |(c, n)| {
@@ -88,19 +84,22 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
         .concat(count_rows(monthly, |(c, n)| {
             (Metric::MonthlyRetention, Dims::CohortMonthN(c, n))
         }))
-        .concat(daily_rate.map(|((c, n), (v, d))| {
-            (
-                (Metric::RetentionRate, Dims::CohortDayN(c, n)),
-                crate::metric::Value::Rate(v as i64, d as i64),
-            )
-        }))
-        .concat(monthly_rate.map(|((c, n), (v, d))| {
-            (
-                (Metric::MonthlyRetentionRate, Dims::CohortMonthN(c, n)),
-                crate::metric::Value::Rate(v as i64, d as i64),
-            )
-        }))
+        .concat(daily_rate)
+        .concat(monthly_rate)
         .concat(sliding(base))
+}
+
+/// `count(cohort, n) / size(cohort)` rows.
+fn cohort_rates<'s>(
+    counts: Coll<'s, ((Day, u16), isize)>,
+    sizes: Coll<'s, (Day, isize)>,
+    key: impl Fn(Day, u16) -> Key + 'static,
+) -> Rows<'s> {
+    counts
+        .map(|((c, n), v)| (c, (n, v)))
+        .join_map(sizes, move |c, &(n, v), &size| {
+            (key(*c, n), Value::Rate(v as i64, size as i64))
+        })
 }
 
 /// Sliding-window retention for every configured window.
