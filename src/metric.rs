@@ -15,9 +15,6 @@ macro_rules! metrics {
         pub enum Metric { $($variant),* }
 
         impl Metric {
-            /// All metrics, in declaration order.
-            pub const ALL: &'static [Metric] = &[$(Metric::$variant),*];
-
             /// The metric's name in rows.
             pub fn name(self) -> &'static str {
                 match self { $(Metric::$variant => $name),* }
@@ -46,11 +43,6 @@ impl Metric {
     /// Metrics beyond METRICS.md; snapshots list them apart, under `extensions`.
     pub fn is_extension(self) -> bool {
         matches!(self, Metric::FunnelOpen | Metric::FunnelDropped)
-    }
-
-    /// Looks a metric up by name.
-    pub fn from_name(name: &str) -> Option<Metric> {
-        Metric::ALL.iter().copied().find(|m| m.name() == name)
     }
 }
 

@@ -139,11 +139,6 @@ impl Pipeline {
         }
     }
 
-    /// Counts so far.
-    pub fn counts(&self) -> &Counts {
-        self.ingest.counts()
-    }
-
     /// Ends the input, waits for the engine and returns the final state.
     pub fn finish(mut self) -> Result<Finished, String> {
         self.flush();

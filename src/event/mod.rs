@@ -23,7 +23,6 @@ pub enum Reason {
     BadAmount,
     TooLarge,
     NoIdentity,
-    BeyondHorizon,
 }
 
 impl Reason {
@@ -38,7 +37,6 @@ impl Reason {
             Reason::BadAmount => "bad_amount",
             Reason::TooLarge => "too_large",
             Reason::NoIdentity => "no_identity",
-            Reason::BeyondHorizon => "beyond_horizon",
         }
     }
 }

@@ -49,9 +49,4 @@ impl IdentityIndex {
     pub fn first(&self, person: Person) -> Option<&First> {
         self.firsts.current().get(&person)
     }
-
-    /// Number of persons with a first active event.
-    pub fn persons(&self) -> usize {
-        self.firsts.current().len()
-    }
 }
