@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value as Json};
 
+use crate::facts::Ident;
 use crate::ingest::{Counts, Dictionary};
 use crate::metric::{Key, Labeler, Value};
 use crate::plan::Plan;
@@ -18,8 +19,6 @@ pub struct SnapshotMeta<'a> {
     pub guarded: &'a [(Ident, u32)],
 }
 
-use crate::facts::Ident;
-
 /// Rows as JSON, sorted by metric name and then by dims as sorted-key JSON text.
 pub fn sorted_rows<'a>(
     labeler: &Labeler,
@@ -27,14 +26,10 @@ pub fn sorted_rows<'a>(
 ) -> Vec<Json> {
     let mut out: Vec<(&'static str, String, Json)> = rows
         .map(|(k, v)| {
-            let dims = labeler.dims(&k.1);
-            let sort_key =
-                serde_json::to_string(&dims.iter().collect::<BTreeMap<_, _>>()).unwrap_or_default();
-            (
-                k.0.name(),
-                sort_key,
-                json!({"metric": k.0.name(), "dims": dims, "value": v.to_json()}),
-            )
+            let row = labeler.row(k, *v);
+            let sorted: BTreeMap<_, _> = row["dims"].as_object().into_iter().flatten().collect();
+            let sort_key = serde_json::to_string(&sorted).unwrap_or_default();
+            (k.0.name(), sort_key, row)
         })
         .collect();
     out.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
