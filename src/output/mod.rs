@@ -1,9 +1,11 @@
 //! The output side: current metric rows, deltas between states, and the snapshot document.
 
+mod hub;
 mod identities;
 mod snapshot;
 mod table;
 
+pub use hub::{Feed, Filter, Hub, HubStats, SLOW_SUBSCRIBER};
 pub use identities::IdentityIndex;
 pub use snapshot::{snapshot_json, SnapshotMeta};
 pub use table::{Change, Delta, Table, Versioned};

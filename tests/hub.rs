@@ -1,0 +1,141 @@
+//! The subscriber hub: snapshot then upserts and progress, filters, and slow subscribers cut loose.
+
+use std::sync::Arc;
+
+use tidemark::config::Config;
+use tidemark::ingest::Dictionary;
+use tidemark::metric::{Dims, Key, Labeler, Metric, Value};
+use tidemark::output::{Feed, Filter, Hub, Versioned, SLOW_SUBSCRIBER};
+use tidemark::plan::Plan;
+use tidemark::time::parse_day;
+
+fn day(s: &str) -> i32 {
+    parse_day(s).unwrap()
+}
+
+fn drain(rx: &mut tokio::sync::mpsc::Receiver<Feed>) -> Vec<Feed> {
+    let mut out = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        out.push(m);
+    }
+    out
+}
+
+fn json(f: &Feed) -> serde_json::Value {
+    match f {
+        Feed::Upsert(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("expected an upsert, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_subscriber_gets_matching_rows_then_changes_then_progress() {
+    let plan = Plan::new(Config::default());
+    let dict = Dictionary::new();
+    let labeler = Labeler {
+        plan: &plan,
+        dict: &dict,
+    };
+    let dau1: Key = (Metric::Dau, Dims::Day(day("2026-10-01")));
+    let dau2: Key = (Metric::Dau, Dims::Day(day("2026-10-02")));
+    let hau: Key = (Metric::Hau, Dims::Hour(day("2026-10-01") * 24 + 9));
+    let mut table: Versioned<Key, Value> = Versioned::default();
+    table.absorb(vec![
+        ((dau1, Value::Count(2)), 1, 1),
+        ((hau, Value::Count(2)), 1, 1),
+        ((dau2, Value::Count(1)), 1, 1),
+    ]);
+    table.complete(1);
+
+    let mut hub = Hub::new(16);
+    let only_dau = Filter {
+        metrics: vec!["dau".into()],
+        dims: vec![],
+    };
+    let mut rx = hub.subscribe(only_dau, table.current().iter(), 1, &labeler);
+    let first = drain(&mut rx);
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert_eq!(first[2], Feed::Progress(1));
+    let mut days: Vec<String> = first[..2]
+        .iter()
+        .map(|f| json(f)["dims"]["day"].as_str().unwrap().to_string())
+        .collect();
+    days.sort();
+    assert_eq!(days, ["2026-10-01", "2026-10-02"]);
+    assert!(first[..2].iter().all(|f| json(f)["prev"].is_null()));
+
+    let one_day = Filter {
+        metrics: vec![],
+        dims: vec![("day".into(), "2026-10-02".into())],
+    };
+    let mut rx_day = hub.subscribe(one_day, table.current().iter(), 1, &labeler);
+    assert_eq!(drain(&mut rx_day).len(), 2);
+
+    // A merge: DAU of day 1 goes 2 -> 1, hourly actives too, and day 2's row disappears.
+    table.absorb(vec![
+        ((dau1, Value::Count(2)), 2, -1),
+        ((dau1, Value::Count(1)), 2, 1),
+        ((hau, Value::Count(2)), 2, -1),
+        ((hau, Value::Count(1)), 2, 1),
+        ((dau2, Value::Count(1)), 2, -1),
+    ]);
+    let deltas = table.complete(2);
+    hub.publish(&deltas, 2, &labeler);
+    let next = drain(&mut rx);
+    assert_eq!(next.len(), 3, "{next:?}");
+    let changed: Vec<serde_json::Value> = next[..2].iter().map(json).collect();
+    let d1 = changed
+        .iter()
+        .find(|j| j["dims"]["day"] == "2026-10-01")
+        .unwrap();
+    assert_eq!(
+        (
+            d1["prev"].as_i64(),
+            d1["value"].as_i64(),
+            d1["time"].as_u64()
+        ),
+        (Some(2), Some(1), Some(2))
+    );
+    let d2 = changed
+        .iter()
+        .find(|j| j["dims"]["day"] == "2026-10-02")
+        .unwrap();
+    assert!(d2["value"].is_null() && d2["prev"] == 1);
+    assert_eq!(next[2], Feed::Progress(2));
+    let by_day = drain(&mut rx_day);
+    assert_eq!(
+        by_day.len(),
+        2,
+        "only day 2's removal and the progress mark: {by_day:?}"
+    );
+    assert_eq!(hub.stats().subscribers, 2);
+}
+
+#[test]
+fn a_slow_subscriber_is_disconnected_with_a_reason_and_others_go_on() {
+    let plan = Arc::new(Plan::new(Config::default()));
+    let dict = Dictionary::new();
+    let labeler = Labeler {
+        plan: &plan,
+        dict: &dict,
+    };
+    let mut hub = Hub::new(4);
+    let mut slow = hub.subscribe(Filter::default(), std::iter::empty(), 0, &labeler);
+    let mut fast = hub.subscribe(Filter::default(), std::iter::empty(), 0, &labeler);
+    let mut table: Versioned<Key, Value> = Versioned::default();
+    for t in 1..=10u64 {
+        table.absorb(vec![(
+            ((Metric::Dau, Dims::Day(t as i32)), Value::Count(t as i64)),
+            t,
+            1,
+        )]);
+        let deltas = table.complete(t);
+        hub.publish(&deltas, t, &labeler);
+        let got = drain(&mut fast);
+        assert_eq!(got.last(), Some(&Feed::Progress(t)));
+    }
+    let got = drain(&mut slow);
+    assert_eq!(got.last(), Some(&Feed::Closed(SLOW_SUBSCRIBER)), "{got:?}");
+    assert_eq!(hub.stats().subscribers, 1);
+    assert_eq!(hub.stats().disconnected_slow, 1);
+}
