@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::engine::{Engine, EngineOptions, Update};
 use crate::facts::Ident;
 use crate::ingest::{bad_encoding, Counts, Dictionary, Ingest, Outcome};
-use crate::output::{Delta, IdentityIndex, Table};
+use crate::metric::Labeler;
+use crate::output::{Delta, Feed, Filter, Hub, IdentityIndex, Table};
 use crate::plan::Plan;
 
 /// Options of a pipeline run.
@@ -34,11 +35,12 @@ pub struct Pipeline {
     engine: Engine,
     batch_events: usize,
     in_batch: usize,
+    /// Batches sent to the engine; the engine reports progress in these units.
+    sent: u64,
     state: Output,
 }
 
 /// What the engine has reported so far.
-#[derive(Default)]
 pub struct Output {
     pub table: Table,
     pub identities: IdentityIndex,
@@ -46,10 +48,29 @@ pub struct Output {
     pub progress: u64,
     pub deltas: Vec<Delta>,
     keep_deltas: bool,
+    /// Live subscribers of row changes.
+    pub hub: Hub,
 }
 
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            table: Table::default(),
+            identities: IdentityIndex::default(),
+            guarded: BTreeMap::new(),
+            progress: 0,
+            deltas: Vec::new(),
+            keep_deltas: false,
+            hub: Hub::new(SUBSCRIBER_QUEUE),
+        }
+    }
+}
+
+/// Messages a subscriber's queue holds beyond its initial snapshot.
+pub const SUBSCRIBER_QUEUE: usize = 4096;
+
 impl Output {
-    fn absorb(&mut self, update: Update) {
+    fn absorb(&mut self, update: Update, labeler: &Labeler) {
         match update {
             Update::Rows(changes) => self.table.absorb(changes),
             Update::Persons(changes) => self.identities.absorb_persons(changes),
@@ -67,6 +88,7 @@ impl Output {
             Update::Progress(t) => {
                 self.identities.complete(t);
                 let deltas = self.table.complete(t);
+                self.hub.publish(&deltas, t, labeler);
                 if self.keep_deltas {
                     self.deltas.extend(deltas);
                 }
@@ -97,6 +119,7 @@ impl Pipeline {
             engine,
             batch_events: options.batch_events.max(1),
             in_batch: 0,
+            sent: 0,
             state: Output::default(),
         })
     }
@@ -132,19 +155,64 @@ impl Pipeline {
         let batch = self.ingest.take_batch();
         if !batch.is_empty() {
             // A send fails only when the engine has stopped; `finish` reports why.
-            let _ = self.engine.batches.send(batch);
+            if self.engine.batches.send(batch).is_ok() {
+                self.sent += 1;
+            }
         }
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
         while let Ok(update) = self.engine.updates.try_recv() {
-            self.state.absorb(update);
+            self.state.absorb(update, &labeler);
         }
+    }
+
+    /// Flushes and waits until every batch sent so far is reflected in the rows.
+    pub fn sync(&mut self) {
+        self.flush();
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
+        while self.state.progress < self.sent {
+            match self.engine.updates.recv() {
+                Ok(update) => self.state.absorb(update, &labeler),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Subscribes to row changes: current rows first, then upserts and progress marks.
+    pub fn subscribe(&mut self, filter: Filter) -> tokio::sync::mpsc::Receiver<Feed> {
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
+        let state = &mut self.state;
+        state.hub.subscribe(
+            filter,
+            state.table.current().iter(),
+            state.progress,
+            &labeler,
+        )
+    }
+
+    /// Rows as of the last completed batch.
+    pub fn output(&self) -> &Output {
+        &self.state
     }
 
     /// Ends the input, waits for the engine and returns the final state.
     pub fn finish(mut self) -> Result<Finished, String> {
         self.flush();
         let updates = self.engine.finish()?;
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
         for update in updates.try_iter() {
-            self.state.absorb(update);
+            self.state.absorb(update, &labeler);
         }
         Ok(Finished {
             plan: self.plan,

@@ -165,3 +165,70 @@ fn whois_lists_every_identity_of_the_person() {
     let missing = run("user:nobody");
     assert_eq!(missing.status.code(), Some(1));
 }
+
+#[test]
+fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
+    let plan = Arc::new(Plan::new(Config::default()));
+    let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
+    p.offer(&ev(
+        "e1",
+        DAY1 + 3_600_000,
+        "page_view",
+        r#"{"openid":"a"}"#,
+        "",
+    ));
+    p.offer(&ev(
+        "e2",
+        DAY1 + 7_200_000,
+        "page_view",
+        r#"{"uid":"b"}"#,
+        "",
+    ));
+    p.sync();
+    let filter = tidemark::output::Filter {
+        metrics: vec!["dau".into()],
+        dims: vec![],
+    };
+    let mut rx = p.subscribe(filter);
+    let mut feed = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        feed.push(m);
+    }
+    assert_eq!(feed.len(), 2, "{feed:?}");
+    assert_eq!(feed[1], tidemark::output::Feed::Progress(1));
+
+    p.offer(&ev(
+        "e3",
+        DAY1 + 86_400_000,
+        "register",
+        r#"{"openid":"a","uid":"b"}"#,
+        "",
+    ));
+    p.sync();
+    let mut feed = Vec::new();
+    while let Ok(m) = rx.try_recv() {
+        feed.push(m);
+    }
+    let upserts: Vec<serde_json::Value> = feed
+        .iter()
+        .filter_map(|m| match m {
+            tidemark::output::Feed::Upsert(t) => Some(serde_json::from_str(t).unwrap()),
+            _ => None,
+        })
+        .collect();
+    let day1 = upserts
+        .iter()
+        .find(|u| u["dims"]["day"] == "2026-10-01")
+        .expect("day 1 corrected");
+    assert_eq!(
+        (day1["prev"].as_i64(), day1["value"].as_i64()),
+        (Some(2), Some(1))
+    );
+    let day2 = upserts
+        .iter()
+        .find(|u| u["dims"]["day"] == "2026-10-02")
+        .expect("day 2 appears");
+    assert!(day2["prev"].is_null());
+    assert_eq!(feed.last(), Some(&tidemark::output::Feed::Progress(2)));
+    p.finish().unwrap();
+}

@@ -108,6 +108,9 @@ impl Hub {
     /// Sends the deltas of completed times and a progress mark to every subscriber; a
     /// subscriber whose queue is full is told why and dropped, never waited for.
     pub fn publish(&mut self, deltas: &[Delta], progress: Time, labeler: &Labeler) {
+        if self.subscribers.is_empty() {
+            return;
+        }
         let rendered: Vec<(&'static str, Json, Feed)> = deltas
             .iter()
             .map(|d| {
