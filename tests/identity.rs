@@ -17,11 +17,8 @@ fn ev(id: &str, ts: i64, name: &str, ids: &str, extra: &str) -> String {
     format!(r#"{{"id":"{id}","ts":{ts},"event":"{name}","ids":{ids}{extra}}}"#)
 }
 
-#[test]
-fn a_late_link_merges_persons_and_corrects_past_days_as_deltas() {
-    let plan = Arc::new(Plan::new(Config::default()));
-    let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
-    p.keep_deltas();
+/// Two persons on day 1: `openid:a` (channel kol) at 01:00, `uid:b` (search_ads) at 02:00.
+fn offer_two_persons(p: &mut Pipeline) {
     p.offer(&ev(
         "e1",
         DAY1 + 3_600_000,
@@ -36,7 +33,10 @@ fn a_late_link_merges_persons_and_corrects_past_days_as_deltas() {
         r#"{"uid":"b"}"#,
         r#","channel":"search_ads""#,
     ));
-    p.flush();
+}
+
+/// On day 2, one event links `openid:a` and `uid:b`.
+fn offer_link(p: &mut Pipeline) {
     p.offer(&ev(
         "e3",
         DAY1 + 86_400_000,
@@ -44,6 +44,16 @@ fn a_late_link_merges_persons_and_corrects_past_days_as_deltas() {
         r#"{"openid":"a","uid":"b"}"#,
         "",
     ));
+}
+
+#[test]
+fn a_late_link_merges_persons_and_corrects_past_days_as_deltas() {
+    let plan = Arc::new(Plan::new(Config::default()));
+    let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
+    p.keep_deltas();
+    offer_two_persons(&mut p);
+    p.flush();
+    offer_link(&mut p);
     let done = p.finish().unwrap();
 
     let day1 = parse_day("2026-10-01").unwrap();
@@ -170,20 +180,7 @@ fn whois_lists_every_identity_of_the_person() {
 fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     let plan = Arc::new(Plan::new(Config::default()));
     let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
-    p.offer(&ev(
-        "e1",
-        DAY1 + 3_600_000,
-        "page_view",
-        r#"{"openid":"a"}"#,
-        "",
-    ));
-    p.offer(&ev(
-        "e2",
-        DAY1 + 7_200_000,
-        "page_view",
-        r#"{"uid":"b"}"#,
-        "",
-    ));
+    offer_two_persons(&mut p);
     p.sync();
     let filter = tidemark::output::Filter {
         metrics: vec!["dau".into()],
@@ -197,13 +194,7 @@ fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     assert_eq!(feed.len(), 2, "{feed:?}");
     assert_eq!(feed[1], tidemark::output::Feed::Progress(1));
 
-    p.offer(&ev(
-        "e3",
-        DAY1 + 86_400_000,
-        "register",
-        r#"{"openid":"a","uid":"b"}"#,
-        "",
-    ));
+    offer_link(&mut p);
     p.sync();
     let mut feed = Vec::new();
     while let Ok(m) = rx.try_recv() {
