@@ -198,11 +198,6 @@ impl Pipeline {
         )
     }
 
-    /// Rows as of the last completed batch.
-    pub fn output(&self) -> &Output {
-        &self.state
-    }
-
     /// Ends the input, waits for the engine and returns the final state.
     pub fn finish(mut self) -> Result<Finished, String> {
         self.flush();

@@ -149,37 +149,31 @@ impl Renderer {
             buf.extend_from_slice(b"\"}");
             return;
         }
+        let phone_number = if ev.ids & PHONE != 0 {
+            phone(self.seed, ev.person)
+        } else {
+            0
+        };
+        // (bit, key, value prefix, value number, value suffix), in output order.
+        let kinds: [(u8, &str, &[u8], u64, &[u8]); 5] = [
+            (OPENID, "openid", b"o_", n, b""),
+            (OPENID2, "openid", b"o_", n, b"_2"),
+            (UNIONID, "unionid", b"un_", n, b""),
+            (UID, "uid", b"u_", n, b""),
+            (PHONE, "phone", b"", phone_number, b""),
+        ];
         let mut first = true;
-        let mut open = |buf: &mut Vec<u8>, key: &str, prefix: &[u8]| {
+        for (bit, key, prefix, number, suffix) in kinds {
+            if ev.ids & bit == 0 {
+                continue;
+            }
             buf.extend_from_slice(if first { b",\"ids\":{" } else { b"," });
             first = false;
             push_key(buf, key);
             buf.push(b'"');
             buf.extend_from_slice(prefix);
-        };
-        if ev.ids & OPENID != 0 {
-            open(buf, "openid", b"o_");
-            push_u64(buf, n);
-            buf.push(b'"');
-        }
-        if ev.ids & OPENID2 != 0 {
-            open(buf, "openid", b"o_");
-            push_u64(buf, n);
-            buf.extend_from_slice(b"_2\"");
-        }
-        if ev.ids & UNIONID != 0 {
-            open(buf, "unionid", b"un_");
-            push_u64(buf, n);
-            buf.push(b'"');
-        }
-        if ev.ids & UID != 0 {
-            open(buf, "uid", b"u_");
-            push_u64(buf, n);
-            buf.push(b'"');
-        }
-        if ev.ids & PHONE != 0 {
-            open(buf, "phone", b"");
-            push_u64(buf, phone(self.seed, ev.person));
+            push_u64(buf, number);
+            buf.extend_from_slice(suffix);
             buf.push(b'"');
         }
         if !first {

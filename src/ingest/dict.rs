@@ -67,13 +67,10 @@ impl Interner {
 
     /// Id of an identity, and whether it is new.
     pub fn ident(&mut self, kind: &str, value: &str) -> (Ident, bool) {
-        self.key.clear();
-        self.key.push_str(kind);
-        self.key.push('\u{1f}');
-        self.key.push_str(value);
-        if let Some(&id) = self.idents.get(self.key.as_str()) {
+        if let Some(id) = self.lookup(kind, value) {
             return (id, false);
         }
+        // `lookup` left the identity's key in `self.key`.
         let mut list = self.dict.idents.write().expect("dictionary lock");
         let id = list.len() as Ident;
         list.push((kind.into(), value.into()));
