@@ -67,6 +67,9 @@ pub struct Ev {
     pub style: u8,
 }
 
+/// How one identity kind is written: (bit in `Ev::ids`, key, value prefix, number, suffix).
+type IdentityShape<'a> = (u8, &'a str, &'a [u8], u64, &'a [u8]);
+
 /// Writes events as JSON lines for one seed and zone.
 pub struct Renderer {
     seed: u64,
@@ -154,8 +157,7 @@ impl Renderer {
         } else {
             0
         };
-        // (bit, key, value prefix, value number, value suffix), in output order.
-        let kinds: [(u8, &str, &[u8], u64, &[u8]); 5] = [
+        let kinds: [IdentityShape; 5] = [
             (OPENID, "openid", b"o_", n, b""),
             (OPENID2, "openid", b"o_", n, b"_2"),
             (UNIONID, "unionid", b"un_", n, b""),
