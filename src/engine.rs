@@ -51,9 +51,10 @@ impl Default for EngineOptions {
     }
 }
 
-/// A running engine: send batches, read updates; dropping the sender finishes it.
+/// A running engine: send batches, each at a time larger than the one before, and read
+/// updates; dropping the sender finishes it.
 pub struct Engine {
-    pub batches: SyncSender<FactBatch>,
+    pub batches: SyncSender<(Time, FactBatch)>,
     pub updates: Receiver<Update>,
     thread: JoinHandle<Result<(), String>>,
 }
@@ -61,7 +62,7 @@ pub struct Engine {
 impl Engine {
     /// Starts the workers on their own threads.
     pub fn start(plan: Arc<Plan>, options: EngineOptions) -> std::io::Result<Engine> {
-        let (batch_tx, batch_rx) = mpsc::sync_channel::<FactBatch>(options.queue.max(1));
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<(Time, FactBatch)>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
         let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
         let thread = std::thread::Builder::new()
@@ -98,35 +99,38 @@ impl Engine {
                         }
                         return;
                     };
-                    let mut time: Time = 1;
-                    inputs.advance_to(time);
+                    // The last time fed; input is open at every later time.
+                    let mut fed: Time = 0;
+                    inputs.advance_to(fed + 1);
                     let mut reported: Time = 0;
                     loop {
                         let next = match receiver.try_recv() {
                             Ok(batch) => Some(batch),
                             Err(TryRecvError::Empty) => {
-                                while probe.less_than(&time) {
+                                while probe.less_than(&(fed + 1)) {
                                     worker.step();
                                 }
-                                if time - 1 > reported {
-                                    reported = time - 1;
+                                if fed > reported {
+                                    reported = fed;
                                     let _ = out.send(Update::Progress(reported));
                                 }
                                 receiver.recv().ok()
                             }
                             Err(TryRecvError::Disconnected) => None,
                         };
-                        let Some(batch) = next else { break };
-                        inputs.feed(batch);
-                        time += 1;
+                        let Some((time, batch)) = next else { break };
+                        let time = time.max(fed + 1);
                         inputs.advance_to(time);
+                        inputs.feed(batch);
+                        fed = time;
+                        inputs.advance_to(fed + 1);
                         worker.step();
                     }
                     drop(inputs);
                     while !probe.done() {
                         worker.step();
                     }
-                    let _ = out.send(Update::Progress(time));
+                    let _ = out.send(Update::Progress(fed.max(reported)));
                 })?;
                 for r in guards.join() {
                     r?;

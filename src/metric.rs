@@ -15,9 +15,17 @@ macro_rules! metrics {
         pub enum Metric { $($variant),* }
 
         impl Metric {
+            /// Every metric.
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant),*];
+
             /// The metric's name in rows.
             pub fn name(self) -> &'static str {
                 match self { $(Metric::$variant => $name),* }
+            }
+
+            /// The metric of a name in rows.
+            pub fn from_name(name: &str) -> Option<Metric> {
+                match name { $($name => Some(Metric::$variant),)* _ => None }
             }
         }
     };

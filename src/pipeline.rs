@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::dataflow::Time;
 use crate::engine::{Engine, EngineOptions, Update};
 use crate::facts::Ident;
 use crate::ingest::{bad_encoding, Counts, Dictionary, Ingest, Outcome};
@@ -16,6 +17,8 @@ pub struct PipelineOptions {
     pub engine: EngineOptions,
     /// Accepted events per batch sent to the dataflow.
     pub batch_events: usize,
+    /// Stamp batches with wall-clock milliseconds (live use) instead of 1, 2, 3...
+    pub wall_clock: bool,
 }
 
 impl Default for PipelineOptions {
@@ -23,6 +26,7 @@ impl Default for PipelineOptions {
         PipelineOptions {
             engine: EngineOptions::default(),
             batch_events: 100_000,
+            wall_clock: false,
         }
     }
 }
@@ -35,8 +39,9 @@ pub struct Pipeline {
     engine: Engine,
     batch_events: usize,
     in_batch: usize,
-    /// Batches sent to the engine; the engine reports progress in these units.
-    sent: u64,
+    wall_clock: bool,
+    /// Time of the last batch sent to the engine; the engine reports progress in these units.
+    sent: Time,
     state: Output,
 }
 
@@ -88,7 +93,9 @@ impl Output {
             Update::Progress(t) => {
                 self.identities.complete(t);
                 let deltas = self.table.complete(t);
-                self.hub.publish(&deltas, t, labeler);
+                let table = &self.table;
+                self.hub
+                    .publish(&deltas, t, || table.current().iter(), labeler);
                 if self.keep_deltas {
                     self.deltas.extend(deltas);
                 }
@@ -118,6 +125,7 @@ impl Pipeline {
             dict,
             engine,
             batch_events: options.batch_events.max(1),
+            wall_clock: options.wall_clock,
             in_batch: 0,
             sent: 0,
             state: Output::default(),
@@ -150,15 +158,27 @@ impl Pipeline {
     }
 
     /// Sends what was accepted since the last batch, and takes in what the engine reported.
-    pub fn flush(&mut self) {
+    /// Returns the time at which everything accepted so far will be reflected in the rows.
+    pub fn flush(&mut self) -> Time {
         self.in_batch = 0;
         let batch = self.ingest.take_batch();
         if !batch.is_empty() {
+            let time = if self.wall_clock {
+                now_ms().max(self.sent + 1)
+            } else {
+                self.sent + 1
+            };
             // A send fails only when the engine has stopped; `finish` reports why.
-            if self.engine.batches.send(batch).is_ok() {
-                self.sent += 1;
+            if self.engine.batches.send((time, batch)).is_ok() {
+                self.sent = time;
             }
         }
+        self.poll();
+        self.sent
+    }
+
+    /// Takes in what the engine reported so far, without waiting.
+    pub fn poll(&mut self) {
         let labeler = Labeler {
             plan: &self.plan,
             dict: &self.dict,
@@ -166,6 +186,71 @@ impl Pipeline {
         while let Ok(update) = self.engine.updates.try_recv() {
             self.state.absorb(update, &labeler);
         }
+    }
+
+    /// Waits up to `timeout` for the engine's next report and takes in all that arrived.
+    pub fn poll_wait(&mut self, timeout: std::time::Duration) {
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
+        if let Ok(update) = self.engine.updates.recv_timeout(timeout) {
+            self.state.absorb(update, &labeler);
+        }
+        self.poll();
+    }
+
+    /// The time of the last batch sent to the dataflow (0 before any).
+    pub fn sent(&self) -> Time {
+        self.sent
+    }
+
+    /// Largest accepted event time so far.
+    pub fn clock(&self) -> Option<i64> {
+        self.ingest.clock()
+    }
+
+    /// The time up to which every change has been reported.
+    pub fn progress(&self) -> Time {
+        self.state.progress
+    }
+
+    /// Ingest counts so far.
+    pub fn counts(&self) -> &Counts {
+        self.ingest.counts()
+    }
+
+    /// The output state so far.
+    pub fn output(&self) -> &Output {
+        &self.state
+    }
+
+    /// Every identity of the person behind `kind:value` (needs `track_identities`).
+    pub fn whois(&mut self, kind: &str, value: &str) -> serde_json::Value {
+        whois_json(
+            &self.plan,
+            &self.dict,
+            &mut self.ingest,
+            &self.state,
+            kind,
+            value,
+        )
+    }
+
+    /// Uses `hub` for subscribers from now on (its queue size and slow-subscriber policy).
+    pub fn set_hub(&mut self, hub: Hub) {
+        self.state.hub = hub;
+    }
+
+    /// The snapshot document of the rows so far (as of `progress()`).
+    pub fn snapshot(&self) -> serde_json::Value {
+        snapshot_of(
+            &self.plan,
+            &self.dict,
+            self.ingest.counts(),
+            self.ingest.clock(),
+            &self.state,
+        )
     }
 
     /// Flushes and waits until every batch sent so far is reflected in the rows.
@@ -221,17 +306,85 @@ impl Pipeline {
 }
 
 impl Finished {
+    /// Every identity of the person behind `kind:value` (needs `track_identities`).
+    pub fn whois(&mut self, kind: &str, value: &str) -> serde_json::Value {
+        whois_json(
+            &self.plan,
+            &self.dict,
+            &mut self.ingest,
+            &self.output,
+            kind,
+            value,
+        )
+    }
+
     /// The snapshot document.
     pub fn snapshot(&self) -> serde_json::Value {
-        let guarded: Vec<(Ident, u32)> =
-            self.output.guarded.iter().map(|(a, b)| (*a, *b)).collect();
-        let meta = crate::output::SnapshotMeta {
-            plan: &self.plan,
-            dict: &self.dict,
-            counts: &self.counts,
-            clock: self.clock,
-            guarded: &guarded,
-        };
-        crate::output::snapshot_json(&meta, self.output.table.current().iter())
+        snapshot_of(
+            &self.plan,
+            &self.dict,
+            &self.counts,
+            self.clock,
+            &self.output,
+        )
     }
+}
+
+fn snapshot_of(
+    plan: &Plan,
+    dict: &Dictionary,
+    counts: &Counts,
+    clock: Option<i64>,
+    output: &Output,
+) -> serde_json::Value {
+    let guarded: Vec<(Ident, u32)> = output.guarded.iter().map(|(a, b)| (*a, *b)).collect();
+    let meta = crate::output::SnapshotMeta {
+        plan,
+        dict,
+        counts,
+        clock,
+        guarded: &guarded,
+    };
+    crate::output::snapshot_json(&meta, output.table.current().iter())
+}
+
+/// Every identity of the person behind `kind:value`, with first-seen time, day and channel;
+/// `found: false` when ingest never saw it.
+pub fn whois_json(
+    plan: &Plan,
+    dict: &Dictionary,
+    ingest: &mut Ingest,
+    output: &Output,
+    kind: &str,
+    value: &str,
+) -> serde_json::Value {
+    use serde_json::json;
+    let Some(ident) = ingest.lookup(kind, value) else {
+        return json!({"identity": {"type": kind, "value": value}, "found": false});
+    };
+    let index = &output.identities;
+    let person = index.person(ident).unwrap_or(ident);
+    let members: Vec<_> = index
+        .members(person)
+        .into_iter()
+        .filter_map(|i| dict.ident(i))
+        .map(|(t, v)| json!({"type": t, "value": v}))
+        .collect();
+    let first = index.first(person);
+    let cal = &plan.config.calendar;
+    json!({
+        "identity": {"type": kind, "value": value},
+        "found": true,
+        "identities": members,
+        "first_seen": first.map(|f| cal.format_instant(f.ts)),
+        "first_seen_day": first.map(|f| crate::time::day_label(cal.day(f.ts))),
+        "channel": first.map(|f| dict.channel(f.channel)),
+    })
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> Time {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Time)
 }

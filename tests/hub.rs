@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tidemark::config::Config;
+use tidemark::config::{Config, SlowSubscriber};
 use tidemark::ingest::Dictionary;
 use tidemark::metric::{Dims, Key, Labeler, Metric, Value};
 use tidemark::output::{Feed, Filter, Hub, Versioned, SLOW_SUBSCRIBER};
@@ -80,7 +80,7 @@ fn a_subscriber_gets_matching_rows_then_changes_then_progress() {
         ((dau2, Value::Count(1)), 2, -1),
     ]);
     let deltas = table.complete(2);
-    hub.publish(&deltas, 2, &labeler);
+    hub.publish(&deltas, 2, || table.current().iter(), &labeler);
     let next = drain(&mut rx);
     assert_eq!(next.len(), 3, "{next:?}");
     let changed: Vec<serde_json::Value> = next[..2].iter().map(json).collect();
@@ -130,7 +130,7 @@ fn a_slow_subscriber_is_disconnected_with_a_reason_and_others_go_on() {
             1,
         )]);
         let deltas = table.complete(t);
-        hub.publish(&deltas, t, &labeler);
+        hub.publish(&deltas, t, || table.current().iter(), &labeler);
         let got = drain(&mut fast);
         assert_eq!(got.last(), Some(&Feed::Progress(t)));
     }
@@ -138,4 +138,52 @@ fn a_slow_subscriber_is_disconnected_with_a_reason_and_others_go_on() {
     assert_eq!(got.last(), Some(&Feed::Closed(SLOW_SUBSCRIBER)), "{got:?}");
     assert_eq!(hub.stats().subscribers, 1);
     assert_eq!(hub.stats().disconnected_slow, 1);
+}
+
+#[test]
+fn a_slow_subscriber_under_resync_gets_a_fresh_snapshot_once_it_has_drained() {
+    let plan = Arc::new(Plan::new(Config::default()));
+    let dict = Dictionary::new();
+    let labeler = Labeler {
+        plan: &plan,
+        dict: &dict,
+    };
+    let mut hub = Hub::with_policy(4, SlowSubscriber::Resync);
+    let mut slow = hub.subscribe(Filter::default(), std::iter::empty(), 0, &labeler);
+    let mut table: Versioned<Key, Value> = Versioned::default();
+    let mut step = |hub: &mut Hub, t: u64| {
+        table.absorb(vec![(
+            ((Metric::Dau, Dims::Day(t as i32)), Value::Count(t as i64)),
+            t,
+            1,
+        )]);
+        let deltas = table.complete(t);
+        hub.publish(&deltas, t, || table.current().iter(), &labeler);
+        table.current().len()
+    };
+    for t in 1..=6 {
+        step(&mut hub, t);
+    }
+    assert_eq!(hub.stats().resyncs, 1, "the overflow is counted once");
+    assert_eq!(
+        hub.stats().subscribers,
+        1,
+        "a lagging subscriber stays connected"
+    );
+    let missed = drain(&mut slow);
+    assert!(
+        !missed.iter().any(|f| matches!(f, Feed::Resync(_))),
+        "no resync before the queue drains: {missed:?}"
+    );
+    let rows = step(&mut hub, 7);
+    let got = drain(&mut slow);
+    let Some(Feed::Resync(snapshot)) = got.first() else {
+        panic!("expected a resync first, got {got:?}");
+    };
+    assert_eq!(snapshot.len(), rows, "the resync holds every current row");
+    assert_eq!(got.get(1), Some(&Feed::Progress(7)));
+    step(&mut hub, 8);
+    let live = drain(&mut slow);
+    assert!(matches!(live.first(), Some(Feed::Upsert(_))), "{live:?}");
+    assert_eq!(live.last(), Some(&Feed::Progress(8)));
 }

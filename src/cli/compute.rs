@@ -62,6 +62,7 @@ pub fn read_log(
             ..EngineOptions::default()
         },
         batch_events: log.batch,
+        wall_clock: false,
     };
     let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
     let source: Box<dyn Read> = if log.input.as_os_str() == "-" {

@@ -3,6 +3,7 @@
 mod check;
 mod compute;
 mod generate;
+mod serve;
 mod whois;
 
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve live metrics over HTTP, SSE, WebSocket and MQTT, with a dashboard at `/`.
+    Serve(serve::Args),
     /// Compute the snapshot of an event log.
     Compute(compute::Args),
     /// Write a realistic synthetic event log (JSON Lines) to standard output.
@@ -35,6 +38,7 @@ enum Command {
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(a) => serve::run(a),
         Command::Compute(a) => compute::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Check(a) => check::run(a),

@@ -26,6 +26,18 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [Reason; 8] = [
+        Reason::MalformedJson,
+        Reason::BadEncoding,
+        Reason::MissingField,
+        Reason::BadType,
+        Reason::BadTimestamp,
+        Reason::BadAmount,
+        Reason::TooLarge,
+        Reason::NoIdentity,
+    ];
+
     /// The reason's name as it appears in counts and dead-letter records.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value as Json};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::mpsc;
 
+use crate::config::SlowSubscriber;
 use crate::dataflow::Time;
 use crate::metric::{Key, Labeler, Value};
 use crate::output::Delta;
@@ -18,7 +19,8 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn matches(&self, metric: &str, dims: &Json) -> bool {
+    /// Whether a row of `metric` with `dims` passes.
+    pub fn matches(&self, metric: &str, dims: &Json) -> bool {
         (self.metrics.is_empty() || self.metrics.iter().any(|m| m == metric))
             && self.dims.iter().all(|(k, v)| match &dims[k.as_str()] {
                 Json::String(s) => s == v,
@@ -35,6 +37,9 @@ pub enum Feed {
     Upsert(Arc<str>),
     /// Every change up to this time has been sent.
     Progress(Time),
+    /// The subscriber fell behind and missed changes: drop every row and start again from
+    /// these (upserts with `prev` null); a progress mark follows.
+    Resync(Arc<[Arc<str>]>),
     /// The subscriber fell behind and is disconnected; the text says why.
     Closed(&'static str),
 }
@@ -44,18 +49,23 @@ pub enum Feed {
 pub struct HubStats {
     pub subscribers: usize,
     pub disconnected_slow: u64,
+    pub resyncs: u64,
 }
 
 struct Subscriber {
     filter: Filter,
     tx: mpsc::Sender<Feed>,
+    /// Missed changes: waits for its queue to drain, then gets a fresh snapshot.
+    lagging: bool,
 }
 
 /// The subscribers and their queues.
 pub struct Hub {
     subscribers: Vec<Subscriber>,
     capacity: usize,
+    policy: SlowSubscriber,
     disconnected_slow: u64,
+    resyncs: u64,
 }
 
 /// Reason sent to a subscriber whose queue overflowed.
@@ -63,12 +73,20 @@ pub const SLOW_SUBSCRIBER: &str =
     "subscriber too slow: its queue is full; reconnect to start from a fresh snapshot";
 
 impl Hub {
-    /// A hub whose subscriber queues hold `capacity` messages (at least 2).
+    /// A hub whose subscriber queues hold `capacity` messages (at least 2); a subscriber that
+    /// overflows it is disconnected.
     pub fn new(capacity: usize) -> Self {
+        Hub::with_policy(capacity, SlowSubscriber::Disconnect)
+    }
+
+    /// A hub that treats subscribers that overflow their queue by `policy`.
+    pub fn with_policy(capacity: usize, policy: SlowSubscriber) -> Self {
         Hub {
             subscribers: Vec::new(),
             capacity: capacity.max(2),
+            policy,
             disconnected_slow: 0,
+            resyncs: 0,
         }
     }
 
@@ -76,6 +94,7 @@ impl Hub {
         HubStats {
             subscribers: self.subscribers.len(),
             disconnected_slow: self.disconnected_slow,
+            resyncs: self.resyncs,
         }
     }
 
@@ -88,26 +107,32 @@ impl Hub {
         time: Time,
         labeler: &Labeler,
     ) -> mpsc::Receiver<Feed> {
-        let initial: Vec<Feed> = rows
-            .filter_map(|(k, v)| {
-                let dims = Json::Object(labeler.dims(&k.1));
-                filter
-                    .matches(k.0.name(), &dims)
-                    .then(|| upsert(k, dims, v.to_json(), Json::Null, time))
-            })
-            .collect();
+        let initial = matching(&filter, rows, time, labeler);
         let (tx, rx) = mpsc::channel(self.capacity + initial.len() + 1);
         for message in initial {
-            let _ = tx.try_send(message);
+            let _ = tx.try_send(Feed::Upsert(message));
         }
         let _ = tx.try_send(Feed::Progress(time));
-        self.subscribers.push(Subscriber { filter, tx });
+        self.subscribers.push(Subscriber {
+            filter,
+            tx,
+            lagging: false,
+        });
         rx
     }
 
-    /// Sends the deltas of completed times and a progress mark to every subscriber; a
-    /// subscriber whose queue is full is told why and dropped, never waited for.
-    pub fn publish(&mut self, deltas: &[Delta], progress: Time, labeler: &Labeler) {
+    /// Sends the deltas of completed times and a progress mark to every subscriber, never
+    /// waiting: a subscriber whose queue is full is resynced from `current` once its queue
+    /// has drained, or told why and dropped, as the policy says.
+    pub fn publish<'a, I>(
+        &mut self,
+        deltas: &[Delta],
+        progress: Time,
+        current: impl Fn() -> I,
+        labeler: &Labeler,
+    ) where
+        I: Iterator<Item = (&'a Key, &'a Value)>,
+    {
         if self.subscribers.is_empty() {
             return;
         }
@@ -117,45 +142,76 @@ impl Hub {
                 let dims = Json::Object(labeler.dims(&d.key.1));
                 let value = d.value.map_or(Json::Null, Value::to_json);
                 let prev = d.prev.map_or(Json::Null, Value::to_json);
-                (
-                    d.key.0.name(),
-                    dims.clone(),
-                    upsert(&d.key, dims, value, prev, d.time),
-                )
+                let text = upsert(&d.key, dims.clone(), value, prev, d.time);
+                (d.key.0.name(), dims, Feed::Upsert(text))
             })
             .collect();
-        let mut slow = 0;
-        self.subscribers.retain(|s| {
+        let (mut slow, mut resyncs) = (0, 0);
+        let policy = self.policy;
+        self.subscribers.retain_mut(|s| {
+            if s.tx.is_closed() {
+                return false;
+            }
+            if s.lagging {
+                if s.tx.capacity() == s.tx.max_capacity() {
+                    let rows = matching(&s.filter, current(), progress, labeler);
+                    let _ = s.tx.try_send(Feed::Resync(rows.into()));
+                    let _ = s.tx.try_send(Feed::Progress(progress));
+                    s.lagging = false;
+                }
+                return true;
+            }
             let mut messages: Vec<&Feed> = rendered
                 .iter()
                 .filter(|(m, dims, _)| s.filter.matches(m, dims))
                 .map(|(_, _, f)| f)
                 .collect();
-            let progress = Feed::Progress(progress);
-            messages.push(&progress);
+            let mark = Feed::Progress(progress);
+            messages.push(&mark);
             if s.tx.capacity() <= messages.len() {
-                let _ = s.tx.try_send(Feed::Closed(SLOW_SUBSCRIBER));
-                slow += 1;
-                return false;
+                return match policy {
+                    SlowSubscriber::Disconnect => {
+                        let _ = s.tx.try_send(Feed::Closed(SLOW_SUBSCRIBER));
+                        slow += 1;
+                        false
+                    }
+                    SlowSubscriber::Resync => {
+                        s.lagging = true;
+                        resyncs += 1;
+                        true
+                    }
+                };
             }
             for m in messages {
-                match s.tx.try_send(m.clone()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Closed(_)) => return false,
-                    Err(TrySendError::Full(_)) => {
-                        slow += 1;
-                        return false;
-                    }
+                if s.tx.try_send(m.clone()).is_err() {
+                    return false;
                 }
             }
             true
         });
         self.disconnected_slow += slow;
+        self.resyncs += resyncs;
     }
 }
 
-fn upsert(key: &Key, dims: Json, value: Json, prev: Json, time: Time) -> Feed {
+/// The rows that pass `filter`, as upserts with `prev` null.
+fn matching<'a>(
+    filter: &Filter,
+    rows: impl Iterator<Item = (&'a Key, &'a Value)>,
+    time: Time,
+    labeler: &Labeler,
+) -> Vec<Arc<str>> {
+    rows.filter_map(|(k, v)| {
+        let dims = Json::Object(labeler.dims(&k.1));
+        filter
+            .matches(k.0.name(), &dims)
+            .then(|| upsert(k, dims, v.to_json(), Json::Null, time))
+    })
+    .collect()
+}
+
+fn upsert(key: &Key, dims: Json, value: Json, prev: Json, time: Time) -> Arc<str> {
     let envelope =
         json!({"metric": key.0.name(), "dims": dims, "value": value, "prev": prev, "time": time});
-    Feed::Upsert(envelope.to_string().into())
+    envelope.to_string().into()
 }

@@ -26,6 +26,7 @@ pub fn run(
             ..EngineOptions::default()
         },
         batch_events: batch,
+        wall_clock: false,
     };
     let mut p = Pipeline::new(plan, options).expect("engine starts");
     for l in lines {

@@ -1,5 +1,9 @@
 //! The operator's TOML configuration: defaults, parsing and validation with errors that name the key.
 
+mod serve;
+
+pub use serve::{parse_mqtt_url, parse_size, Mqtt, Serve, SlowSubscriber};
+
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -42,6 +46,10 @@ struct RawConfig {
     acquisition: RawAcquisition,
     funnels: Option<Vec<RawFunnel>>,
     ratios: Option<Vec<RawRatio>>,
+    #[serde(default)]
+    serve: serve::RawServe,
+    #[serde(default)]
+    mqtt: serve::RawMqtt,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -126,6 +134,8 @@ pub struct Config {
     pub purchase_event: String,
     pub funnels: Vec<Funnel>,
     pub ratios: Vec<Ratio>,
+    pub serve: Serve,
+    pub mqtt: Mqtt,
 }
 
 impl Default for Config {
@@ -164,6 +174,11 @@ fn default_ratios() -> Vec<Ratio> {
 }
 
 impl Config {
+    /// The configured zone.
+    pub fn calendar_zone(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig =
@@ -255,6 +270,8 @@ impl Config {
             purchase_event,
             funnels,
             ratios,
+            serve: Serve::from_raw(raw.serve)?,
+            mqtt: Mqtt::from_raw(raw.mqtt)?,
         })
     }
 }

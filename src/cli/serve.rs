@@ -1,0 +1,141 @@
+//! `tidemark serve`: the live service over HTTP (and MQTT), with an optional demo source.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tidemark::io::demo::DemoOptions;
+use tidemark::server::{start, ServeOptions};
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Configuration file (TOML); without it the defaults apply.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Listen on this address (overrides serve.listen), e.g. 127.0.0.1:7878; port 0 picks one.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Read events from this MQTT broker and publish metrics to it (overrides mqtt.url).
+    #[arg(long, value_name = "mqtt://HOST:PORT")]
+    mqtt: Option<String>,
+    /// MQTT topic filter to read events from (repeatable; overrides mqtt.topics).
+    #[arg(long = "mqtt-topic")]
+    mqtt_topics: Vec<String>,
+    /// Play the built-in generator's log in accelerated time, so the dashboard moves at once.
+    #[arg(long)]
+    demo: bool,
+    /// Demo: simulated time per real time.
+    #[arg(long, default_value_t = 1800.0)]
+    demo_speed: f64,
+    /// Demo: persons arriving over the simulated period.
+    #[arg(long, default_value_t = 4000)]
+    demo_persons: u64,
+    /// Open the dashboard in the default browser once the server listens.
+    #[arg(long)]
+    open: bool,
+    /// Dataflow worker threads.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: usize,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = super::load_config(args.config.as_ref())?;
+    if let Some(listen) = &args.listen {
+        listen.parse::<std::net::SocketAddr>().with_context(|| {
+            format!("--listen {listen:?} must be HOST:PORT, e.g. 127.0.0.1:7878")
+        })?;
+        config.serve.listen = listen.clone();
+    }
+    if let Some(url) = &args.mqtt {
+        tidemark::config::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
+        config.mqtt.url = Some(url.clone());
+    }
+    if !args.mqtt_topics.is_empty() {
+        config.mqtt.topics = args.mqtt_topics.clone();
+    }
+    if !(args.demo_speed > 0.0 && args.demo_speed.is_finite()) {
+        anyhow::bail!("--demo-speed must be a positive number, e.g. 1800");
+    }
+    let demo = args.demo.then(|| {
+        let zone = config.calendar_zone();
+        DemoOptions {
+            persons: args.demo_persons,
+            days: 28,
+            history_days: 21,
+            speed: args.demo_speed,
+            seed: 1,
+            last_day: jiff::Timestamp::now().to_zoned(zone.clone()).date(),
+            timezone: zone,
+        }
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("tidemark-io")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let running = start(
+            config,
+            ServeOptions {
+                workers: args.workers,
+                demo,
+            },
+        )
+        .await?;
+        let url = format!("http://{}/", running.addr);
+        eprintln!(
+            "tidemark: listening on {} (dashboard {url}); Ctrl-C stops",
+            running.addr
+        );
+        if args.open {
+            open_browser(&url);
+        }
+        let stop = running.stopper();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            eprintln!("tidemark: shutting down");
+            let _ = stop.send(true);
+        });
+        running.wait().await.context("the HTTP server failed")?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// Opens `url` with the desktop's opener, if there is one; says so when there is none.
+fn open_browser(url: &str) {
+    for opener in ["xdg-open", "open"] {
+        if std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .is_ok()
+        {
+            return;
+        }
+    }
+    eprintln!("tidemark: no browser opener found; open {url} yourself");
+}

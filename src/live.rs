@@ -1,0 +1,527 @@
+//! The live service: one thread owns the pipeline; HTTP, MQTT and the demo talk to it through a
+//! cloneable handle of async requests.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value as Json};
+use tokio::sync::oneshot;
+
+use crate::config::SlowSubscriber;
+use crate::dataflow::Time;
+use crate::ingest::{Counts, Outcome};
+use crate::metric::Labeler;
+use crate::output::{Feed, Filter, Hub, HubStats};
+use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::plan::Plan;
+
+/// How the live service batches and serves subscribers.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Pipeline options; `batch_events` is the largest batch.
+    pub pipeline: PipelineOptions,
+    /// Longest an accepted event waits for its batch while the dataflow is busy.
+    pub max_delay: Duration,
+    pub subscriber_queue: usize,
+    pub on_slow_subscriber: SlowSubscriber,
+}
+
+impl LiveOptions {
+    /// Options from the `[serve]` section of a configuration.
+    pub fn from_config(serve: &crate::config::Serve, workers: usize) -> Self {
+        LiveOptions {
+            pipeline: PipelineOptions {
+                engine: crate::engine::EngineOptions {
+                    workers,
+                    track_identities: true,
+                    ..Default::default()
+                },
+                batch_events: serve.batch_max_events,
+                wall_clock: true,
+            },
+            max_delay: Duration::from_millis(serve.batch_max_delay_ms),
+            subscriber_queue: serve.subscriber_queue,
+            on_slow_subscriber: serve.on_slow_subscriber,
+        }
+    }
+}
+
+/// What happened to the events of one ingest request.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IngestReport {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub rejected: u64,
+    /// Subscribers have seen the effect of these events once they get `progress >= time`.
+    pub time: Time,
+    /// Index (0-based, within the request) and outcome of each event not accepted.
+    pub issues: Vec<(usize, Outcome)>,
+}
+
+impl IngestReport {
+    /// The JSON answer: counts, time, and per-index outcomes of events not accepted.
+    pub fn to_json(&self) -> Json {
+        let issues: Vec<Json> = self
+            .issues
+            .iter()
+            .map(|(i, o)| match o {
+                Outcome::Duplicate => json!({"index": i, "outcome": "duplicate"}),
+                Outcome::Rejected(r) => json!({
+                    "index": i, "outcome": "rejected",
+                    "reason": r.reason.as_str(), "detail": r.detail,
+                }),
+                Outcome::Accepted => json!({"index": i, "outcome": "accepted"}),
+            })
+            .collect();
+        json!({
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "time": self.time,
+            "issues": issues,
+        })
+    }
+}
+
+/// A point-in-time view of the service's health.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub counts: Counts,
+    pub hub: HubStats,
+    pub progress: Time,
+    /// Milliseconds the oldest event not yet reflected in the rows has waited (0 when caught up).
+    pub lag_ms: u64,
+    pub rows: usize,
+    /// Dataflow round latency (batch sent to its progress), microseconds.
+    pub rounds: Histogram<u64>,
+    pub batches: u64,
+    /// Largest accepted event time.
+    pub clock: Option<i64>,
+}
+
+/// One input event of a request, as raw bytes.
+pub type EventBytes = bytes::Bytes;
+
+enum Command {
+    Ingest(Vec<EventBytes>, oneshot::Sender<IngestReport>),
+    Subscribe(Filter, oneshot::Sender<tokio::sync::mpsc::Receiver<Feed>>),
+    Snapshot(oneshot::Sender<Json>),
+    Rows(Filter, oneshot::Sender<Vec<Json>>),
+    Whois(String, String, oneshot::Sender<Json>),
+    Sync(oneshot::Sender<Time>),
+    Status(oneshot::Sender<Status>),
+}
+
+/// The service stopped (its thread ended); requests cannot be answered.
+#[derive(Debug, thiserror::Error)]
+#[error("the tidemark engine has stopped")]
+pub struct Stopped;
+
+/// A cloneable handle to the live service.
+#[derive(Clone)]
+pub struct Live {
+    tx: mpsc::Sender<Command>,
+    pub plan: Arc<Plan>,
+}
+
+impl Live {
+    /// Starts the service thread; it ends when every handle is dropped.
+    pub fn start(plan: Arc<Plan>, options: LiveOptions) -> std::io::Result<Live> {
+        let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
+        pipeline.set_hub(Hub::with_policy(
+            options.subscriber_queue,
+            options.on_slow_subscriber,
+        ));
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tidemark-live".into())
+            .spawn(move || Driver::new(pipeline, options).run(rx))?;
+        Ok(Live { tx, plan })
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Offers events; answers once they are in a batch on its way to the dataflow.
+    pub async fn ingest(&self, events: Vec<EventBytes>) -> Result<IngestReport, Stopped> {
+        self.ask(|r| Command::Ingest(events, r)).await
+    }
+
+    /// Subscribes to row changes (current rows, progress, then upserts and progress).
+    pub async fn subscribe(
+        &self,
+        filter: Filter,
+    ) -> Result<tokio::sync::mpsc::Receiver<Feed>, Stopped> {
+        self.ask(|r| Command::Subscribe(filter, r)).await
+    }
+
+    /// The snapshot document once every event accepted before the call is reflected.
+    pub async fn snapshot(&self) -> Result<Json, Stopped> {
+        self.ask(Command::Snapshot).await
+    }
+
+    /// Current rows passing `filter`, as OUTPUT.md rows.
+    pub async fn rows(&self, filter: Filter) -> Result<Vec<Json>, Stopped> {
+        self.ask(|r| Command::Rows(filter, r)).await
+    }
+
+    /// Every identity of the person behind `kind:value`.
+    pub async fn whois(&self, kind: String, value: String) -> Result<Json, Stopped> {
+        self.ask(|r| Command::Whois(kind, value, r)).await
+    }
+
+    /// Waits until every event accepted before the call is reflected; returns that time.
+    pub async fn sync(&self) -> Result<Time, Stopped> {
+        self.ask(Command::Sync).await
+    }
+
+    pub async fn status(&self) -> Result<Status, Stopped> {
+        self.ask(Command::Status).await
+    }
+}
+
+/// The service thread's state.
+struct Driver {
+    pipeline: Pipeline,
+    options: LiveOptions,
+    /// Ingest replies waiting for their batch's time.
+    unsent: Vec<IngestReport>,
+    unsent_replies: Vec<oneshot::Sender<IngestReport>>,
+    /// When the oldest event of the pending batch was accepted.
+    pending_since: Option<Instant>,
+    /// Requests waiting for progress to reach a time.
+    waiting: Vec<(Time, Waiter)>,
+    /// Batches in flight: time and when they were sent.
+    in_flight: std::collections::VecDeque<(Time, Instant)>,
+    rounds: Histogram<u64>,
+    batches: u64,
+}
+
+enum Waiter {
+    Snapshot(oneshot::Sender<Json>),
+    Sync(oneshot::Sender<Time>),
+}
+
+impl Driver {
+    fn new(pipeline: Pipeline, options: LiveOptions) -> Self {
+        Driver {
+            pipeline,
+            options,
+            unsent: Vec::new(),
+            unsent_replies: Vec::new(),
+            pending_since: None,
+            waiting: Vec::new(),
+            in_flight: Default::default(),
+            rounds: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
+            batches: 0,
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            let timeout = if !self.in_flight.is_empty() {
+                Duration::from_micros(250)
+            } else if let Some(since) = self.pending_since {
+                self.options.max_delay.saturating_sub(since.elapsed())
+            } else {
+                Duration::from_millis(100)
+            };
+            match rx.recv_timeout(timeout) {
+                Ok(c) => {
+                    self.handle(c);
+                    // Take what else is queued, up to a bound, before deciding to flush.
+                    for _ in 0..1024 {
+                        match rx.try_recv() {
+                            Ok(c) => self.handle(c),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.pipeline.poll();
+            self.settle();
+            let idle = self.in_flight.is_empty();
+            let overdue = self
+                .pending_since
+                .is_some_and(|t| t.elapsed() >= self.options.max_delay);
+            if self.pending_since.is_some() && (idle || overdue) {
+                self.flush();
+            }
+        }
+        self.flush();
+        let _ = self.pipeline.finish();
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Ingest(events, reply) => {
+                let mut report = IngestReport::default();
+                for (i, e) in events.iter().enumerate() {
+                    let outcome = self.pipeline.offer_bytes(e);
+                    match &outcome {
+                        Outcome::Accepted => {
+                            report.accepted += 1;
+                            self.pending_since.get_or_insert_with(Instant::now);
+                        }
+                        Outcome::Duplicate => report.duplicates += 1,
+                        Outcome::Rejected(_) => report.rejected += 1,
+                    }
+                    if outcome != Outcome::Accepted {
+                        report.issues.push((i, outcome));
+                    }
+                }
+                if self.pending_since.is_none() {
+                    // Nothing waits for a batch: the rows already reflect what these events
+                    // changed (nothing, or batches already sent).
+                    report.time = self.last_time();
+                    let _ = reply.send(report);
+                } else {
+                    self.unsent.push(report);
+                    self.unsent_replies.push(reply);
+                }
+            }
+            Command::Subscribe(filter, reply) => {
+                let _ = reply.send(self.pipeline.subscribe(filter));
+            }
+            Command::Snapshot(reply) => {
+                let t = self.flush();
+                self.waiting.push((t, Waiter::Snapshot(reply)));
+            }
+            Command::Sync(reply) => {
+                let t = self.flush();
+                self.waiting.push((t, Waiter::Sync(reply)));
+            }
+            Command::Rows(filter, reply) => {
+                let labeler = Labeler {
+                    plan: &self.pipeline.plan,
+                    dict: &self.pipeline.dict,
+                };
+                let rows = self
+                    .pipeline
+                    .output()
+                    .table
+                    .current()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        let row = labeler.row(k, *v);
+                        filter.matches(k.0.name(), &row["dims"]).then_some(row)
+                    })
+                    .collect();
+                let _ = reply.send(rows);
+            }
+            Command::Whois(kind, value, reply) => {
+                let _ = reply.send(self.pipeline.whois(&kind, &value));
+            }
+            Command::Status(reply) => {
+                let out = self.pipeline.output();
+                let lag_ms = self
+                    .in_flight
+                    .front()
+                    .map(|(_, at)| at.elapsed())
+                    .or(self.pending_since.map(|t| t.elapsed()))
+                    .map_or(0, |d| d.as_millis() as u64);
+                let _ = reply.send(Status {
+                    counts: self.pipeline.counts().clone(),
+                    hub: out.hub.stats(),
+                    progress: self.pipeline.progress(),
+                    lag_ms,
+                    rows: out.table.current().len(),
+                    rounds: self.rounds.clone(),
+                    batches: self.batches,
+                    clock: self.pipeline.clock(),
+                });
+            }
+        }
+    }
+
+    /// The time of the last batch sent (0 before any).
+    fn last_time(&self) -> Time {
+        self.pipeline.sent()
+    }
+
+    /// Sends the pending batch, answers the ingest requests in it; returns the time at which
+    /// everything accepted so far is reflected.
+    fn flush(&mut self) -> Time {
+        let before = self.last_time();
+        let t = self.pipeline.flush();
+        if t != before {
+            self.in_flight
+                .push_back((t, self.pending_since.unwrap_or_else(Instant::now)));
+            self.batches += 1;
+        }
+        self.pending_since = None;
+        for (mut report, reply) in self.unsent.drain(..).zip(self.unsent_replies.drain(..)) {
+            report.time = t;
+            let _ = reply.send(report);
+        }
+        self.settle();
+        t
+    }
+
+    /// Records finished rounds and answers requests whose time has come.
+    fn settle(&mut self) {
+        let progress = self.pipeline.progress();
+        while let Some(&(t, at)) = self.in_flight.front() {
+            if t > progress {
+                break;
+            }
+            let _ = self.rounds.record(at.elapsed().as_micros().max(1) as u64);
+            self.in_flight.pop_front();
+        }
+        if self.waiting.iter().all(|(t, _)| *t > progress) {
+            return;
+        }
+        let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(t, _)| *t <= progress);
+        self.waiting = rest;
+        for (_, w) in ready {
+            match w {
+                Waiter::Snapshot(reply) => {
+                    let _ = reply.send(self.pipeline.snapshot());
+                }
+                Waiter::Sync(reply) => {
+                    let _ = reply.send(progress);
+                }
+            }
+        }
+    }
+}
+
+/// Prometheus text exposition of a status.
+pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
+    use std::fmt::Write;
+    let c = &status.counts;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |v: u64| vec![(String::new(), v.to_string())];
+    let total = c.accepted + c.duplicates + c.rejected_total();
+    metric(
+        "tidemark_events_in_total",
+        "counter",
+        "Events received.",
+        &one(total),
+    );
+    metric(
+        "tidemark_events_accepted_total",
+        "counter",
+        "Events accepted.",
+        &one(c.accepted),
+    );
+    metric(
+        "tidemark_events_duplicate_total",
+        "counter",
+        "Events dropped as duplicates of an earlier id.",
+        &one(c.duplicates),
+    );
+    let reasons: BTreeMap<&str, u64> = crate::event::Reason::ALL
+        .iter()
+        .map(|r| (r.as_str(), c.rejected.get(r.as_str()).copied().unwrap_or(0)))
+        .collect();
+    let by_reason: Vec<(String, String)> = reasons
+        .iter()
+        .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
+        .collect();
+    metric(
+        "tidemark_events_rejected_total",
+        "counter",
+        "Events rejected, by reason.",
+        &by_reason,
+    );
+    metric(
+        "tidemark_ingest_lag_milliseconds",
+        "gauge",
+        "Age of the oldest accepted event not yet reflected in the rows.",
+        &one(status.lag_ms),
+    );
+    let h = &status.rounds;
+    let mut quantiles: Vec<(String, String)> = [0.5, 0.9, 0.99, 0.999, 1.0]
+        .iter()
+        .map(|q| {
+            (
+                format!("{{quantile=\"{q}\"}}"),
+                format!("{}", h.value_at_quantile(*q) as f64 / 1e6),
+            )
+        })
+        .collect();
+    // A summary's `_sum` and `_count` samples carry the suffix where labels would go.
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    quantiles.push(("_sum".into(), format!("{sum}")));
+    quantiles.push(("_count".into(), h.len().to_string()));
+    metric(
+        "tidemark_dataflow_round_seconds",
+        "summary",
+        "Time from a batch entering the dataflow to its rows being complete.",
+        &quantiles,
+    );
+    metric(
+        "tidemark_batches_total",
+        "counter",
+        "Batches sent to the dataflow.",
+        &one(status.batches),
+    );
+    metric(
+        "tidemark_progress",
+        "gauge",
+        "Time up to which every change has been published.",
+        &one(status.progress),
+    );
+    metric(
+        "tidemark_rows",
+        "gauge",
+        "Metric rows currently held.",
+        &one(status.rows as u64),
+    );
+    metric(
+        "tidemark_subscribers",
+        "gauge",
+        "Connected subscribers.",
+        &one(status.hub.subscribers as u64),
+    );
+    let drops = vec![
+        (
+            "{action=\"resync\"}".to_string(),
+            status.hub.resyncs.to_string(),
+        ),
+        (
+            "{action=\"disconnect\"}".to_string(),
+            status.hub.disconnected_slow.to_string(),
+        ),
+    ];
+    metric(
+        "tidemark_subscriber_queue_overflows_total",
+        "counter",
+        "Subscribers whose queue overflowed, by what was done.",
+        &drops,
+    );
+    if let Some(bytes) = memory_bytes {
+        metric(
+            "tidemark_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the process.",
+            &one(bytes),
+        );
+    }
+    out
+}
+
+/// Resident memory of this process in bytes, where the system reports it.
+pub fn resident_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

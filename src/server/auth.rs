@@ -1,0 +1,155 @@
+//! The ingest and read tokens: where a request may carry them, and a constant-time comparison.
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::Response;
+
+/// Configured tokens; `None` means that kind of request needs no token.
+#[derive(Clone, Default)]
+pub struct Tokens {
+    pub ingest: Option<String>,
+    pub read: Option<String>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |t: &Option<String>| if t.is_some() { "<redacted>" } else { "none" };
+        f.debug_struct("Tokens")
+            .field("ingest", &shown(&self.ingest))
+            .field("read", &shown(&self.read))
+            .finish()
+    }
+}
+
+/// Name of the cookie a browser may carry the read token in.
+pub const COOKIE: &str = "tidemark_token";
+
+/// Equal length and bytes, compared without an early exit.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Tokens a request offers: `Authorization: Bearer`, the `token` query parameter, the cookie.
+fn offered<'a>(headers: &'a HeaderMap, query: &'a [(String, String)]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = v.strip_prefix("Bearer ") {
+            out.push(t.trim());
+        }
+    }
+    out.extend(
+        query
+            .iter()
+            .filter(|(k, _)| k == "token")
+            .map(|(_, v)| v.as_str()),
+    );
+    for cookies in headers.get_all(header::COOKIE) {
+        if let Ok(text) = cookies.to_str() {
+            for pair in text.split(';') {
+                if let Some(v) = pair
+                    .trim()
+                    .strip_prefix(COOKIE)
+                    .and_then(|r| r.strip_prefix('='))
+                {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn check(
+    expected: &Option<String>,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+    what: &str,
+) -> Result<(), Response> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let offered = offered(headers, query);
+    // Every offered token is compared, so timing does not tell which one matched.
+    let ok = offered.iter().fold(false, |acc, t| {
+        same(t.as_bytes(), expected.as_bytes()) | acc
+    });
+    if ok {
+        Ok(())
+    } else {
+        let message = if offered.is_empty() {
+            format!("missing {what} token: send `Authorization: Bearer TOKEN`, `?token=TOKEN` or the {COOKIE} cookie")
+        } else {
+            format!("wrong {what} token")
+        };
+        Err(super::error(StatusCode::UNAUTHORIZED, message))
+    }
+}
+
+impl Tokens {
+    pub fn check_read(
+        &self,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<(), Response> {
+        check(&self.read, headers, query, "read")
+    }
+
+    pub fn check_ingest(
+        &self,
+        headers: &HeaderMap,
+        query: &[(String, String)],
+    ) -> Result<(), Response> {
+        check(&self.ingest, headers, query, "ingest")
+    }
+
+    /// Whether any token is configured.
+    pub fn any(&self) -> bool {
+        self.ingest.is_some() || self.read.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_header_query_or_cookie_and_must_match_exactly() {
+        let tokens = Tokens {
+            ingest: None,
+            read: Some("0123456789abcdef".into()),
+        };
+        let mut h = HeaderMap::new();
+        assert!(tokens.check_read(&h, &[]).is_err());
+        assert!(
+            tokens.check_ingest(&h, &[]).is_ok(),
+            "no ingest token configured"
+        );
+        let q = vec![("token".to_string(), "0123456789abcdef".to_string())];
+        assert!(tokens.check_read(&h, &q).is_ok());
+        let q = vec![("token".to_string(), "0123456789abcdeF".to_string())];
+        assert!(tokens.check_read(&h, &q).is_err());
+        h.insert(
+            header::COOKIE,
+            "a=b; tidemark_token=0123456789abcdef".parse().unwrap(),
+        );
+        assert!(tokens.check_read(&h, &[]).is_ok());
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "Bearer 0123456789abcde".parse().unwrap(),
+        );
+        assert!(
+            tokens.check_read(&h, &[]).is_err(),
+            "a prefix is not the token"
+        );
+        assert!(
+            !format!("{tokens:?}").contains("0123"),
+            "tokens are redacted"
+        );
+    }
+}

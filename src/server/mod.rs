@@ -1,0 +1,78 @@
+//! The HTTP interface: `app(state)` builds the router (ingest, reads, SSE, WebSocket, metrics,
+//! dashboard) so tests can call it without a socket; `auth` checks the two tokens.
+
+mod auth;
+mod dashboard;
+mod ingest;
+mod read;
+mod run;
+mod stream;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::sync::watch;
+
+use crate::live::Live;
+
+pub use auth::Tokens;
+pub use run::{bind_address, start, Running, ServeOptions, StartError};
+pub use stream::messages;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub live: Live,
+    pub tokens: Arc<Tokens>,
+    /// Turns true when the server shuts down; long-lived streams end then.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The router of every endpoint.
+pub fn app(state: AppState, max_body: usize) -> Router {
+    Router::new()
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(read::metrics))
+        .route("/v1/events", post(ingest::events))
+        .route("/v1/snapshot", get(read::snapshot))
+        .route("/v1/rows", get(read::rows))
+        .route("/v1/identities/{kind}/{value}", get(read::identity))
+        .route("/v1/subscribe", get(stream::sse))
+        .route("/v1/ws", get(stream::websocket))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// An error answer: status and a JSON body `{"error": ...}` that says what to do.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({"error": message.into()}))).into_response()
+}
+
+/// Answer when the engine thread is gone.
+pub(crate) fn stopped() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the engine has stopped; the server is shutting down",
+    )
+}
+
+/// Parses query pairs into a filter: `metric` (repeatable, or comma-separated) and any other
+/// key except `token` as a dims filter.
+pub(crate) fn filter_of(pairs: &[(String, String)]) -> crate::output::Filter {
+    let mut filter = crate::output::Filter::default();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "metric" => filter
+                .metrics
+                .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+            "token" => {}
+            _ => filter.dims.push((k.clone(), v.clone())),
+        }
+    }
+    filter
+}

@@ -1,0 +1,79 @@
+//! Reads: the snapshot, rows with filters, identity look-up, and Prometheus metrics.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::{filter_of, stopped, AppState};
+use crate::live::{prometheus, resident_memory};
+
+type Pairs = Query<Vec<(String, String)>>;
+
+/// `GET /v1/snapshot`: OUTPUT.md's snapshot, once every event accepted before is reflected.
+pub async fn snapshot(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
+    if let Err(r) = s.tokens.check_read(&h, &q) {
+        return r;
+    }
+    match s.live.snapshot().await {
+        Ok(doc) => Json(doc).into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// `GET /v1/rows?metric=dau&day=2026-10-01`: current rows passing the filter.
+pub async fn rows(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
+    if let Err(r) = s.tokens.check_read(&h, &q) {
+        return r;
+    }
+    let filter = filter_of(&q);
+    if let Some(unknown) = filter
+        .metrics
+        .iter()
+        .find(|m| crate::metric::Metric::from_name(m).is_none())
+    {
+        return super::error(
+            StatusCode::BAD_REQUEST,
+            format!("unknown metric {unknown:?}; see the snapshot's rows for the metric names"),
+        );
+    }
+    match s.live.rows(filter).await {
+        Ok(mut rows) => {
+            rows.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+            Json(serde_json::json!({"rows": rows})).into_response()
+        }
+        Err(_) => stopped(),
+    }
+}
+
+/// `GET /v1/identities/{type}/{value}`: every identity of that person.
+pub async fn identity(
+    State(s): State<AppState>,
+    Path((kind, value)): Path<(String, String)>,
+    Query(q): Pairs,
+    h: HeaderMap,
+) -> Response {
+    if let Err(r) = s.tokens.check_read(&h, &q) {
+        return r;
+    }
+    match s.live.whois(kind, value).await {
+        Ok(doc) if doc["found"] == true => Json(doc).into_response(),
+        Ok(doc) => (StatusCode::NOT_FOUND, Json(doc)).into_response(),
+        Err(_) => stopped(),
+    }
+}
+
+/// `GET /metrics`: engine health in Prometheus text format.
+pub async fn metrics(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
+    if let Err(r) = s.tokens.check_read(&h, &q) {
+        return r;
+    }
+    match s.live.status().await {
+        Ok(status) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            prometheus(&status, resident_memory()),
+        )
+            .into_response(),
+        Err(_) => stopped(),
+    }
+}
