@@ -166,7 +166,7 @@ impl Live {
         self.ask(Command::Snapshot).await
     }
 
-    /// Current rows passing `filter`, as OUTPUT.md rows.
+    /// Rows passing `filter` once every event accepted before the call is reflected.
     pub async fn rows(&self, filter: Filter) -> Result<Vec<Json>, Stopped> {
         self.ask(|r| Command::Rows(filter, r)).await
     }
@@ -205,6 +205,7 @@ struct Driver {
 
 enum Waiter {
     Snapshot(oneshot::Sender<Json>),
+    Rows(Filter, oneshot::Sender<Vec<Json>>),
     Sync(oneshot::Sender<Time>),
 }
 
@@ -300,22 +301,8 @@ impl Driver {
                 self.waiting.push((t, Waiter::Sync(reply)));
             }
             Command::Rows(filter, reply) => {
-                let labeler = Labeler {
-                    plan: &self.pipeline.plan,
-                    dict: &self.pipeline.dict,
-                };
-                let rows = self
-                    .pipeline
-                    .output()
-                    .table
-                    .current()
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        let row = labeler.row(k, *v);
-                        filter.matches(k.0.name(), &row["dims"]).then_some(row)
-                    })
-                    .collect();
-                let _ = reply.send(rows);
+                let t = self.flush();
+                self.waiting.push((t, Waiter::Rows(filter, reply)));
             }
             Command::Whois(kind, value, reply) => {
                 let _ = reply.send(self.pipeline.whois(&kind, &value));
@@ -340,6 +327,24 @@ impl Driver {
                 });
             }
         }
+    }
+
+    /// Current rows passing `filter`, as OUTPUT.md rows.
+    fn rows(&self, filter: &Filter) -> Vec<Json> {
+        let labeler = Labeler {
+            plan: &self.pipeline.plan,
+            dict: &self.pipeline.dict,
+        };
+        self.pipeline
+            .output()
+            .table
+            .current()
+            .iter()
+            .filter_map(|(k, v)| {
+                let row = labeler.row(k, *v);
+                filter.matches(k.0.name(), &row["dims"]).then_some(row)
+            })
+            .collect()
     }
 
     /// The time of the last batch sent (0 before any).
@@ -390,6 +395,9 @@ impl Driver {
                 }
                 Waiter::Sync(reply) => {
                     let _ = reply.send(progress);
+                }
+                Waiter::Rows(filter, reply) => {
+                    let _ = reply.send(self.rows(&filter));
                 }
             }
         }

@@ -113,3 +113,4 @@ pub fn differences(expected: &Value, actual: &Value) -> Vec<String> {
     }
     out
 }
+pub mod server;

@@ -1,0 +1,136 @@
+//! A `tidemark serve` child process for integration tests: started on a free port, killed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The tidemark binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_tidemark")
+}
+
+/// A running server; dropping it kills the process.
+pub struct Server {
+    pub child: Child,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `tidemark serve --listen 127.0.0.1:0 ARGS...` with extra environment variables.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(binary());
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env_remove("TIDEMARK_INGEST_TOKEN")
+            .env_remove("TIDEMARK_READ_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("tidemark serve starts");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("serve-stderr".into())
+            .spawn(move || {
+                let mut sent = false;
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if !sent {
+                        if let Some(rest) = line.strip_prefix("tidemark: listening on ") {
+                            let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                            let _ = tx.send(Ok(addr));
+                            sent = true;
+                            continue;
+                        }
+                    }
+                    eprintln!("[serve] {line}");
+                }
+                if !sent {
+                    let _ = tx.send(Err("the server exited before listening".to_string()));
+                }
+            })
+            .expect("thread starts");
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => {
+                let _ = child.kill();
+                panic!("{e}");
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the server did not say where it listens within 60 s");
+            }
+        };
+        Server { child, addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the process to exit; returns its status.
+    pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A generated log (NDJSON lines), from `tidemark generate`.
+pub fn generated(persons: u32, days: u32) -> Vec<String> {
+    let out = Command::new(binary())
+        .args([
+            "generate",
+            "--persons",
+            &persons.to_string(),
+            "--days",
+            &days.to_string(),
+        ])
+        .output()
+        .expect("tidemark generate runs");
+    assert!(out.status.success(), "generate failed");
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The snapshot `tidemark compute` makes of `lines`.
+pub fn compute(lines: &[String], config: Option<&std::path::Path>) -> serde_json::Value {
+    let dir = std::env::temp_dir().join(format!("tidemark-compute-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join(format!("log-{}.ndjson", lines.len()));
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let mut cmd = Command::new(binary());
+    cmd.args(["compute", "--quiet", "--input"]).arg(&input);
+    if let Some(c) = config {
+        cmd.arg("--config").arg(c);
+    }
+    let out = cmd.output().expect("tidemark compute runs");
+    assert!(
+        out.status.success(),
+        "compute failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("snapshot JSON")
+}
