@@ -329,17 +329,15 @@ impl Driver {
         }
     }
 
-    /// Current rows passing `filter`, as OUTPUT.md rows.
+    /// Current rows passing `filter`, as OUTPUT.md rows, sorted by metric and dims.
     fn rows(&self, filter: &Filter) -> Vec<Json> {
         let labeler = Labeler {
             plan: &self.pipeline.plan,
             dict: &self.pipeline.dict,
         };
-        self.pipeline
-            .output()
-            .table
-            .current()
-            .iter()
+        let mut rows: Vec<_> = self.pipeline.output().table.current().iter().collect();
+        rows.sort_unstable_by_key(|(k, _)| *k);
+        rows.into_iter()
             .filter_map(|(k, v)| {
                 let row = labeler.row(k, *v);
                 filter.matches(k.0.name(), &row["dims"]).then_some(row)

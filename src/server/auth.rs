@@ -1,7 +1,7 @@
 //! The ingest and read tokens: where a request may carry them, and a constant-time comparison.
 
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 /// Configured tokens; `None` means that kind of request needs no token.
 #[derive(Clone, Default)]
@@ -17,6 +17,16 @@ impl std::fmt::Debug for Tokens {
             .field("ingest", &shown(&self.ingest))
             .field("read", &shown(&self.read))
             .finish()
+    }
+}
+
+/// A refused request: 401 with what to send.
+#[derive(Debug)]
+pub struct Denied(String);
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        super::error(StatusCode::UNAUTHORIZED, self.0)
     }
 }
 
@@ -69,7 +79,7 @@ fn check(
     headers: &HeaderMap,
     query: &[(String, String)],
     what: &str,
-) -> Result<(), Response> {
+) -> Result<(), Denied> {
     let Some(expected) = expected else {
         return Ok(());
     };
@@ -86,7 +96,7 @@ fn check(
         } else {
             format!("wrong {what} token")
         };
-        Err(super::error(StatusCode::UNAUTHORIZED, message))
+        Err(Denied(message))
     }
 }
 
@@ -95,7 +105,7 @@ impl Tokens {
         &self,
         headers: &HeaderMap,
         query: &[(String, String)],
-    ) -> Result<(), Response> {
+    ) -> Result<(), Denied> {
         check(&self.read, headers, query, "read")
     }
 
@@ -103,7 +113,7 @@ impl Tokens {
         &self,
         headers: &HeaderMap,
         query: &[(String, String)],
-    ) -> Result<(), Response> {
+    ) -> Result<(), Denied> {
         check(&self.ingest, headers, query, "ingest")
     }
 

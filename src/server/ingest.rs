@@ -66,7 +66,7 @@ pub async fn events(
     body: Bytes,
 ) -> Response {
     if let Err(r) = state.tokens.check_ingest(&headers, &query) {
-        return r;
+        return r.into_response();
     }
     let Some(format) = format_of(&headers) else {
         return error(

@@ -13,7 +13,7 @@ type Pairs = Query<Vec<(String, String)>>;
 /// `GET /v1/snapshot`: OUTPUT.md's snapshot, once every event accepted before is reflected.
 pub async fn snapshot(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     match s.live.snapshot().await {
         Ok(doc) => Json(doc).into_response(),
@@ -24,7 +24,7 @@ pub async fn snapshot(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) 
 /// `GET /v1/rows?metric=dau&day=2026-10-01`: current rows passing the filter.
 pub async fn rows(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     let filter = filter_of(&q);
     if let Some(unknown) = filter
@@ -38,10 +38,7 @@ pub async fn rows(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> R
         );
     }
     match s.live.rows(filter).await {
-        Ok(mut rows) => {
-            rows.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
-            Json(serde_json::json!({"rows": rows})).into_response()
-        }
+        Ok(rows) => Json(serde_json::json!({"rows": rows})).into_response(),
         Err(_) => stopped(),
     }
 }
@@ -54,7 +51,7 @@ pub async fn identity(
     h: HeaderMap,
 ) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     match s.live.whois(kind, value).await {
         Ok(doc) if doc["found"] == true => Json(doc).into_response(),
@@ -66,7 +63,7 @@ pub async fn identity(
 /// `GET /metrics`: engine health in Prometheus text format.
 pub async fn metrics(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     match s.live.status().await {
         Ok(status) => (

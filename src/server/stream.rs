@@ -51,7 +51,7 @@ pub async fn sse(
     h: HeaderMap,
 ) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     let Ok(rx) = s.live.subscribe(filter_of(&q)).await else {
         return stopped();
@@ -71,7 +71,7 @@ pub async fn websocket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r;
+        return r.into_response();
     }
     let Ok(rx) = s.live.subscribe(filter_of(&q)).await else {
         return stopped();
