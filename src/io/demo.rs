@@ -56,12 +56,14 @@ pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<(i64
     Ok(out)
 }
 
-/// Plays the log into `live`; returns the number of events sent.
+/// Plays the log into `live`, then keeps playing its last part shifted forward in time (the
+/// same persons, new event ids) so the dashboard never stops moving; returns when the service
+/// stops.
 pub async fn play(live: Live, log: Vec<(i64, EventBytes)>, opts: DemoOptions) -> u64 {
     let Some(first) = log.first().map(|(t, _)| *t) else {
         return 0;
     };
-    let history_end = first + i64::from(opts.history_days) * 86_400_000;
+    let history_end = first + i64::from(opts.history_days) * DAY_MS;
     let split = log.partition_point(|(t, _)| *t < history_end);
     let mut sent = 0u64;
     for chunk in log[..split].chunks(20_000) {
@@ -78,23 +80,84 @@ pub async fn play(live: Live, log: Vec<(i64, EventBytes)>, opts: DemoOptions) ->
         events = sent,
         "demo history sent; playing the rest in accelerated time"
     );
+    let tail = &log[split..];
+    let span = (opts.days.saturating_sub(opts.history_days).max(1) as i64) * DAY_MS;
+    for round in 0u32.. {
+        let shift = i64::from(round) * span;
+        let Some(n) = play_part(&live, tail, history_end + shift, shift, round, opts.speed).await
+        else {
+            return sent;
+        };
+        sent += n;
+        tracing::info!(
+            events = sent,
+            round,
+            "demo week played; playing it again a week later"
+        );
+    }
+    sent
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Plays `part` in accelerated time from simulated time `from`, each event moved `shift` ms
+/// later (with a new id in later rounds); `None` when the service stopped.
+async fn play_part(
+    live: &Live,
+    part: &[(i64, EventBytes)],
+    from: i64,
+    shift: i64,
+    round: u32,
+    speed: f64,
+) -> Option<u64> {
     let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut next = split;
-    while next < log.len() {
+    let mut next = 0;
+    while next < part.len() {
         tick.tick().await;
-        let simulated =
-            history_end + (started.elapsed().as_secs_f64() * 1000.0 * opts.speed) as i64;
-        let end = next + log[next..].partition_point(|(t, _)| *t <= simulated);
+        let simulated = from + (started.elapsed().as_secs_f64() * 1000.0 * speed) as i64;
+        let end = next + part[next..].partition_point(|(t, _)| *t + shift <= simulated);
         if end > next {
-            let batch = log[next..end].iter().map(|(_, l)| l.clone()).collect();
-            if live.ingest(batch).await.is_err() {
-                return sent;
-            }
-            sent += (end - next) as u64;
+            let batch = part[next..end]
+                .iter()
+                .map(|(ts, line)| shifted(line, *ts + shift, round))
+                .collect();
+            live.ingest(batch).await.ok()?;
             next = end;
         }
     }
-    tracing::info!(events = sent, "demo log finished");
-    sent
+    Some(part.len() as u64)
+}
+
+/// The event moved to `ts` with its id suffixed by the round (round 0: unchanged).
+fn shifted(line: &EventBytes, ts: i64, round: u32) -> EventBytes {
+    if round == 0 {
+        return line.clone();
+    }
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(line) else {
+        return line.clone();
+    };
+    if let Some(obj) = value.as_object_mut() {
+        if let Some(id) = obj.get("id").and_then(|v| v.as_str()).map(String::from) {
+            obj.insert("id".into(), format!("{id}~{round}").into());
+        }
+        obj.insert("ts".into(), ts.into());
+    }
+    EventBytes::from(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_rounds_move_events_and_give_them_new_ids() {
+        let line =
+            EventBytes::from_static(br#"{"id":"e-1","ts":"2026-10-01T00:00:00Z","event":"x"}"#);
+        assert_eq!(shifted(&line, 5, 0), line);
+        let moved: serde_json::Value = serde_json::from_slice(&shifted(&line, 5, 2)).unwrap();
+        assert_eq!(moved["id"], "e-1~2");
+        assert_eq!(moved["ts"], 5);
+        assert_eq!(moved["event"], "x");
+    }
 }
