@@ -220,7 +220,17 @@ function renderRetention(ix) {
       }
       return ix.today && addDays(c, n) <= ix.today ? '<td class="zero">0</td>' : '<td></td>';
     }).join('') + '</tr>').join('');
-  set(part(el, 'heatwrap'), cohorts.length ? `<table class="heat">${head}${body}</table>` : '<div class="empty">No cohorts yet</div>');
+  // Summary: of everyone in the shown cohorts whose day n is over, the share active on it.
+  const kept = new Map(ix.get('retention').map((r) => [r.dims.cohort_day + '/' + r.dims.n, r.value]));
+  const all = ns.map((n) => {
+    const done = cohorts.filter((c) => ix.today && addDays(c, n) < ix.today && sizes.get(c));
+    const base = done.reduce((a, c) => a + sizes.get(c).value, 0);
+    if (!base) return '<td></td>';
+    const v = done.reduce((a, c) => a + (kept.get(c + '/' + n) || 0), 0) / base, h = heat(v / top);
+    return `<td class="${h.dark ? 'dark' : ''}" style="background:${h.bg}">${fixed(100 * v, 1)}%</td>`;
+  }).join('');
+  const summary = `<tr class="all" title="Weighted over the cohorts whose day n is over"><td class="cohort">all</td><td class="size"></td>${all}</tr>`;
+  set(part(el, 'heatwrap'), cohorts.length ? `<table class="heat">${head}${summary}${body}</table>` : '<div class="empty">No cohorts yet</div>');
 }
 
 function renderFunnels(ix) {
