@@ -1,4 +1,5 @@
-//! `GET /`: the live dashboard, one HTML page built into the binary.
+//! `GET /`: the live dashboard, one self-contained HTML page built into the binary: the markup
+//! with the configuration's funnels, ratios and timezone and the two scripts spliced in.
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -6,8 +7,11 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::auth::COOKIE;
 use super::AppState;
+use crate::config::{Config, Denominator};
 
 const PAGE: &str = include_str!("dashboard.html");
+const CHARTS: &str = include_str!("dashboard_charts.js");
+const SCRIPT: &str = include_str!("dashboard.js");
 
 /// The page; a valid `?token=` is kept in a cookie so the page's EventSource can use it.
 pub async fn page(
@@ -23,11 +27,67 @@ pub async fn page(
             .into_response();
     }
     let token = q.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone());
-    let mut response = Html(PAGE).into_response();
+    let mut response = Html(render(&s.live.plan.config)).into_response();
     if let Some(t) = token {
         if let Ok(v) = format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/").parse() {
             response.headers_mut().insert(header::SET_COOKIE, v);
         }
     }
     response
+}
+
+/// The page with what it cannot learn from rows: funnel step names, ratio definitions, timezone.
+fn render(config: &Config) -> String {
+    let funnels: Vec<_> = config
+        .funnels
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name, "steps": f.steps}))
+        .collect();
+    let ratios: Vec<_> = config
+        .ratios
+        .iter()
+        .map(|r| {
+            let denominator = match &r.denominator {
+                Denominator::Active => serde_json::json!("active"),
+                Denominator::Events(names) => serde_json::json!(names),
+            };
+            serde_json::json!({"name": r.name, "numerator": r.numerator, "denominator": denominator})
+        })
+        .collect();
+    let settings = serde_json::json!({
+        "timezone": config.timezone,
+        "retention_max_day": config.retention_max_day,
+        "funnels": funnels,
+        "ratios": ratios,
+    });
+    // Inside <script>, "<" must not start a tag: JSON allows it escaped.
+    let settings = settings.to_string().replace('<', "\\u003c");
+    // The settings go in last, so no name in them is ever taken for a placeholder.
+    PAGE.replacen("/*TIDEMARK_CHARTS*/", CHARTS, 1)
+        .replacen("/*TIDEMARK_DASHBOARD*/", SCRIPT, 1)
+        .replacen("/*TIDEMARK_CONFIG*/null", &settings, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_carries_its_scripts_and_a_script_safe_configuration() {
+        let mut config = Config::default();
+        config.funnels[0].name = "</script><b>".into();
+        let page = render(&config);
+        assert!(!page.contains("/*TIDEMARK_"), "every placeholder is filled");
+        assert!(page.contains("function lineChart(") && page.contains("function renderFunnels("));
+        assert_eq!(
+            page.matches("</script>").count(),
+            3,
+            "a name cannot close the script"
+        );
+        assert!(page.contains("\\u003c/script>\\u003cb>"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://"),
+            "nothing is fetched from elsewhere"
+        );
+    }
 }
