@@ -3,6 +3,7 @@
 mod check;
 mod compute;
 mod generate;
+mod replay;
 mod serve;
 mod whois;
 
@@ -31,6 +32,9 @@ enum Command {
     Generate(generate::Args),
     /// Validate a configuration file.
     Check(check::Args),
+    /// Play an event log into a running server at a chosen pace; report acknowledgements and
+    /// end-to-end latency.
+    Replay(replay::Args),
     /// Show every identity of the person behind one identity, with first-seen day and channel.
     Whois(whois::Args),
 }
@@ -42,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compute(a) => compute::run(a),
         Command::Generate(a) => generate::run(a),
         Command::Check(a) => check::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::Whois(a) => whois::run(a),
     }
 }

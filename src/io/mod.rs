@@ -1,3 +1,5 @@
-//! Transports that feed the live service and carry its changes out: the demo source and MQTT.
+//! Transports that feed the live service and carry its changes out: the demo source, MQTT, and
+//! the replay load-test client.
 
 pub mod demo;
+pub mod replay;

@@ -1,0 +1,209 @@
+//! `tidemark replay`: plays an event log into a running server over HTTP or MQTT at a chosen
+//! pace and reports acknowledgements, outcomes and end-to-end latency.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tidemark::io::replay::{Log, Pace, Progress, ReplayOptions, Target};
+
+/// Arguments of `replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The event log (JSON Lines); `-` reads standard input.
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to send: http://HOST:PORT (POST /v1/events) or mqtt://HOST:PORT (a broker
+    /// tidemark serve reads from).
+    #[arg(long)]
+    target: String,
+    /// The server's HTTP address, for progress marks and counters; required with an mqtt://
+    /// target (an http:// target is its own).
+    #[arg(long, value_name = "http://HOST:PORT")]
+    http: Option<String>,
+    /// Events per second, in log order.
+    #[arg(long, conflicts_with = "speed")]
+    rate: Option<f64>,
+    /// Keep the log's own timing (event ts), this many times faster, e.g. 3600x.
+    #[arg(long, value_name = "Nx")]
+    speed: Option<String>,
+    /// Parallel senders: HTTP connections or MQTT clients.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Events per request or message, at most.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Stop sending after this long, e.g. 60s or 5m (default: at the end of the log).
+    #[arg(long)]
+    duration: Option<String>,
+    /// Do not record the latency of events sent in this first stretch, e.g. 5s.
+    #[arg(long, default_value = "0s")]
+    warmup: String,
+    /// How long an answer, PUBACK or the last progress mark may take.
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+    /// Ingest token (default: env TIDEMARK_INGEST_TOKEN).
+    #[arg(long)]
+    token: Option<String>,
+    /// Read token for progress marks and counters (default: env TIDEMARK_READ_TOKEN).
+    #[arg(long)]
+    read_token: Option<String>,
+    /// MQTT topic the events are published to.
+    #[arg(long, default_value = "tidemark/events/replay")]
+    topic: String,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+/// Parses `500ms`, `5s`, `2m`, `1h30m`.
+fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    let ms = match text.trim().strip_suffix("ms") {
+        Some(n) => n.trim().parse::<u64>().ok(),
+        None => tidemark::config::parse_duration(text)
+            .ok()
+            .and_then(|v| u64::try_from(v).ok()),
+    };
+    match ms {
+        Some(ms) => Ok(Duration::from_millis(ms)),
+        None if text.trim() == "0" || text.trim() == "0s" => Ok(Duration::ZERO),
+        None => bail!("{flag} {text:?} is not a duration; write e.g. 500ms, 5s, 2m or 1h30m"),
+    }
+}
+
+fn pace(args: &Args) -> anyhow::Result<Pace> {
+    if let Some(r) = args.rate {
+        if !(r > 0.0 && r.is_finite()) {
+            bail!("--rate must be a positive number of events per second, e.g. 20000");
+        }
+        return Ok(Pace::Rate(r));
+    }
+    if let Some(s) = &args.speed {
+        let n = s.trim().trim_end_matches(['x', 'X']).parse::<f64>();
+        return match n {
+            Ok(n) if n > 0.0 && n.is_finite() => Ok(Pace::Speed(n)),
+            _ => bail!("--speed {s:?} must be a positive factor, e.g. 60x"),
+        };
+    }
+    Ok(Pace::Unpaced)
+}
+
+fn options(args: &Args) -> anyhow::Result<ReplayOptions> {
+    let timeout = duration("--timeout", &args.timeout)?;
+    if timeout.is_zero() {
+        bail!("--timeout must be more than 0, e.g. 30s");
+    }
+    let target = Target::parse(&args.target, &args.topic, timeout)
+        .map_err(|e| anyhow::anyhow!("--target {e}"))?;
+    let http = match (&target, &args.http) {
+        (_, Some(h)) => match Target::parse(h, "", timeout) {
+            Ok(Target::Http { base }) => base,
+            _ => bail!("--http {h:?} must be the server's http://HOST:PORT"),
+        },
+        (Target::Http { base }, None) => base.clone(),
+        (Target::Mqtt(_), None) => bail!(
+            "an mqtt:// target needs --http http://HOST:PORT, the server's HTTP address, to see when events are reflected"
+        ),
+    };
+    if args.connections == 0 || args.batch == 0 {
+        bail!("--connections and --batch must be at least 1");
+    }
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Ok(ReplayOptions {
+        target,
+        http,
+        pace: pace(args)?,
+        connections: args.connections,
+        batch: args.batch,
+        duration: args
+            .duration
+            .as_deref()
+            .map(|d| duration("--duration", d))
+            .transpose()?,
+        warmup: duration("--warmup", &args.warmup)?,
+        ingest_token: args.token.clone().or_else(|| env("TIDEMARK_INGEST_TOKEN")),
+        read_token: args
+            .read_token
+            .clone()
+            .or_else(|| env("TIDEMARK_READ_TOKEN")),
+        timeout,
+    })
+}
+
+fn read_input(path: &PathBuf) -> anyhow::Result<Log> {
+    let mut text = Vec::new();
+    if path.as_os_str() == "-" {
+        std::io::stdin()
+            .read_to_end(&mut text)
+            .context("cannot read standard input")?;
+    } else {
+        text = std::fs::read(path)
+            .with_context(|| format!("cannot read --input {}", path.display()))?;
+    }
+    Ok(Log::from_bytes(text.into()))
+}
+
+/// The progress bar on standard error (hidden when it is not a terminal).
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} sent  {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn show(bar: &ProgressBar, p: &Progress) {
+    bar.set_position(p.sent);
+    let rate = p.acked as f64 / p.elapsed.as_secs_f64().max(1e-3);
+    let p99 = p.p99_ms.map_or("-".into(), |v| format!("{v:.1} ms"));
+    let phase = if p.draining {
+        "  (waiting for the last answers)"
+    } else {
+        ""
+    };
+    bar.set_message(format!(
+        "acked {}  {rate:.0} ev/s  p99 {p99}{phase}",
+        p.acked
+    ));
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let options = options(&args)?;
+    let log = read_input(&args.input)?;
+    if log.lines.is_empty() {
+        bail!("--input {} holds no events", args.input.display());
+    }
+    let bar = progress_bar(log.lines.len() as u64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("tidemark-replay")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(tidemark::io::replay::run(log, options, |p| show(&bar, p)));
+    bar.finish_and_clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    print!("{}", report.to_text());
+    if let Some(path) = &args.report {
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write --report {}", path.display()))?;
+    }
+    let problems = report.problems();
+    for p in &problems {
+        eprintln!("tidemark replay: {p}");
+    }
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

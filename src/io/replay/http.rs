@@ -1,0 +1,155 @@
+//! The HTTP sender: one task per connection takes due batches and POSTs them as NDJSON to
+//! `/v1/events`; the answer's counts and `time` feed the counters and the latency tracker.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+
+use super::{Queue, Shared};
+
+/// Where and how to POST.
+#[derive(Clone)]
+pub struct HttpTarget {
+    pub client: reqwest::Client,
+    /// `http://HOST:PORT/v1/events`
+    pub url: String,
+    pub token: Option<String>,
+    pub timeout: Duration,
+}
+
+/// The answer of `POST /v1/events`.
+#[derive(serde::Deserialize)]
+struct Answer {
+    accepted: u64,
+    duplicates: u64,
+    rejected: u64,
+    time: u64,
+}
+
+/// Sends batches from the queue until it is closed and empty.
+pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
+    while let Some(batch) = queue.next().await {
+        let events = batch.events.len() as u64;
+        let body = shared.log.ndjson(batch.events);
+        let mut request = target
+            .client
+            .post(&target.url)
+            .header("content-type", "application/x-ndjson")
+            .timeout(target.timeout)
+            .body(body);
+        if let Some(t) = &target.token {
+            request = request.bearer_auth(t);
+        }
+        let sent = shared.note_sent(events);
+        match request.send().await {
+            Ok(response) => answer(response, events, sent, &target, &shared).await,
+            Err(e) if e.is_timeout() => shared.counters.failed(
+                "timeout",
+                1,
+                events,
+                format!("no answer within {:?}", target.timeout),
+                Some("the server is overloaded; lower --rate or raise --timeout"),
+            ),
+            Err(e) => shared.counters.failed(
+                "connection",
+                1,
+                events,
+                error_chain(&e),
+                Some("is tidemark serve running at the target?"),
+            ),
+        }
+    }
+}
+
+async fn answer(
+    response: reqwest::Response,
+    events: u64,
+    sent: Instant,
+    target: &HttpTarget,
+    shared: &Shared,
+) {
+    let status = response.status();
+    if status != StatusCode::OK {
+        let body = response.text().await.unwrap_or_default();
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(String::from))
+            .unwrap_or(body);
+        let advice = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Some("the request body is over the server's serve.max_body; lower --batch")
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Some("give the ingest token with --token or TIDEMARK_INGEST_TOKEN")
+            }
+            _ => None,
+        };
+        shared.counters.failed(
+            &format!("HTTP {}", status.as_u16()),
+            1,
+            events,
+            detail,
+            advice,
+        );
+        return;
+    }
+    match response.json::<Answer>().await {
+        Ok(a) => {
+            shared
+                .counters
+                .ack(events, a.accepted, a.duplicates, a.rejected);
+            shared
+                .tracker
+                .lock()
+                .expect("tracker lock")
+                .acknowledged(a.time, sent, events);
+        }
+        Err(e) if e.is_timeout() => shared.counters.failed(
+            "timeout",
+            1,
+            events,
+            format!("the answer did not complete within {:?}", target.timeout),
+            Some("the server is overloaded; lower --rate or raise --timeout"),
+        ),
+        Err(e) => shared.counters.failed(
+            "bad answer",
+            1,
+            events,
+            error_chain(&e),
+            Some("is the target a tidemark server?"),
+        ),
+    }
+}
+
+/// An error with its causes, e.g. "error sending request: connection refused".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// Posts an empty batch: the answer's time is one at which everything the server has received
+/// so far is reflected.
+pub async fn reflected_time(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Option<u64> {
+    let mut request = client
+        .post(format!("{base}/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .timeout(timeout)
+        .body("");
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let answer = request.send().await.ok()?.error_for_status().ok()?;
+    answer.json::<Answer>().await.ok().map(|a| a.time)
+}

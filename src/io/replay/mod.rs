@@ -1,0 +1,148 @@
+//! `tidemark replay`'s engine: plays an event log into a server over HTTP or MQTT at a chosen
+//! pace, counts what the server acknowledged, and measures end-to-end latency from each send
+//! to the progress mark that shows its effect.
+
+mod counts;
+mod http;
+mod latency;
+mod mqtt;
+mod plan;
+mod report;
+mod run;
+mod watch;
+
+pub use mqtt::MqttTarget;
+pub use plan::{Batch, Log, Pace, MAX_BATCH_SPAN};
+pub use report::{Failure, Latency, Report};
+pub use run::run;
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use latency::Tracker;
+use report::Counters;
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("cannot subscribe to the server's progress marks at {0}; is tidemark serve running there (for an MQTT target, give its HTTP address with --http), and is the read token right (--read-token or TIDEMARK_READ_TOKEN)?")]
+    Subscribe(String),
+    #[error("cannot connect to the MQTT broker {0}; is it running?")]
+    Broker(String),
+}
+
+/// Where the events go.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// `POST {base}/v1/events`.
+    Http {
+        base: String,
+    },
+    Mqtt(MqttTarget),
+}
+
+impl Target {
+    /// Parses `http://HOST:PORT` or `mqtt://HOST:PORT` (MQTT messages go to `topic`).
+    pub fn parse(url: &str, topic: &str, timeout: Duration) -> Result<Target, String> {
+        if let Some(rest) = url.strip_prefix("http://") {
+            let host = rest.trim_end_matches('/');
+            if host.is_empty() || host.contains('/') {
+                return Err(format!(
+                    "{url:?}: give the server's address only, e.g. http://127.0.0.1:7878"
+                ));
+            }
+            return Ok(Target::Http {
+                base: format!("http://{host}"),
+            });
+        }
+        if url.starts_with("https://") {
+            return Err(format!("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side"));
+        }
+        if url.starts_with("mqtt://") || url.starts_with("tcp://") {
+            let (host, port) = crate::config::parse_mqtt_url(url)?;
+            return Ok(Target::Mqtt(MqttTarget {
+                host,
+                port,
+                topic: topic.to_string(),
+                timeout,
+            }));
+        }
+        Err(format!(
+            "{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT"
+        ))
+    }
+
+    /// How the target is shown in the report.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Http { base } => base.clone(),
+            Target::Mqtt(m) => format!("mqtt://{}:{} topic {}", m.host, m.port, m.topic),
+        }
+    }
+}
+
+/// What to replay and how.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub target: Target,
+    /// The server's HTTP address (`http://HOST:PORT`) for progress marks and counters.
+    pub http: String,
+    pub pace: Pace,
+    /// Parallel senders (HTTP connections or MQTT clients).
+    pub connections: usize,
+    /// Events per request or message, at most.
+    pub batch: usize,
+    /// Stop sending after this long.
+    pub duration: Option<Duration>,
+    /// Latency of events sent in this first stretch is not recorded.
+    pub warmup: Duration,
+    pub ingest_token: Option<String>,
+    pub read_token: Option<String>,
+    /// How long an answer (or PUBACK, or the last progress mark) may take.
+    pub timeout: Duration,
+}
+
+/// The state of a running replay, for a progress display.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub sent: u64,
+    pub acked: u64,
+    pub elapsed: Duration,
+    /// p99 of the latency recorded so far, milliseconds.
+    pub p99_ms: Option<f64>,
+    /// Every batch was sent; waiting for the last answers and progress marks.
+    pub draining: bool,
+}
+
+/// What the senders share.
+struct Shared {
+    log: Log,
+    counters: Counters,
+    tracker: Arc<Mutex<Tracker>>,
+    /// Sends before this instant are warm-up.
+    record_from: Instant,
+    warmup_events: AtomicU64,
+}
+
+impl Shared {
+    /// Counts `events` as sent now; returns the instant.
+    fn note_sent(&self, events: u64) -> Instant {
+        self.counters.sent.fetch_add(events, Relaxed);
+        let now = Instant::now();
+        if now < self.record_from {
+            self.warmup_events.fetch_add(events, Relaxed);
+        }
+        now
+    }
+}
+
+/// The batches not yet taken by a sender; senders take the next one when free.
+#[derive(Clone)]
+struct Queue(Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Batch>>>);
+
+impl Queue {
+    async fn next(&self) -> Option<Batch> {
+        self.0.lock().await.recv().await
+    }
+}

@@ -1,0 +1,231 @@
+//! What a replay counts while it runs (shared by the senders) and the report it ends with,
+//! as JSON and as text.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value as Json};
+
+/// Counters the senders update.
+#[derive(Default)]
+pub struct Counters {
+    pub sent: AtomicU64,
+    pub acked: AtomicU64,
+    pub accepted: AtomicU64,
+    pub duplicates: AtomicU64,
+    pub rejected: AtomicU64,
+    /// When the last acknowledgement came.
+    pub last_ack: Mutex<Option<Instant>>,
+    failures: Mutex<BTreeMap<String, Failure>>,
+}
+
+/// Requests or messages that were not acknowledged, of one kind.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Failure {
+    pub requests: u64,
+    pub events: u64,
+    /// The first detail seen (an error message or the server's answer).
+    pub detail: String,
+    /// What the user can do about it, when known.
+    pub advice: Option<String>,
+}
+
+impl Counters {
+    /// `requests` requests holding `events` events failed; `kind` groups failures ("timeout",
+    /// "HTTP 500", ...).
+    pub fn failed(
+        &self,
+        kind: &str,
+        requests: u64,
+        events: u64,
+        detail: String,
+        advice: Option<&str>,
+    ) {
+        let mut f = self.failures.lock().expect("failures lock");
+        let e = f.entry(kind.to_string()).or_insert_with(|| Failure {
+            detail,
+            advice: advice.map(String::from),
+            ..Failure::default()
+        });
+        e.requests += requests;
+        e.events += events;
+    }
+
+    pub fn failures(&self) -> BTreeMap<String, Failure> {
+        self.failures.lock().expect("failures lock").clone()
+    }
+
+    /// Adds an acknowledged batch and its outcome counts.
+    pub fn ack(&self, events: u64, accepted: u64, duplicates: u64, rejected: u64) {
+        self.acked.fetch_add(events, Relaxed);
+        self.accepted.fetch_add(accepted, Relaxed);
+        self.duplicates.fetch_add(duplicates, Relaxed);
+        self.rejected.fetch_add(rejected, Relaxed);
+        *self.last_ack.lock().expect("last ack") = Some(Instant::now());
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latency {
+    pub events: u64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latency {
+    /// Percentiles of a histogram of microseconds; none when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        Some(Latency {
+            events: h.len(),
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: h.max() as f64 / 1000.0,
+        })
+    }
+}
+
+/// The outcome of a replay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub target: String,
+    pub sent: u64,
+    pub acknowledged: u64,
+    /// Outcome counts: from the answers (HTTP) or the server's own counters (MQTT).
+    pub accepted: Option<u64>,
+    pub duplicates: Option<u64>,
+    pub rejected: Option<u64>,
+    pub counts_from: &'static str,
+    pub failures: BTreeMap<String, Failure>,
+    pub seconds: f64,
+    /// Acknowledged events per second, from the first send to the last acknowledgement.
+    pub achieved_rate: f64,
+    pub latency: Option<Latency>,
+    /// Acknowledged events no progress mark covered before the replay gave up waiting.
+    pub unreflected: u64,
+    /// Events sent during the warm-up (their latency is not recorded).
+    pub warmup_events: u64,
+    /// What the latency figures mean for this transport.
+    pub latency_note: &'static str,
+    /// Times the progress subscription dropped and was made again.
+    pub watch_reconnects: u64,
+    /// Why acknowledged events may not have reached the server (MQTT: the broker acknowledges).
+    pub delivery: Option<String>,
+}
+
+impl Report {
+    /// Events sent but not acknowledged.
+    pub fn missing(&self) -> u64 {
+        self.sent.saturating_sub(self.acknowledged)
+    }
+
+    pub fn to_json(&self) -> Json {
+        let latency = self.latency.as_ref().map(|l| {
+            json!({
+                "events": l.events, "p50": l.p50, "p90": l.p90, "p99": l.p99,
+                "p99_9": l.p999, "max": l.max,
+            })
+        });
+        let failures: serde_json::Map<String, Json> = self
+            .failures
+            .iter()
+            .map(|(k, f)| {
+                let v = json!({"requests": f.requests, "events": f.events, "detail": f.detail,
+                               "advice": f.advice});
+                (k.clone(), v)
+            })
+            .collect();
+        json!({
+            "format": "tidemark.replay.v1",
+            "target": self.target,
+            "sent": self.sent,
+            "acknowledged": self.acknowledged,
+            "missing": self.missing(),
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "counts_from": self.counts_from,
+            "failures": failures,
+            "seconds": self.seconds,
+            "achieved_rate": self.achieved_rate,
+            "warmup_events": self.warmup_events,
+            "latency_ms": latency,
+            "latency_note": self.latency_note,
+            "unreflected": self.unreflected,
+            "watch_reconnects": self.watch_reconnects,
+            "delivery_problem": self.delivery,
+        })
+    }
+
+    /// The summary printed at the end.
+    pub fn to_text(&self) -> String {
+        let n = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
+        let mut out = format!(
+            "target        {}\nsent          {}\nacknowledged  {}\naccepted      {}\nduplicates    {}\nrejected      {}   (counts from {})\nachieved rate {:.0} events/s over {:.1}s\n",
+            self.target,
+            self.sent,
+            self.acknowledged,
+            n(self.accepted),
+            n(self.duplicates),
+            n(self.rejected),
+            self.counts_from,
+            self.achieved_rate,
+            self.seconds,
+        );
+        match &self.latency {
+            Some(l) => out.push_str(&format!(
+                "latency (ms)  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   ({} events; {})\n",
+                l.p50, l.p90, l.p99, l.p999, l.max, l.events, self.latency_note
+            )),
+            None => out.push_str("latency       none recorded (no acknowledged event after the warm-up)\n"),
+        }
+        out
+    }
+
+    /// Why the run failed, said for the user; none when every event was acknowledged and seen.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.missing() > 0 {
+            out.push(format!(
+                "{} of {} events were not acknowledged",
+                self.missing(),
+                self.sent
+            ));
+            for (kind, f) in &self.failures {
+                let mut line = format!(
+                    "  {kind}: {} requests, {} events ({})",
+                    f.requests, f.events, f.detail
+                );
+                if let Some(a) = &f.advice {
+                    line.push_str(&format!("; {a}"));
+                }
+                out.push(line);
+            }
+        }
+        out.extend(self.delivery.clone());
+        if self.unreflected > 0 {
+            let hint = if self.delivery.is_none() {
+                "; is the server's dataflow stuck?"
+            } else {
+                ""
+            };
+            out.push(format!(
+                "{} acknowledged events were not reflected in any progress mark before the replay stopped waiting{hint}",
+                self.unreflected
+            ));
+        }
+        out
+    }
+}
