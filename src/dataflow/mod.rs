@@ -3,7 +3,7 @@
 mod acquisition;
 mod activity;
 mod funnel;
-mod identity;
+pub mod identity;
 mod ratio;
 mod retention;
 mod series;
@@ -139,8 +139,50 @@ pub struct Base<'s> {
     pub clock: Coll<'s, i64>,
 }
 
+/// A metric family: a function from person-level collections to metric rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    Activity,
+    Retention,
+    Funnel,
+    Acquisition,
+    Ratio,
+}
+
+impl Family {
+    /// Every family, in the order their rows are concatenated.
+    pub const ALL: [Family; 5] = [
+        Family::Activity,
+        Family::Retention,
+        Family::Funnel,
+        Family::Acquisition,
+        Family::Ratio,
+    ];
+
+    /// The family's name, as benchmarks report it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Activity => "activity",
+            Family::Retention => "retention",
+            Family::Funnel => "funnel",
+            Family::Acquisition => "acquisition",
+            Family::Ratio => "ratio",
+        }
+    }
+}
+
 /// Builds the whole dataflow in `scope`.
 pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s>) {
+    build_families(scope, plan, &Family::ALL)
+}
+
+/// Builds identity resolution, the person-level collections and the rows of `families` only
+/// (the other families' rows are absent); `build` is this with every family.
+pub fn build_families<'s>(
+    scope: Scope<'s, Time>,
+    plan: Arc<Plan>,
+    families: &[Family],
+) -> (Inputs, Outputs<'s>) {
     let (idents_in, idents) = scope.new_collection();
     let (edges_in, edges) = scope.new_collection();
     let (hours_in, hours) = scope.new_collection();
@@ -178,21 +220,33 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
         clock,
     };
 
-    let p_named = named
-        .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| {
-            Some((*p, *dn))
-        })
-        .distinct_total();
-    let p_steps = steps.join_core(person_of.clone(), |_i, s: &Step, p| Some((*p, s.clone())));
-    let p_purchases = purchases
-        .clone()
-        .join_core(person_of, |_i, d: &Day, p| Some((*p, *d)));
-
-    let rows = activity::rows(&base)
-        .concat(retention::rows(&base))
-        .concat(funnel::rows(&base, p_steps))
-        .concat(acquisition::rows(&base, p_purchases, purchases, spend))
-        .concat(ratio::rows(&base, p_named));
+    let family_rows = families.iter().map(|family| match family {
+        Family::Activity => activity::rows(&base),
+        Family::Retention => retention::rows(&base),
+        Family::Funnel => {
+            let p_steps = steps
+                .clone()
+                .join_core(person_of.clone(), |_i, s: &Step, p| Some((*p, s.clone())));
+            funnel::rows(&base, p_steps)
+        }
+        Family::Acquisition => {
+            let p_purchases = purchases
+                .clone()
+                .join_core(person_of.clone(), |_i, d: &Day, p| Some((*p, *d)));
+            acquisition::rows(&base, p_purchases, purchases.clone(), spend.clone())
+        }
+        Family::Ratio => {
+            let p_named = named
+                .clone()
+                .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| {
+                    Some((*p, *dn))
+                })
+                .distinct_total();
+            ratio::rows(&base, p_named)
+        }
+    });
+    let rows =
+        differential_dataflow::collection::concatenate(scope, family_rows.collect::<Vec<_>>());
 
     let inputs = Inputs {
         idents: idents_in,

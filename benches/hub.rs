@@ -1,0 +1,108 @@
+//! Fan-out of one batch's row changes (`output::Hub::publish`) to 1, 10 and 100 subscribers.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use tidemark::engine::EngineOptions;
+use tidemark::metric::Labeler;
+use tidemark::output::{Delta, Feed, Filter, Hub};
+use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
+
+/// Accepted events per batch, as a busy `serve` batches them.
+const BATCH_EVENTS: usize = 5_000;
+/// Messages each subscriber's queue holds (`serve.subscriber_queue`'s default).
+const QUEUE: usize = 4_096;
+
+/// The pipeline's final state and the deltas of its median batch (by number of deltas).
+fn realistic_deltas() -> (Finished, Vec<Delta>) {
+    let options = PipelineOptions {
+        engine: EngineOptions::default(),
+        batch_events: BATCH_EVENTS,
+        wall_clock: false,
+    };
+    let mut pipeline = Pipeline::new(support::plan(), options).expect("the engine starts");
+    pipeline.keep_deltas();
+    for line in support::lines(true) {
+        pipeline.offer(&line);
+    }
+    let mut finished = pipeline.finish().expect("the dataflow finishes");
+    let mut by_time: BTreeMap<u64, Vec<Delta>> = BTreeMap::new();
+    for d in std::mem::take(&mut finished.output.deltas) {
+        by_time.entry(d.time).or_default().push(d);
+    }
+    let mut batches: Vec<Vec<Delta>> = by_time.into_values().collect();
+    batches.sort_by_key(Vec::len);
+    let median = batches.swap_remove(batches.len() / 2);
+    (finished, median)
+}
+
+/// Subscriber `i`'s filter: even ones take every row (as the dashboard does), odd ones one metric.
+fn filter(i: usize) -> Filter {
+    let metrics = ["dau", "retention", "funnel", "revenue_by_channel", "ratio"];
+    Filter {
+        metrics: match i % 2 {
+            0 => vec![],
+            _ => vec![metrics[(i / 2) % metrics.len()].to_string()],
+        },
+        dims: vec![],
+    }
+}
+
+fn hub(c: &mut Criterion) {
+    let (finished, deltas) = realistic_deltas();
+    let labeler = Labeler {
+        plan: &finished.plan,
+        dict: &finished.dict,
+    };
+    let table = finished.output.table.current();
+    let progress = finished.output.progress;
+    let mut group = c.benchmark_group("hub");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(deltas.len() as u64));
+    for subscribers in [1usize, 10, 100] {
+        let mut hub = Hub::new(QUEUE);
+        let mut queues: Vec<_> = (0..subscribers)
+            .map(|i| hub.subscribe(filter(i), table.iter(), progress, &labeler))
+            .collect();
+        let drain = |queues: &mut Vec<tokio::sync::mpsc::Receiver<Feed>>| {
+            let mut n = 0;
+            for q in queues.iter_mut() {
+                while let Ok(feed) = q.try_recv() {
+                    assert!(!matches!(feed, Feed::Closed(_)), "a subscriber kept up");
+                    n += 1;
+                }
+            }
+            n
+        };
+        drain(&mut queues);
+        group.bench_with_input(
+            BenchmarkId::new("publish", subscribers),
+            &subscribers,
+            |b, &subscribers| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = Instant::now();
+                        hub.publish(&deltas, progress, || table.iter(), &labeler);
+                        spent += start.elapsed();
+                        assert!(drain(&mut queues) >= subscribers, "every subscriber is fed");
+                    }
+                    spent
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, hub);
+criterion_main!(benches);
