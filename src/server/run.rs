@@ -59,6 +59,12 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     } else if !tokens.any() {
         eprintln!("tidemark: no tokens are configured; listening on loopback only");
     }
+    if let Some(url) = &config.mqtt.url {
+        return Err(format!(
+            "MQTT ({url}) is not available in this version of tidemark yet; remove mqtt.url and --mqtt, and send events over HTTP"
+        )
+        .into());
+    }
     let plan = Arc::new(Plan::new(config));
     let live = Live::start(
         plan,

@@ -33,7 +33,7 @@ fn parse_shown(text: &str, decimals: usize) -> Option<f64> {
             }
     });
     let frac_ok = frac.len() == decimals && frac.bytes().all(|b| b.is_ascii_digit());
-    if !grouped || !frac_ok || (decimals == 0) != !body.contains('.') {
+    if !grouped || !frac_ok || (decimals == 0) == body.contains('.') {
         return None;
     }
     format!(
