@@ -4,18 +4,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use common::server::{compute, Server};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark");
 const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
-/// A child process killed when dropped, on every path out of a test.
+/// A child process (replay, mosquitto) killed when dropped, on every path out of a test.
 struct Child(std::process::Child);
 
 impl Drop for Child {
@@ -48,36 +48,6 @@ impl Drop for Scratch {
     }
 }
 
-/// Starts `tidemark serve` on a free loopback port; returns it and its address.
-fn serve(extra: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("tidemark serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let child = Child(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name("serve-stderr".into())
-        .spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("tidemark: listening on ") {
-                    let addr = rest.split_whitespace().next().unwrap_or("").to_string();
-                    let _ = tx.send(addr);
-                }
-                eprintln!("[serve] {line}");
-            }
-        })
-        .expect("thread");
-    let addr = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("tidemark serve prints the address it listens on");
-    (child, addr)
-}
-
 /// A loopback port nothing listens on (bound, then released).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -103,9 +73,12 @@ fn write_log(dir: &Scratch) -> PathBuf {
     path
 }
 
-fn non_blank_lines(path: &Path) -> u64 {
+fn non_blank_lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("log");
-    text.lines().filter(|l| !l.trim().is_empty()).count() as u64
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
 }
 
 /// Runs `tidemark replay`, killing it if it runs past `limit`; returns status and stderr.
@@ -113,6 +86,8 @@ fn replay(args: &[&str], limit: Duration) -> (ExitStatus, String) {
     let mut child = Command::new(BIN)
         .arg("replay")
         .args(args)
+        .env_remove("TIDEMARK_INGEST_TOKEN")
+        .env_remove("TIDEMARK_READ_TOKEN")
         .stdout(Stdio::inherit())
         .stderr(Stdio::piped())
         .spawn()
@@ -167,8 +142,9 @@ fn read_report(path: &Path) -> Value {
 /// The report's counts equal the server's (snapshot and /metrics), every line was sent and
 /// acknowledged, the server's rows equal `tidemark compute` of the log, and the latency
 /// percentiles are present and ordered.
-fn check_against_server(report: &Value, log: &Path, addr: &str, dir: &Scratch) {
-    let lines = non_blank_lines(log);
+fn check_against_server(report: &Value, log: &Path, addr: &str) {
+    let log_lines = non_blank_lines(log);
+    let lines = log_lines.len() as u64;
     assert_eq!(report["sent"], lines, "every non-blank line is sent once");
     assert_eq!(report["acknowledged"], lines);
     let snapshot: Value = serde_json::from_str(&get(addr, "/v1/snapshot")).expect("snapshot");
@@ -201,17 +177,7 @@ fn check_against_server(report: &Value, log: &Path, addr: &str, dir: &Scratch) {
         metric(&metrics, "tidemark_events_rejected_total")
     );
 
-    let expected_path = dir.path("expected.json");
-    let out = Command::new(BIN)
-        .args(["compute", "--input"])
-        .arg(log)
-        .arg("--output")
-        .arg(&expected_path)
-        .output()
-        .expect("tidemark compute runs");
-    assert!(out.status.success(), "compute: {out:?}");
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+    let expected = compute(&log_lines, None);
     let diff = common::differences(&expected, &snapshot);
     assert!(
         diff.is_empty(),
@@ -241,7 +207,8 @@ fn check_against_server(report: &Value, log: &Path, addr: &str, dir: &Scratch) {
 fn http_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     let dir = Scratch::new("http");
     let log = write_log(&dir);
-    let (_server, addr) = serve(&[]);
+    let server = Server::start(&[], &[]);
+    let addr = server.addr.clone();
     let report_path = dir.path("report.json");
     let (status, err) = replay(
         &[
@@ -257,7 +224,7 @@ fn http_replay_counts_equal_the_servers_and_latencies_are_ordered() {
         Duration::from_secs(120),
     );
     assert_eq!(status.code(), Some(0), "{err}");
-    check_against_server(&read_report(&report_path), &log, &addr, &dir);
+    check_against_server(&read_report(&report_path), &log, &server.addr);
 }
 
 #[test]
@@ -277,7 +244,8 @@ fn replay_fails_when_nothing_listens() {
 fn replay_reports_missing_acknowledgements_when_the_server_dies() {
     let dir = Scratch::new("dies");
     let log = write_log(&dir);
-    let (mut server, addr) = serve(&[]);
+    let mut server = Server::start(&[], &[]);
+    let addr = server.addr.clone();
     let report_path = dir.path("report.json");
     let args = [
         "--input".to_string(),
@@ -299,7 +267,7 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
         })
         .expect("thread");
     std::thread::sleep(Duration::from_millis(1200));
-    server.0.kill().expect("server killed");
+    server.child.kill().expect("server killed");
     let (status, err) = runner.join().expect("replay thread");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("were not acknowledged"), "{err}");
@@ -365,7 +333,8 @@ fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let broker = format!("mqtt://127.0.0.1:{port}");
-    let (_server, addr) = serve(&["--mqtt", &broker]);
+    let server = Server::start(&["--mqtt", &broker], &[]);
+    let addr = server.addr.clone();
     let report_path = dir.path("report.json");
     let (status, err) = replay(
         &[
@@ -385,5 +354,5 @@ fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
         Duration::from_secs(120),
     );
     assert_eq!(status.code(), Some(0), "{err}");
-    check_against_server(&read_report(&report_path), &log, &addr, &dir);
+    check_against_server(&read_report(&report_path), &log, &server.addr);
 }
