@@ -31,6 +31,9 @@ pub struct Running {
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// Longest wait at start for the broker to confirm the ingest subscriptions.
+const MQTT_READY: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Longest wait for the MQTT connections to hand back what they hold and disconnect.
 const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -94,9 +97,20 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         .instrument(tracing::info_span!("http-server")),
     );
     let mut tasks = Vec::new();
-    if mqtt.url.is_some() {
-        tasks =
+    if let Some(url) = &mqtt.url {
+        let started =
             crate::io::mqtt::start(&mqtt, live.clone(), stop.clone()).map_err(|e| e.to_string())?;
+        tasks = started.tasks;
+        // Events published once the server says it listens are not missed, when the broker
+        // is up; when it is not, the server serves HTTP and reads MQTT once it connects.
+        if !matches!(
+            tokio::time::timeout(MQTT_READY, started.subscribed).await,
+            Ok(Ok(()))
+        ) {
+            let note = format!("the MQTT broker at {url} has not confirmed the subscriptions within {MQTT_READY:?}; serving anyway and reading events once it does");
+            tracing::warn!("{note}");
+            eprintln!("tidemark: {note}");
+        }
     }
     if let Some(demo) = options.demo {
         let live = live.clone();

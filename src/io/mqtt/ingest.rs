@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
 use rumqttc::{AsyncClient, Publish, QoS, SubscribeFilter};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::{disconnect, options, pump, spawn, stopped, Session};
@@ -28,6 +28,7 @@ pub(super) fn start(
     broker: &str,
     live: Live,
     stop: watch::Receiver<bool>,
+    subscribed: oneshot::Sender<()>,
 ) -> Vec<JoinHandle<()>> {
     let mut o = options(config, &config.client_id, host, port);
     o.set_clean_session(false)
@@ -46,6 +47,7 @@ pub(super) fn start(
             .collect(),
         again: true,
         connections: None,
+        subscribed: Some(subscribed),
     };
     let deliver = move |p: Publish| {
         let tx = inbox_tx.clone();

@@ -13,7 +13,7 @@ use rumqttc::{
     AsyncClient, ConnectionError, Event, EventLoop, Incoming, MqttOptions, Outgoing, Publish,
     Request, StateError, Subscribe, SubscribeFilter, SubscribeReasonCode,
 };
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -39,13 +39,17 @@ const KEEP_ALIVE: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
 
-/// Starts MQTT ingest and publishing against `config.url`; the tasks end after `stop` turns
-/// true, once each has disconnected cleanly (or at once when the broker is unreachable).
-pub fn start(
-    config: &Mqtt,
-    live: Live,
-    stop: watch::Receiver<bool>,
-) -> Result<Vec<JoinHandle<()>>, MqttError> {
+/// Started MQTT tasks.
+pub struct Started {
+    /// End after `stop` turns true, once each has disconnected cleanly (or at once when the
+    /// broker is unreachable).
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Answers once the broker has confirmed the ingest subscriptions for the first time.
+    pub subscribed: oneshot::Receiver<()>,
+}
+
+/// Starts MQTT ingest and publishing against `config.url`.
+pub fn start(config: &Mqtt, live: Live, stop: watch::Receiver<bool>) -> Result<Started, MqttError> {
     let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
     let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
     if config.client_id.is_empty() {
@@ -61,9 +65,18 @@ pub fn start(
     );
     tracing::info!("{note}");
     eprintln!("tidemark: {note}");
-    let mut tasks = ingest::start(config, &host, port, &broker, live.clone(), stop.clone());
+    let (ready, subscribed) = oneshot::channel();
+    let mut tasks = ingest::start(
+        config,
+        &host,
+        port,
+        &broker,
+        live.clone(),
+        stop.clone(),
+        ready,
+    );
     tasks.extend(publish::start(config, &host, port, &broker, live, stop));
-    Ok(tasks)
+    Ok(Started { tasks, subscribed })
 }
 
 /// Options shared by both connections.
@@ -90,6 +103,8 @@ struct Session {
     again: bool,
     /// Counts connections made (the first is 1), for whoever republishes after a reconnect.
     connections: Option<watch::Sender<u64>>,
+    /// Told at the first SUBACK.
+    subscribed: Option<oneshot::Sender<()>>,
 }
 
 /// Exponential backoff between connection attempts.
@@ -110,7 +125,7 @@ impl Backoff {
 /// while the broker is unreachable.
 async fn pump<F, Fut>(
     mut eventloop: EventLoop,
-    session: Session,
+    mut session: Session,
     mut stop: watch::Receiver<bool>,
     mut deliver: F,
 ) where
@@ -155,6 +170,9 @@ async fn pump<F, Fut>(
                 }
             }
             Ok(Event::Incoming(Incoming::SubAck(ack))) => {
+                if let Some(tell) = session.subscribed.take() {
+                    let _ = tell.send(());
+                }
                 if ack.return_codes.contains(&SubscribeReasonCode::Failure) {
                     tracing::error!(
                         "MQTT {label}: {broker} refused a subscription (codes {:?} for {:?}); check the broker's ACL for this client",

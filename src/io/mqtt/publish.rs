@@ -58,6 +58,7 @@ pub(super) fn start(
         },
         again: false,
         connections: Some(connections),
+        subscribed: None,
     };
     let (seen_tx, seen) = mpsc::unbounded_channel::<Publish>();
     let deliver = move |p: Publish| std::future::ready(seen_tx.send(p).is_ok());
