@@ -148,9 +148,22 @@ impl Live {
         answer.await.map_err(|_| Stopped)
     }
 
-    /// Offers events; answers once they are in a batch on its way to the dataflow.
-    pub async fn ingest(&self, events: Vec<EventBytes>) -> Result<IngestReport, Stopped> {
-        self.ask(|r| Command::Ingest(events, r)).await
+    /// Offers events; answers once they are in a batch on its way to the dataflow. The events
+    /// are handed over on the call, not on the first poll: calls made in order are applied in
+    /// order, so a source may keep several answers outstanding without reordering its events.
+    pub fn ingest(
+        &self,
+        events: Vec<EventBytes>,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let sent = self
+            .tx
+            .send(Command::Ingest(events, reply))
+            .map_err(|_| Stopped);
+        async move {
+            sent?;
+            answer.await.map_err(|_| Stopped)
+        }
     }
 
     /// Subscribes to row changes (current rows, progress, then upserts and progress).

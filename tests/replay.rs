@@ -295,7 +295,6 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
 }
 
 #[test]
-#[ignore = "needs the server's MQTT ingest (`serve --mqtt`), which has not landed yet"]
 fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     if !Path::new(MOSQUITTO).exists() {
         assert!(

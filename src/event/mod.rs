@@ -1,6 +1,7 @@
 //! The event model at the edge: what an accepted event is, and why a rejected one was refused.
 
 mod amount;
+pub mod batch;
 mod parse;
 mod wire;
 

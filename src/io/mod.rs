@@ -2,4 +2,5 @@
 //! the replay load-test client.
 
 pub mod demo;
+pub mod mqtt;
 pub mod replay;

@@ -27,7 +27,15 @@ pub struct Running {
     pub live: Live,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// Sources and sinks that end on shutdown (MQTT), waited for after the server.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// Longest wait at start for the broker to confirm the ingest subscriptions.
+const MQTT_READY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Longest wait for the MQTT connections to hand back what they hold and disconnect.
+const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The address to bind: as configured when tokens are set, else the same port on loopback.
 pub fn bind_address(listen: SocketAddr, tokens: &Tokens) -> (SocketAddr, Option<String>) {
@@ -59,12 +67,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     } else if !tokens.any() {
         eprintln!("tidemark: no tokens are configured; listening on loopback only");
     }
-    if let Some(url) = &config.mqtt.url {
-        return Err(format!(
-            "MQTT ({url}) is not available in this version of tidemark yet; remove mqtt.url and --mqtt, and send events over HTTP"
-        )
-        .into());
-    }
+    let mqtt = config.mqtt.clone();
     let plan = Arc::new(Plan::new(config));
     let live = Live::start(
         plan,
@@ -93,6 +96,22 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         }
         .instrument(tracing::info_span!("http-server")),
     );
+    let mut tasks = Vec::new();
+    if let Some(url) = &mqtt.url {
+        let started =
+            crate::io::mqtt::start(&mqtt, live.clone(), stop.clone()).map_err(|e| e.to_string())?;
+        tasks = started.tasks;
+        // Events published once the server says it listens are not missed, when the broker
+        // is up; when it is not, the server serves HTTP and reads MQTT once it connects.
+        if !matches!(
+            tokio::time::timeout(MQTT_READY, started.subscribed).await,
+            Ok(Ok(()))
+        ) {
+            let note = format!("the MQTT broker at {url} has not confirmed the subscriptions within {MQTT_READY:?}; serving anyway and reading events once it does");
+            tracing::warn!("{note}");
+            eprintln!("tidemark: {note}");
+        }
+    }
     if let Some(demo) = options.demo {
         let live = live.clone();
         let limits = crate::event::Limits::from_config(&live.plan.config);
@@ -115,6 +134,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         live,
         shutdown,
         server,
+        tasks,
     })
 }
 
@@ -124,12 +144,19 @@ impl Running {
         self.shutdown.clone()
     }
 
-    /// Waits until the server stops (after `stop`, or on a serving error).
+    /// Waits until the server stops (after `stop`, or on a serving error), then for the MQTT
+    /// connections to finish (at most a few seconds).
     pub async fn wait(self) -> std::io::Result<()> {
-        match self.server.await {
+        let served = match self.server.await {
             Ok(r) => r,
             Err(e) => Err(std::io::Error::other(e)),
+        };
+        let _ = self.shutdown.send(true);
+        let tasks = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(TASKS_GRACE, tasks).await.is_err() {
+            tracing::warn!("MQTT did not disconnect within {TASKS_GRACE:?}; stopping anyway");
         }
+        served
     }
 }
 

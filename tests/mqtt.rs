@@ -1,0 +1,360 @@
+//! `tidemark serve` against a real Mosquitto: events in over MQTT and HTTP, deltas out over SSE,
+//! WebSocket and MQTT, retained rows for late subscribers, and the persistent ingest session
+//! across a restart; every result is compared with `tidemark compute` on the same events.
+
+mod common;
+mod mqtt_support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use mqtt_support::listen::{self, Rows, Shared};
+use mqtt_support::{eventually, mosquitto, Broker, Tidemark};
+use serde_json::Value as Json;
+
+const PREFIX: &str = "tidemark";
+const TOPIC: &str = "tidemark/events/app";
+
+/// A generated log, one event per line.
+fn generate(persons: u32, days: u32, seed: u32) -> Vec<String> {
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["generate", "--persons", &persons.to_string()])
+        .args(["--days", &days.to_string(), "--seed", &seed.to_string()])
+        .output()
+        .expect("tidemark generate runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The snapshot `tidemark compute` makes of `lines`, in order.
+fn compute(dir: &Path, name: &str, lines: &[String]) -> Json {
+    let input = dir.join(format!("{name}.ndjson"));
+    let output = dir.join(format!("{name}.snapshot.json"));
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("compute")
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .expect("tidemark compute runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap()
+}
+
+/// A config with the given ingest client id and queues big enough that no subscriber is ever
+/// resynced (so every channel must see every delta).
+fn config(dir: &Path, client_id: &str) -> PathBuf {
+    let path = dir.join(format!("{client_id}.toml"));
+    let text = format!(
+        "[serve]\nsubscriber_queue = 10000000\n\n[mqtt]\nclient_id = \"{client_id}\"\ntopics = [\"tidemark/events/#\"]\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// MQTT payloads for `lines`: single events and arrays of varying length, with a malformed
+/// message at `malformed_at`; also the lines in the order the server judges them, the
+/// malformed message being one line (so `compute` counts it as the server does).
+fn payloads(lines: &[String], malformed_at: Option<usize>) -> (Vec<String>, Vec<String>) {
+    let sizes = [1, 7, 1, 1, 23, 2, 1, 60, 3];
+    let (mut out, mut judged) = (Vec::new(), Vec::new());
+    let mut rest = lines;
+    let (mut i, mut malformed) = (0, malformed_at);
+    while !rest.is_empty() {
+        if malformed.is_some_and(|at| out.len() >= at) {
+            malformed = None;
+            let broken = r#"[{"id":"mqtt-broken-1","ts":1790812913405,"event":"page_view","#;
+            out.push(broken.to_string());
+            judged.push(broken.to_string());
+        }
+        let n = sizes[i % sizes.len()].min(rest.len());
+        i += 1;
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        let parsed: Vec<Option<Json>> =
+            chunk.iter().map(|l| serde_json::from_str(l).ok()).collect();
+        // A line that is not JSON goes alone (it is one rejected event either way); a line
+        // holding an array goes inside an array, so it stays one event.
+        if n == 1 || parsed.iter().any(Option::is_none) {
+            out.extend(chunk.iter().zip(&parsed).map(|(l, p)| match p {
+                Some(Json::Array(_)) => format!("[{l}]"),
+                _ => l.clone(),
+            }));
+        } else {
+            out.push(format!("[{}]", chunk.join(",")));
+        }
+        judged.extend(chunk.iter().cloned());
+    }
+    (out, judged)
+}
+
+/// Events the server has judged so far (accepted, duplicates and rejected).
+fn judged(snapshot: &Json) -> u64 {
+    let e = &snapshot["events"];
+    let rejected: u64 = e["rejected"]
+        .as_object()
+        .map(|m| m.values().filter_map(Json::as_u64).sum())
+        .unwrap_or(0);
+    e["accepted"].as_u64().unwrap() + e["duplicates"].as_u64().unwrap() + rejected
+}
+
+async fn snapshot(http: &reqwest::Client, tm: &Tidemark) -> Json {
+    let r = http
+        .get(tm.url("/v1/snapshot"))
+        .send()
+        .await
+        .expect("snapshot");
+    assert!(r.status().is_success(), "snapshot: {}", r.status());
+    r.json().await.expect("snapshot JSON")
+}
+
+/// Waits until the server has judged `n` events; answers its snapshot then.
+async fn judged_all(http: &reqwest::Client, tm: &Tidemark, n: usize) -> Json {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = snapshot(http, tm).await;
+        let seen = judged(&s);
+        if seen == n as u64 {
+            return s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server judged {seen} events, not {n}, within 60 s: {}\n{}",
+            s["events"],
+            tm.log.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every row of a snapshot, extensions included: what subscribers hold.
+fn all_rows(snapshot: &Json) -> Rows {
+    let mut rows = common::rows(snapshot);
+    rows.extend(common::rows(
+        &serde_json::json!({"rows": snapshot["extensions"]}),
+    ));
+    rows
+}
+
+/// Asserts the served snapshot equals `compute`'s, rejections by reason and extensions included.
+fn assert_same(expected: &Json, served: &Json, what: &str) {
+    let diff = common::differences(expected, served);
+    assert!(
+        diff.is_empty(),
+        "{what}: served snapshot differs from compute:\n{}",
+        diff.join("\n")
+    );
+    assert_eq!(
+        expected["events"]["rejected"], served["events"]["rejected"],
+        "{what}: rejections"
+    );
+    assert_eq!(
+        expected["extensions"], served["extensions"],
+        "{what}: extensions"
+    );
+}
+
+/// Waits until `current()` equals `rows`, showing what differs on timeout.
+async fn converges(name: &str, rows: &Rows, current: impl Fn() -> Rows) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = current();
+        if &now == rows {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let wrong: Vec<_> = rows
+                .iter()
+                .filter(|(k, x)| now.get(*k) != Some(x))
+                .take(5)
+                .collect();
+            let extra: Vec<_> = now
+                .keys()
+                .filter(|k| !rows.contains_key(*k))
+                .take(5)
+                .collect();
+            panic!("{name}: rows differ from the snapshot's ({} vs {}); wrong or missing e.g. {wrong:?}; extra e.g. {extra:?}", now.len(), rows.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until a subscriber's rows equal `rows`; it must never have been resynced.
+async fn view_converges(name: &str, view: &Shared, rows: &Rows) {
+    converges(name, rows, || view.lock().unwrap().rows.clone()).await;
+    assert_eq!(view.lock().unwrap().resyncs, 0, "{name} was resynced");
+}
+
+/// The server's progress (from `/metrics`).
+async fn progress(http: &reqwest::Client, tm: &Tidemark) -> u64 {
+    let text = http
+        .get(tm.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("tidemark_progress "))
+        .expect("progress gauge");
+    line["tidemark_progress ".len()..]
+        .trim()
+        .parse()
+        .expect("progress is an integer")
+}
+
+/// Once the retained progress mark has caught up with the server, a new subscriber's retained
+/// rows equal the snapshot's rows.
+async fn retained_rows_match(broker: &Broker, tm: &Tidemark, id: &str, served: &Json) {
+    let http = reqwest::Client::new();
+    let target = progress(&http, tm).await;
+    let marks = listen::mqtt_retained(broker.port, PREFIX, &format!("{id}-progress"));
+    eventually(
+        "the retained progress mark to catch up",
+        Duration::from_secs(30),
+        || async { (marks.lock().unwrap().progress >= Some(target)).then_some(()) },
+    )
+    .await;
+    let rows = all_rows(served);
+    let seen = listen::mqtt_retained(broker.port, PREFIX, id);
+    converges("retained rows", &rows, || {
+        seen.lock().unwrap().keyed(PREFIX)
+    })
+    .await;
+    let s = seen.lock().unwrap();
+    assert!(
+        s.all_retained,
+        "every row a new subscriber gets is a retained message"
+    );
+    assert!(
+        s.rows.keys().any(|t| t.starts_with("tidemark/rows/dau/")),
+        "dau rows are retained"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
+    let Some(bin) = mosquitto() else { return };
+    let broker = Broker::start(&bin, "flow");
+    let tm = Tidemark::start(&config(broker.dir(), "tidemark-flow"), &broker);
+    broker.logged("Sending SUBACK to tidemark-flow").await;
+
+    let sse = listen::sse(tm.url("/v1/subscribe"));
+    let ws = listen::websocket(format!("ws://{}/v1/ws", tm.addr));
+    let deltas = listen::mqtt_deltas(broker.port, PREFIX);
+    for (name, view) in [("SSE", &sse), ("WebSocket", &ws), ("MQTT deltas", &deltas)] {
+        let what = format!("{name} subscriber to be live");
+        eventually(&what, Duration::from_secs(20), || async {
+            view.lock().unwrap().live.then_some(())
+        })
+        .await;
+    }
+
+    let lines = generate(300, 14, 7);
+    let (over_mqtt, over_http) = lines.split_at(lines.len() * 2 / 5);
+    let (messages, mut sent) = payloads(over_mqtt, Some(60));
+    assert!(
+        messages.len() < over_mqtt.len(),
+        "some messages carry arrays"
+    );
+    listen::publish_events(broker.port, "test-events", TOPIC, &messages).await;
+    let http = reqwest::Client::new();
+    let after_mqtt = judged_all(&http, &tm, sent.len()).await;
+    let malformed = &after_mqtt["events"]["rejected"]["malformed_json"];
+    assert!(
+        malformed.as_u64() >= Some(1),
+        "the malformed message is counted: {malformed}"
+    );
+
+    for chunk in over_http.chunks(700) {
+        let r = http
+            .post(tm.url("/v1/events"))
+            .header("content-type", "application/x-ndjson")
+            .body(chunk.join("\n"))
+            .send()
+            .await
+            .expect("POST /v1/events");
+        assert!(r.status().is_success(), "POST: {}", r.status());
+        let answer: Json = r.json().await.unwrap();
+        let n = ["accepted", "duplicates", "rejected"].map(|k| answer[k].as_u64().unwrap());
+        assert_eq!(n.iter().sum::<u64>(), chunk.len() as u64, "{answer}");
+        sent.extend(chunk.iter().cloned());
+    }
+    let served = judged_all(&http, &tm, sent.len()).await;
+    assert_same(
+        &compute(broker.dir(), "flow", &sent),
+        &served,
+        "MQTT + HTTP",
+    );
+
+    let rows = all_rows(&served);
+    assert!(rows.keys().any(|(m, _)| m == "dau"), "the log has dau rows");
+    view_converges("SSE", &sse, &rows).await;
+    view_converges("WebSocket", &ws, &rows).await;
+    view_converges("MQTT deltas", &deltas, &rows).await;
+    retained_rows_match(&broker, &tm, "test-late", &served).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_down() {
+    let Some(bin) = mosquitto() else { return };
+    let broker = Broker::start(&bin, "session");
+    let config = config(broker.dir(), "tidemark-session");
+    let http = reqwest::Client::new();
+    let lines = generate(120, 8, 11);
+    let (before, while_down) = lines.split_at(lines.len() / 2);
+
+    let first = Tidemark::start(&config, &broker);
+    broker.logged("Sending SUBACK to tidemark-session").await;
+    let (messages, sent) = payloads(before, None);
+    listen::publish_events(broker.port, "test-before", TOPIC, &messages).await;
+    let served = judged_all(&http, &first, sent.len()).await;
+    assert_same(
+        &compute(broker.dir(), "before", &sent),
+        &served,
+        "first run",
+    );
+    let status = first.terminate();
+    assert!(
+        status.success(),
+        "tidemark exits cleanly on SIGTERM: {status}"
+    );
+    broker
+        .logged("Received DISCONNECT from tidemark-session")
+        .await;
+
+    let (messages, sent) = payloads(while_down, None);
+    listen::publish_events(broker.port, "test-while-down", TOPIC, &messages).await;
+    let second = Tidemark::start(&config, &broker);
+    let served = judged_all(&http, &second, sent.len()).await;
+    assert_same(
+        &compute(broker.dir(), "while-down", &sent),
+        &served,
+        "second run",
+    );
+    assert!(
+        second.log.contains("MQTT ingest: connected to")
+            && second.log.contains("session kept: true"),
+        "the second run resumes the session:\n{}",
+        second.log.text()
+    );
+    // Rows of the first run that the second does not hold are no longer retained.
+    retained_rows_match(&broker, &second, "test-late-session", &served).await;
+}
