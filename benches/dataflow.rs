@@ -13,6 +13,8 @@ use tidemark::dataflow::{build_families, Family, Time};
 use tidemark::facts::FactBatch;
 use tidemark::plan::Plan;
 
+use support::ThreadCpu;
+
 /// Runs the dataflow of `families` over `batch` on an in-process worker; returns the number of
 /// rows it produced (net of retractions).
 fn run(plan: &Arc<Plan>, families: &[Family], batch: FactBatch) -> isize {
@@ -33,7 +35,7 @@ fn run(plan: &Arc<Plan>, families: &[Family], batch: FactBatch) -> isize {
     rows.load(Ordering::Relaxed)
 }
 
-fn dataflow(c: &mut Criterion) {
+fn dataflow(c: &mut Criterion<ThreadCpu>) {
     let plan = support::plan();
     let (batch, accepted) = support::batch(&plan, &support::lines(true));
     let all = run(&plan, &Family::ALL, batch.clone());
@@ -70,5 +72,9 @@ fn dataflow(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, dataflow);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = dataflow
+}
 criterion_main!(benches);

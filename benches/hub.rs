@@ -3,7 +3,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -12,6 +12,8 @@ use tidemark::engine::EngineOptions;
 use tidemark::metric::Labeler;
 use tidemark::output::{Delta, Feed, Filter, Hub};
 use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
+
+use support::ThreadCpu;
 
 /// Accepted events per batch, as a busy `serve` batches them.
 const BATCH_EVENTS: usize = 5_000;
@@ -53,7 +55,7 @@ fn filter(i: usize) -> Filter {
     }
 }
 
-fn hub(c: &mut Criterion) {
+fn hub(c: &mut Criterion<ThreadCpu>) {
     let (finished, deltas) = realistic_deltas();
     let labeler = Labeler {
         plan: &finished.plan,
@@ -91,9 +93,9 @@ fn hub(c: &mut Criterion) {
                 b.iter_custom(|iters| {
                     let mut spent = Duration::ZERO;
                     for _ in 0..iters {
-                        let start = Instant::now();
+                        let start = support::thread_cpu();
                         hub.publish(&deltas, progress, || table.iter(), &labeler);
-                        spent += start.elapsed();
+                        spent += support::thread_cpu() - start;
                         assert!(drain(&mut queues) >= subscribers, "every subscriber is fed");
                     }
                     spent
@@ -104,5 +106,9 @@ fn hub(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hub);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = hub
+}
 criterion_main!(benches);

@@ -12,6 +12,8 @@ use differential_dataflow::input::Input;
 use tidemark::dataflow::{identity, Time};
 use tidemark::facts::Ident;
 
+use support::ThreadCpu;
+
 /// Labels `idents` linked by `edges` on an in-process worker; returns the number of labels
 /// (net of the retractions label propagation makes on its way).
 fn resolve(idents: Vec<Ident>, edges: Vec<(Ident, Ident)>, max_links: u32) -> isize {
@@ -38,7 +40,7 @@ fn resolve(idents: Vec<Ident>, edges: Vec<(Ident, Ident)>, max_links: u32) -> is
     labels.load(Ordering::Relaxed)
 }
 
-fn identity(c: &mut Criterion) {
+fn identity(c: &mut Criterion<ThreadCpu>) {
     let plan = support::plan();
     let max_links = plan.config.max_persons_per_value;
     let mut group = c.benchmark_group("identity");
@@ -69,5 +71,9 @@ fn identity(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, identity);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = identity
+}
 criterion_main!(benches);

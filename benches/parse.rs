@@ -8,7 +8,9 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use tidemark::event::{parse_event, Limits};
 use tidemark::ingest::{Dictionary, Ingest};
 
-fn parse(c: &mut Criterion) {
+use support::ThreadCpu;
+
+fn parse(c: &mut Criterion<ThreadCpu>) {
     let lines = support::lines(true);
     let plan = support::plan();
     let limits = Limits::from_config(&plan.config);
@@ -48,5 +50,9 @@ fn parse(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse);
+criterion_group! {
+    name = benches;
+    config = support::criterion();
+    targets = parse
+}
 criterion_main!(benches);

@@ -1,7 +1,12 @@
-//! Inputs shared by the benches: generated event logs and the fact batches ingest makes of them.
+//! What the benches share: generated event logs, the fact batches ingest makes of them, the
+//! `tidemark` binary's allocator, and a clock of the benchmarking thread's CPU time.
 #![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::Criterion;
 
 use tidemark::config::Config;
 use tidemark::facts::FactBatch;
@@ -52,4 +57,52 @@ pub fn batch(plan: &Arc<Plan>, lines: &[String]) -> (FactBatch, u64) {
 /// Total bytes of `lines`, newlines included.
 pub fn bytes(lines: &[String]) -> u64 {
     lines.iter().map(|l| l.len() as u64 + 1).sum()
+}
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// CPU time the calling thread has used.
+pub fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec for the call to fill in.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "the thread CPU clock is readable");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Measures the benchmarking thread's CPU time instead of wall time: every bench runs its work
+/// on that one thread, and CPU time hardly moves when other processes share the cores.
+pub struct ThreadCpu(WallTime);
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        thread_cpu()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        thread_cpu().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, value: &Duration) -> f64 {
+        value.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+/// Criterion measuring thread CPU time.
+pub fn criterion() -> Criterion<ThreadCpu> {
+    Criterion::default().with_measurement(ThreadCpu(WallTime))
 }
