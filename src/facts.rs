@@ -39,11 +39,11 @@ pub struct FactBatch {
     pub idents: Vec<Ident>,
     /// Links between identities that appeared in one event.
     pub edges: Vec<(Ident, Ident)>,
-    /// `(identity, local hour)` of active events.
+    /// `(identity, local hour)` of active events, each pair once (only whether it occurred matters).
     pub hours: Vec<(Ident, Hour)>,
     /// Changes to each identity's earliest active event.
     pub firsts: Vec<((Ident, First), isize)>,
-    /// `(identity, (day, name))` of events a ratio refers to.
+    /// `(identity, (day, name))` of events a ratio refers to, each once.
     pub named: Vec<(Ident, (Day, NameId))>,
     /// Events a funnel refers to.
     pub steps: Vec<(Ident, Step)>,

@@ -10,8 +10,9 @@ use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
-use crate::facts::{FactBatch, First, Ident, Step, NO_CHANNEL};
+use crate::facts::{FactBatch, First, Ident, NameId, Step, NO_CHANNEL};
 use crate::plan::Plan;
+use crate::time::{Day, Hour};
 
 /// What happened to one input event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,6 +42,11 @@ pub struct Ingest {
     limits: Limits,
     interner: Interner,
     seen: HashSet<Box<str>>,
+    /// `(identity, hour)` pairs already sent: the dataflow keeps only whether a pair occurred,
+    /// so a repeat would only cost it work (ten events per pair in a typical log).
+    hours_sent: HashSet<(Ident, Hour)>,
+    /// `(identity, day, name)` of ratio events already sent, for the same reason.
+    named_sent: HashSet<(Ident, Day, NameId)>,
     firsts: HashMap<Ident, First>,
     /// Identities whose first event changed in the pending batch, with the value before.
     first_dirty: HashMap<Ident, Option<First>>,
@@ -57,6 +63,8 @@ impl Ingest {
             plan,
             interner: Interner::new(dict),
             seen: HashSet::default(),
+            hours_sent: HashSet::default(),
+            named_sent: HashSet::default(),
             firsts: HashMap::default(),
             first_dirty: HashMap::default(),
             clock: None,
@@ -97,11 +105,11 @@ impl Ingest {
 
     /// Adds one validated event, unless its id was accepted before.
     pub fn accept(&mut self, ev: Event<'_>) -> Outcome {
-        if self.seen.contains(ev.id.as_ref()) {
+        // One hash and probe per event; the key is built even for the rare duplicate.
+        if !self.seen.insert(ev.id.as_ref().into()) {
             self.counts.duplicates += 1;
             return Outcome::Duplicate;
         }
-        self.seen.insert(ev.id.as_ref().into());
         self.counts.accepted += 1;
         self.apply(&ev);
         Outcome::Accepted
@@ -138,7 +146,9 @@ impl Ingest {
         }
         let Some(anchor) = anchor else { return };
         if !class.excluded {
-            self.pending.hours.push((anchor, hour));
+            if self.hours_sent.insert((anchor, hour)) {
+                self.pending.hours.push((anchor, hour));
+            }
             let current = self.firsts.get(&anchor);
             if current.is_none_or(|c| (ev.ts, ev.id.as_ref()) < (c.ts, c.id.as_str())) {
                 let candidate = First {
@@ -151,7 +161,7 @@ impl Ingest {
             }
         }
         if let Some(name) = class.id {
-            if class.ratio_event {
+            if class.ratio_event && self.named_sent.insert((anchor, day, name)) {
                 self.pending.named.push((anchor, (day, name)));
             }
             if class.funnel_step {
