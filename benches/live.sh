@@ -3,6 +3,7 @@
 # local Mosquitto) and each rate, a fresh server takes `tidemark replay` at that rate and the
 # replay reports send-to-progress-mark latency percentiles. Needs `mosquitto` for the MQTT rows.
 # Usage: benches/live.sh [SECONDS] [RATES...]   (default 30 s after 5 s warmup; 10k 20k 50k 100k)
+# LIVE_REPLAY_ARGS adds replay options, e.g. LIVE_REPLAY_ARGS="--batch 500 --connections 8".
 # Logs, reports and server output go under ${TMPDIR:-/tmp}/tidemark-live.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +73,7 @@ for transport in http mqtt; do
     wait_for "http://127.0.0.1:$http_port/healthz"
     report=$dir/report-$transport-$rate.json
     "$bin" replay --input "$log" --target "$target" "${extra[@]}" --rate "$rate" \
-      --duration "${seconds}s" --warmup 5s --report "$report" >"$dir/replay-$transport-$rate.log" 2>&1 || true
+      ${LIVE_REPLAY_ARGS:-} --duration "${seconds}s" --warmup 5s --report "$report" >"$dir/replay-$transport-$rate.log" 2>&1 || true
     curl -s "http://127.0.0.1:$http_port/metrics" >"$dir/metrics-$transport-$rate.txt" || true
     cleanup
     python3 - "$report" "$transport" "$rate" <<'EOF'
