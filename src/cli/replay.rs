@@ -59,19 +59,15 @@ pub struct Args {
     report: Option<PathBuf>,
 }
 
-/// Parses `500ms`, `5s`, `2m`, `1h30m`.
+/// Parses `500ms`, `5s`, `2m`, `1h30m` (and `0`, for no warmup).
 fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
-    let ms = match text.trim().strip_suffix("ms") {
-        Some(n) => n.trim().parse::<u64>().ok(),
-        None => tidemark::config::parse_duration(text)
-            .ok()
-            .and_then(|v| u64::try_from(v).ok()),
-    };
-    match ms {
-        Some(ms) => Ok(Duration::from_millis(ms)),
-        None if text.trim() == "0" || text.trim() == "0s" => Ok(Duration::ZERO),
-        None => bail!("{flag} {text:?} is not a duration; write e.g. 500ms, 5s, 2m or 1h30m"),
+    if matches!(text.trim(), "0" | "0s") {
+        return Ok(Duration::ZERO);
     }
+    let ms = tidemark::config::parse_millis(text).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
+    u64::try_from(ms).map(Duration::from_millis).map_err(|_| {
+        anyhow::anyhow!("{flag} {text:?} is negative; write e.g. 500ms, 5s, 2m or 1h30m")
+    })
 }
 
 fn pace(args: &Args) -> anyhow::Result<Pace> {

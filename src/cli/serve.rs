@@ -52,6 +52,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         config.mqtt.url = Some(url.clone());
     }
     if !args.mqtt_topics.is_empty() {
+        if args.mqtt_topics.iter().any(|t| t.is_empty()) {
+            anyhow::bail!("--mqtt-topic must be a non-empty topic filter, e.g. tidemark/events/#");
+        }
         config.mqtt.topics = args.mqtt_topics.clone();
     }
     if !(args.demo_speed > 0.0 && args.demo_speed.is_finite()) {

@@ -2,7 +2,7 @@
 
 mod serve;
 
-pub use serve::{parse_mqtt_url, parse_size, Mqtt, Serve, SlowSubscriber};
+pub use serve::{parse_millis, parse_mqtt_url, parse_size, Mqtt, Serve, SlowSubscriber};
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -111,7 +111,7 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
 }
 
 /// Parses `250ms` or any duration `parse_duration` takes, in milliseconds.
-fn parse_millis(text: &str) -> Result<i64, String> {
+pub fn parse_millis(text: &str) -> Result<i64, String> {
     match text.trim().strip_suffix("ms") {
         Some(n) => n
             .trim()
@@ -218,9 +218,16 @@ impl Mqtt {
         if !(1024..=(256 << 20)).contains(&max_payload) {
             return Err(invalid("mqtt.max_payload", "allowed: 1KiB..=256MiB"));
         }
+        let client_id = raw.client_id.unwrap_or_else(|| "tidemark".into());
+        if client_id.is_empty() {
+            return Err(invalid(
+                "mqtt.client_id",
+                "must not be empty: the broker keeps the ingest session under it (default \"tidemark\")",
+            ));
+        }
         Ok(Mqtt {
             url: raw.url,
-            client_id: raw.client_id.unwrap_or_else(|| "tidemark".into()),
+            client_id,
             topics,
             publish_prefix: prefix,
             retain_rows: raw.retain_rows.unwrap_or(true),

@@ -18,12 +18,7 @@ pub enum Format {
 /// not valid JSON; the message says so.
 pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, String> {
     match format {
-        Format::Lines => Ok(body
-            .split(|b| *b == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
-            .map(|line| body.slice_ref(line))
-            .collect()),
+        Format::Lines => Ok(lines(body)),
         Format::Json => {
             let start = body.iter().position(|b| !b.is_ascii_whitespace());
             if start.map(|i| body[i]) != Some(b'[') {
@@ -40,6 +35,15 @@ pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, String> {
                 .collect())
         }
     }
+}
+
+/// The non-blank lines of `body` (a trailing `\r` dropped), sharing its bytes.
+pub fn lines(body: &Bytes) -> Vec<Bytes> {
+    body.split(|b| *b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace))
+        .map(|line| body.slice_ref(line))
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,11 +6,11 @@ use std::future::Future;
 use std::pin::Pin;
 
 use futures_util::stream::{FuturesOrdered, StreamExt};
-use rumqttc::{AsyncClient, Publish, QoS, SubscribeFilter};
+use rumqttc::{AsyncClient, MqttOptions, Publish, QoS, SubscribeFilter};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{disconnect, options, pump, spawn, stopped, Session};
+use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
 use crate::event::batch::{split, Format};
 use crate::live::{IngestReport, Live, Stopped};
@@ -23,14 +23,12 @@ const WINDOW: usize = 64;
 /// Starts the event loop pump, the message processor and the acknowledger.
 pub(super) fn start(
     config: &Mqtt,
-    host: &str,
-    port: u16,
+    mut o: MqttOptions,
     broker: &str,
     live: Live,
     stop: watch::Receiver<bool>,
     subscribed: oneshot::Sender<()>,
 ) -> Vec<JoinHandle<()>> {
-    let mut o = options(config, &config.client_id, host, port);
     o.set_clean_session(false)
         .set_manual_acks(true)
         .set_request_channel_capacity(4 * WINDOW);

@@ -20,8 +20,6 @@ use tracing::Instrument;
 use crate::config::{parse_mqtt_url, Mqtt};
 use crate::live::Live;
 
-pub use topics::{row_topic, topic_level};
-
 /// Why MQTT could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
@@ -29,8 +27,6 @@ pub enum MqttError {
     NoUrl,
     #[error("mqtt.url: {0}")]
     Url(String),
-    #[error("mqtt.client_id must not be empty: the broker keeps the ingest session under it")]
-    NoClientId,
 }
 
 /// Keep-alive of both connections: a dead broker is noticed within about this long.
@@ -52,9 +48,6 @@ pub struct Started {
 pub fn start(config: &Mqtt, live: Live, stop: watch::Receiver<bool>) -> Result<Started, MqttError> {
     let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
     let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
-    if config.client_id.is_empty() {
-        return Err(MqttError::NoClientId);
-    }
     let broker = format!("{host}:{port}");
     let note = format!(
         "MQTT: reading events from {url} (topics {}, client id {:?}, QoS 1, persistent session); publishing to {p}/deltas/METRIC, {p}/rows/METRIC/DIMS{} and {p}/progress",
@@ -66,16 +59,11 @@ pub fn start(config: &Mqtt, live: Live, stop: watch::Receiver<bool>) -> Result<S
     tracing::info!("{note}");
     eprintln!("tidemark: {note}");
     let (ready, subscribed) = oneshot::channel();
-    let mut tasks = ingest::start(
-        config,
-        &host,
-        port,
-        &broker,
-        live.clone(),
-        stop.clone(),
-        ready,
-    );
-    tasks.extend(publish::start(config, &host, port, &broker, live, stop));
+    let connection = |client_id: &str| options(config, client_id, &host, port);
+    let ingest = connection(&config.client_id);
+    let mut tasks = ingest::start(config, ingest, &broker, live.clone(), stop.clone(), ready);
+    let publish = connection(&format!("{}-out", config.client_id));
+    tasks.extend(publish::start(config, publish, &broker, live, stop));
     Ok(Started { tasks, subscribed })
 }
 

@@ -12,13 +12,13 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use rumqttc::{AsyncClient, ClientError, Publish, QoS, SubscribeFilter};
+use rumqttc::{AsyncClient, ClientError, MqttOptions, Publish, QoS, SubscribeFilter};
 use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::topics::{delta_topic, progress_topic, row_topic};
-use super::{disconnect, options, pump, spawn, stopped, Session};
+use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
 use crate::live::Live;
 use crate::output::{Feed, Filter};
@@ -29,14 +29,11 @@ const QUEUE: usize = 1024;
 /// Starts the publishing connection's pump and the publisher.
 pub(super) fn start(
     config: &Mqtt,
-    host: &str,
-    port: u16,
+    mut o: MqttOptions,
     broker: &str,
     live: Live,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
-    let id = format!("{}-out", config.client_id);
-    let mut o = options(config, &id, host, port);
     o.set_clean_session(true)
         .set_request_channel_capacity(QUEUE);
     let (client, eventloop) = AsyncClient::new(o, QUEUE);
@@ -120,40 +117,41 @@ impl Publisher {
             return disconnect(&self.client, "publish").await;
         };
         loop {
-            let step = tokio::select! {
+            // Whether to subscribe again and republish every row.
+            let again = tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => break,
-                Some(p) = seen.recv() => self.seen(p).await,
+                Some(p) = seen.recv() => match self.seen(p).await {
+                    Ok(()) => false,
+                    Err(Gone) => return,
+                },
                 // After a reconnect the broker may have lost the retained rows (a restart
                 // without persistence): start again from the live rows.
                 Ok(()) = connected.changed() => {
-                    if *connected.borrow_and_update() > 1 {
+                    let again = *connected.borrow_and_update() > 1;
+                    if again {
                         tracing::debug!("MQTT publish: reconnected; republishing every row");
-                        let Ok(rx) = live.subscribe(Filter::default()).await else { break };
-                        feed = rx;
-                        self.begin_full();
                     }
-                    Ok(())
+                    again
                 }
                 item = feed.recv() => match item {
                     Some(Feed::Closed(reason)) => {
                         tracing::warn!("MQTT publish: {reason}; subscribing again and republishing every row");
-                        let Ok(rx) = live.subscribe(Filter::default()).await else { break };
-                        feed = rx;
-                        self.begin_full();
-                        Ok(())
+                        true
                     }
-                    Some(item) => self.feed(item).await,
-                    None => {
-                        let Ok(rx) = live.subscribe(Filter::default()).await else { break };
-                        feed = rx;
-                        self.begin_full();
-                        Ok(())
-                    }
+                    Some(item) => match self.feed(item).await {
+                        Ok(()) => false,
+                        Err(Gone) => return,
+                    },
+                    None => true,
                 },
             };
-            if step.is_err() {
-                return;
+            if again {
+                let Ok(rx) = live.subscribe(Filter::default()).await else {
+                    break;
+                };
+                feed = rx;
+                self.begin_full();
             }
         }
         disconnect(&self.client, "publish").await;

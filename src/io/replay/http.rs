@@ -32,33 +32,65 @@ pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
     while let Some(batch) = queue.next().await {
         let events = batch.events.len() as u64;
         let body = shared.log.ndjson(batch.events);
-        let mut request = target
-            .client
-            .post(&target.url)
-            .header("content-type", "application/x-ndjson")
-            .timeout(target.timeout)
-            .body(body);
-        if let Some(t) = &target.token {
-            request = request.bearer_auth(t);
-        }
+        let request = post(
+            &target.client,
+            &target.url,
+            target.token.as_deref(),
+            target.timeout,
+        );
         let sent = shared.note_sent(events);
-        match request.send().await {
+        match request.body(body).send().await {
             Ok(response) => answer(response, events, sent, &target, &shared).await,
-            Err(e) if e.is_timeout() => shared.counters.failed(
-                "timeout",
-                1,
+            Err(e) => failed(
+                &shared,
+                &target,
                 events,
-                format!("no answer within {:?}", target.timeout),
-                Some("the server is overloaded; lower --rate or raise --timeout"),
-            ),
-            Err(e) => shared.counters.failed(
+                &e,
                 "connection",
-                1,
-                events,
-                error_chain(&e),
-                Some("is tidemark serve running at the target?"),
+                "is tidemark serve running at the target?",
             ),
         }
+    }
+}
+
+/// `POST url` of NDJSON, with the timeout and the ingest token if any.
+fn post(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> reqwest::RequestBuilder {
+    let request = client
+        .post(url)
+        .header("content-type", "application/x-ndjson")
+        .timeout(timeout);
+    match token {
+        Some(t) => request.bearer_auth(t),
+        None => request,
+    }
+}
+
+/// Counts a request that got no complete answer: a timeout, or a `kind` failure with `advice`.
+fn failed(
+    shared: &Shared,
+    target: &HttpTarget,
+    events: u64,
+    e: &reqwest::Error,
+    kind: &str,
+    advice: &'static str,
+) {
+    if e.is_timeout() {
+        shared.counters.failed(
+            "timeout",
+            1,
+            events,
+            format!("no complete answer within {:?}", target.timeout),
+            Some("the server is overloaded; lower --rate or raise --timeout"),
+        )
+    } else {
+        shared
+            .counters
+            .failed(kind, 1, events, error_chain(e), Some(advice))
     }
 }
 
@@ -105,19 +137,13 @@ async fn answer(
                 .expect("tracker lock")
                 .acknowledged(a.time, sent, events);
         }
-        Err(e) if e.is_timeout() => shared.counters.failed(
-            "timeout",
-            1,
+        Err(e) => failed(
+            shared,
+            target,
             events,
-            format!("the answer did not complete within {:?}", target.timeout),
-            Some("the server is overloaded; lower --rate or raise --timeout"),
-        ),
-        Err(e) => shared.counters.failed(
+            &e,
             "bad answer",
-            1,
-            events,
-            error_chain(&e),
-            Some("is the target a tidemark server?"),
+            "is the target a tidemark server?",
         ),
     }
 }
@@ -142,14 +168,7 @@ pub async fn reflected_time(
     token: Option<&str>,
     timeout: Duration,
 ) -> Option<u64> {
-    let mut request = client
-        .post(format!("{base}/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .timeout(timeout)
-        .body("");
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
+    let request = post(client, &format!("{base}/v1/events"), token, timeout).body("");
     let answer = request.send().await.ok()?.error_for_status().ok()?;
     answer.json::<Answer>().await.ok().map(|a| a.time)
 }

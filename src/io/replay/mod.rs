@@ -12,7 +12,7 @@ mod run;
 mod watch;
 
 pub use mqtt::MqttTarget;
-pub use plan::{Batch, Log, Pace, MAX_BATCH_SPAN};
+pub use plan::{Batch, Log, Pace};
 pub use report::{Failure, Latency, Report};
 pub use run::run;
 
@@ -30,6 +30,8 @@ pub enum ReplayError {
     Subscribe(String),
     #[error("cannot connect to the MQTT broker {0}; is it running?")]
     Broker(String),
+    #[error("cannot build an HTTP client ({0}); check the system's TLS and proxy settings")]
+    Client(String),
 }
 
 /// Where the events go.

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::Notify;
@@ -53,13 +53,6 @@ pub async fn connect(
     }
 }
 
-/// The replay's wall clock in milliseconds since the epoch.
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Publishes batches from the queue until it is closed, then waits for the last PUBACKs.
 pub async fn sender(
     client: AsyncClient,
@@ -82,7 +75,7 @@ pub async fn sender(
                 .expect("unwritten")
                 .push_back((sent, events));
             if let Err(e) = client
-                .publish(&target.topic, QoS::AtLeastOnce, false, payload.to_vec())
+                .publish_bytes(&target.topic, QoS::AtLeastOnce, false, payload)
                 .await
             {
                 unwritten.lock().expect("unwritten").pop_back();
@@ -130,7 +123,8 @@ pub async fn sender(
                     last_ok = Instant::now();
                     if let Some((sent, events)) = written.remove(&ack.pkid) {
                         shared.counters.ack(events, 0, 0, 0);
-                        let at = wall_ms();
+                        // The clock the server stamps its progress marks with.
+                        let at = crate::pipeline::now_ms();
                         let mut tracker = shared.tracker.lock().expect("tracker lock");
                         tracker.acknowledged(at, sent, events);
                     }

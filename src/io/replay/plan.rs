@@ -39,13 +39,9 @@ pub struct Log {
 impl Log {
     /// Splits a log into its non-blank lines (a trailing `\r` is dropped), as the server does.
     pub fn from_bytes(text: Bytes) -> Log {
-        let lines = text
-            .split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| text.slice_ref(l))
-            .collect();
-        Log { lines }
+        Log {
+            lines: crate::event::batch::lines(&text),
+        }
     }
 
     /// Each event's due offset in milliseconds: the largest `ts` so far (lines without a valid
