@@ -95,11 +95,9 @@ pub struct Status {
     /// Milliseconds the oldest event not yet reflected in the rows has waited (0 when caught up).
     pub lag_ms: u64,
     pub rows: usize,
-    /// Dataflow round latency (batch sent to its progress), microseconds.
+    /// Round latency (oldest event of a batch accepted to its progress), microseconds.
     pub rounds: Histogram<u64>,
     pub batches: u64,
-    /// Largest accepted event time.
-    pub clock: Option<i64>,
 }
 
 /// One input event of a request, as raw bytes.
@@ -111,7 +109,6 @@ enum Command {
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
     Whois(String, String, oneshot::Sender<Json>),
-    Sync(oneshot::Sender<Time>),
     Status(oneshot::Sender<Status>),
 }
 
@@ -189,11 +186,6 @@ impl Live {
         self.ask(|r| Command::Whois(kind, value, r)).await
     }
 
-    /// Waits until every event accepted before the call is reflected; returns that time.
-    pub async fn sync(&self) -> Result<Time, Stopped> {
-        self.ask(Command::Sync).await
-    }
-
     pub async fn status(&self) -> Result<Status, Stopped> {
         self.ask(Command::Status).await
     }
@@ -204,8 +196,7 @@ struct Driver {
     pipeline: Pipeline,
     options: LiveOptions,
     /// Ingest replies waiting for their batch's time.
-    unsent: Vec<IngestReport>,
-    unsent_replies: Vec<oneshot::Sender<IngestReport>>,
+    unsent: Vec<(IngestReport, oneshot::Sender<IngestReport>)>,
     /// When the oldest event of the pending batch was accepted.
     pending_since: Option<Instant>,
     /// Requests waiting for progress to reach a time.
@@ -213,13 +204,11 @@ struct Driver {
     /// Batches in flight: time and when they were sent.
     in_flight: std::collections::VecDeque<(Time, Instant)>,
     rounds: Histogram<u64>,
-    batches: u64,
 }
 
 enum Waiter {
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
-    Sync(oneshot::Sender<Time>),
 }
 
 impl Driver {
@@ -228,12 +217,10 @@ impl Driver {
             pipeline,
             options,
             unsent: Vec::new(),
-            unsent_replies: Vec::new(),
             pending_since: None,
             waiting: Vec::new(),
             in_flight: Default::default(),
             rounds: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
-            batches: 0,
         }
     }
 
@@ -269,9 +256,15 @@ impl Driver {
             if self.pending_since.is_some() && (idle || overdue) {
                 self.flush();
             }
+            if self.pipeline.stopped() {
+                // Requests get `Stopped` from here on rather than answers that never change.
+                break;
+            }
         }
         self.flush();
-        let _ = self.pipeline.finish();
+        if let Err(e) = self.pipeline.finish() {
+            tracing::error!("the dataflow stopped: {e}");
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -279,6 +272,7 @@ impl Driver {
             Command::Ingest(events, reply) => {
                 let mut report = IngestReport::default();
                 for (i, e) in events.iter().enumerate() {
+                    let before = self.pipeline.sent();
                     let outcome = self.pipeline.offer_bytes(e);
                     match &outcome {
                         Outcome::Accepted => {
@@ -291,15 +285,18 @@ impl Driver {
                     if outcome != Outcome::Accepted {
                         report.issues.push((i, outcome));
                     }
+                    // A full batch goes to the dataflow from within `offer`.
+                    if self.pipeline.sent() != before {
+                        self.taken(before);
+                    }
                 }
                 if self.pending_since.is_none() {
                     // Nothing waits for a batch: the rows already reflect what these events
                     // changed (nothing, or batches already sent).
-                    report.time = self.last_time();
+                    report.time = self.pipeline.sent();
                     let _ = reply.send(report);
                 } else {
-                    self.unsent.push(report);
-                    self.unsent_replies.push(reply);
+                    self.unsent.push((report, reply));
                 }
             }
             Command::Subscribe(filter, reply) => {
@@ -308,10 +305,6 @@ impl Driver {
             Command::Snapshot(reply) => {
                 let t = self.flush();
                 self.waiting.push((t, Waiter::Snapshot(reply)));
-            }
-            Command::Sync(reply) => {
-                let t = self.flush();
-                self.waiting.push((t, Waiter::Sync(reply)));
             }
             Command::Rows(filter, reply) => {
                 let t = self.flush();
@@ -335,51 +328,51 @@ impl Driver {
                     lag_ms,
                     rows: out.table.current().len(),
                     rounds: self.rounds.clone(),
-                    batches: self.batches,
-                    clock: self.pipeline.clock(),
+                    batches: self.pipeline.batches(),
                 });
             }
         }
     }
 
-    /// Current rows passing `filter`, as OUTPUT.md rows, sorted by metric and dims.
+    /// Current rows passing `filter`, as OUTPUT.md rows, in the snapshot's order.
     fn rows(&self, filter: &Filter) -> Vec<Json> {
         let labeler = Labeler {
             plan: &self.pipeline.plan,
             dict: &self.pipeline.dict,
         };
-        let mut rows: Vec<_> = self.pipeline.output().table.current().iter().collect();
-        rows.sort_unstable_by_key(|(k, _)| *k);
-        rows.into_iter()
-            .filter_map(|(k, v)| {
-                let row = labeler.row(k, *v);
-                filter.matches(k.0.name(), &row["dims"]).then_some(row)
-            })
+        let current = self.pipeline.output().table.current();
+        let wanted = current.iter().filter(|(k, _)| filter.wants(k.0.name()));
+        crate::output::sorted_rows(&labeler, wanted)
+            .into_iter()
+            .filter(|row| filter.matches(row["metric"].as_str().unwrap_or(""), &row["dims"]))
             .collect()
-    }
-
-    /// The time of the last batch sent (0 before any).
-    fn last_time(&self) -> Time {
-        self.pipeline.sent()
     }
 
     /// Sends the pending batch, answers the ingest requests in it; returns the time at which
     /// everything accepted so far is reflected.
     fn flush(&mut self) -> Time {
-        let before = self.last_time();
+        let before = self.pipeline.sent();
         let t = self.pipeline.flush();
+        self.taken(before);
+        self.settle();
+        t
+    }
+
+    /// Everything accepted so far has left the pipeline (by `flush`, or because a batch filled
+    /// up): notes the batch sent since time `before`, if any (a batch whose events changed no
+    /// fact is not sent), as in flight since its oldest event was accepted, and answers the
+    /// waiting ingest requests.
+    fn taken(&mut self, before: Time) {
+        let t = self.pipeline.sent();
         if t != before {
-            self.in_flight
-                .push_back((t, self.pending_since.unwrap_or_else(Instant::now)));
-            self.batches += 1;
+            let since = self.pending_since.unwrap_or_else(Instant::now);
+            self.in_flight.push_back((t, since));
         }
         self.pending_since = None;
-        for (mut report, reply) in self.unsent.drain(..).zip(self.unsent_replies.drain(..)) {
+        for (mut report, reply) in self.unsent.drain(..) {
             report.time = t;
             let _ = reply.send(report);
         }
-        self.settle();
-        t
     }
 
     /// Records finished rounds and answers requests whose time has come.
@@ -403,9 +396,6 @@ impl Driver {
             match w {
                 Waiter::Snapshot(reply) => {
                     let _ = reply.send(self.pipeline.snapshot());
-                }
-                Waiter::Sync(reply) => {
-                    let _ = reply.send(progress);
                 }
                 Waiter::Rows(filter, reply) => {
                     let _ = reply.send(self.rows(&filter));
@@ -483,7 +473,7 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
     metric(
         "tidemark_dataflow_round_seconds",
         "summary",
-        "Time from a batch entering the dataflow to its rows being complete.",
+        "Time from the oldest event of a batch being accepted to the batch's rows being complete.",
         &quantiles,
     );
     metric(

@@ -15,9 +15,6 @@ macro_rules! metrics {
         pub enum Metric { $($variant),* }
 
         impl Metric {
-            /// Every metric.
-            pub const ALL: &'static [Metric] = &[$(Metric::$variant),*];
-
             /// The metric's name in rows.
             pub fn name(self) -> &'static str {
                 match self { $(Metric::$variant => $name),* }

@@ -1,6 +1,6 @@
 //! One ingest-to-table pipeline: lines in, batches to the engine, rows and identities out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use crate::dataflow::Time;
@@ -42,6 +42,14 @@ pub struct Pipeline {
     wall_clock: bool,
     /// Time of the last batch sent to the engine; the engine reports progress in these units.
     sent: Time,
+    /// Batches sent to the engine.
+    batches: u64,
+    /// The engine refused a batch: it has stopped.
+    stopped: bool,
+    /// Ingest counts and clock as of the rows: what the snapshot reports beside them.
+    reflected: (Counts, Option<i64>),
+    /// Counts and clock at each flush whose batch is not reflected yet, oldest first.
+    awaiting: VecDeque<(Time, Counts, Option<i64>)>,
     state: Output,
 }
 
@@ -128,6 +136,10 @@ impl Pipeline {
             wall_clock: options.wall_clock,
             in_batch: 0,
             sent: 0,
+            batches: 0,
+            stopped: false,
+            reflected: Default::default(),
+            awaiting: VecDeque::new(),
             state: Output::default(),
         })
     }
@@ -169,12 +181,33 @@ impl Pipeline {
                 self.sent + 1
             };
             // A send fails only when the engine has stopped; `finish` reports why.
-            if self.engine.batches.send((time, batch)).is_ok() {
-                self.sent = time;
+            match self.engine.batches.send((time, batch)) {
+                Ok(()) => {
+                    self.sent = time;
+                    self.batches += 1;
+                }
+                Err(_) => self.stopped = true,
             }
+        }
+        // Everything accepted so far is reflected once progress reaches `sent`.
+        let now = (self.sent, self.ingest.counts().clone(), self.ingest.clock());
+        match self.awaiting.back_mut() {
+            Some(last) if last.0 == now.0 => *last = now,
+            _ => self.awaiting.push_back(now),
         }
         self.poll();
         self.sent
+    }
+
+    /// Moves the counts of batches the rows now reflect to `reflected`.
+    fn advance_reflected(&mut self) {
+        while let Some((t, _, _)) = self.awaiting.front() {
+            if *t > self.state.progress {
+                break;
+            }
+            let (_, counts, clock) = self.awaiting.pop_front().expect("a front entry");
+            self.reflected = (counts, clock);
+        }
     }
 
     /// Takes in what the engine reported so far, without waiting.
@@ -186,18 +219,17 @@ impl Pipeline {
         while let Ok(update) = self.engine.updates.try_recv() {
             self.state.absorb(update, &labeler);
         }
+        self.advance_reflected();
     }
 
-    /// Waits up to `timeout` for the engine's next report and takes in all that arrived.
-    pub fn poll_wait(&mut self, timeout: std::time::Duration) {
-        let labeler = Labeler {
-            plan: &self.plan,
-            dict: &self.dict,
-        };
-        if let Ok(update) = self.engine.updates.recv_timeout(timeout) {
-            self.state.absorb(update, &labeler);
-        }
-        self.poll();
+    /// Batches sent to the dataflow so far, whoever asked for them.
+    pub fn batches(&self) -> u64 {
+        self.batches
+    }
+
+    /// True once the dataflow has stopped taking batches (`finish` says why).
+    pub fn stopped(&self) -> bool {
+        self.stopped
     }
 
     /// The time of the last batch sent to the dataflow (0 before any).
@@ -242,13 +274,14 @@ impl Pipeline {
         self.state.hub = hub;
     }
 
-    /// The snapshot document of the rows so far (as of `progress()`).
+    /// The snapshot document of the rows so far (as of `progress()`), with the event counts
+    /// and clock of the events those rows reflect (not of events accepted since).
     pub fn snapshot(&self) -> serde_json::Value {
         snapshot_of(
             &self.plan,
             &self.dict,
-            self.ingest.counts(),
-            self.ingest.clock(),
+            &self.reflected.0,
+            self.reflected.1,
             &self.state,
         )
     }
@@ -266,6 +299,7 @@ impl Pipeline {
                 Err(_) => break,
             }
         }
+        self.advance_reflected();
     }
 
     /// Subscribes to row changes: current rows first, then upserts and progress marks.

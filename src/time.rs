@@ -27,6 +27,11 @@ impl Calendar {
         })
     }
 
+    /// The zone.
+    pub fn zone(&self) -> &TimeZone {
+        &self.tz
+    }
+
     /// The zone's IANA name as configured.
     pub fn name(&self) -> &str {
         &self.name

@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("--demo-speed must be a positive number, e.g. 1800");
     }
     let demo = args.demo.then(|| {
-        let zone = config.calendar_zone();
+        let zone = config.calendar.zone().clone();
         DemoOptions {
             persons: args.demo_persons,
             days: 28,

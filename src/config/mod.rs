@@ -174,11 +174,6 @@ fn default_ratios() -> Vec<Ratio> {
 }
 
 impl Config {
-    /// The configured zone.
-    pub fn calendar_zone(&self) -> jiff::tz::TimeZone {
-        jiff::tz::TimeZone::get(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
-    }
-
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig =

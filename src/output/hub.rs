@@ -19,9 +19,14 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// True when rows of `metric` can pass (the dims are not looked at).
+    pub fn wants(&self, metric: &str) -> bool {
+        self.metrics.is_empty() || self.metrics.iter().any(|m| m == metric)
+    }
+
     /// Whether a row of `metric` with `dims` passes.
     pub fn matches(&self, metric: &str, dims: &Json) -> bool {
-        (self.metrics.is_empty() || self.metrics.iter().any(|m| m == metric))
+        self.wants(metric)
             && self.dims.iter().all(|(k, v)| match &dims[k.as_str()] {
                 Json::String(s) => s == v,
                 Json::Number(n) => n.to_string() == *v,
@@ -201,13 +206,14 @@ fn matching<'a>(
     time: Time,
     labeler: &Labeler,
 ) -> Vec<Arc<str>> {
-    rows.filter_map(|(k, v)| {
-        let dims = Json::Object(labeler.dims(&k.1));
-        filter
-            .matches(k.0.name(), &dims)
-            .then(|| upsert(k, dims, v.to_json(), Json::Null, time))
-    })
-    .collect()
+    rows.filter(|(k, _)| filter.wants(k.0.name()))
+        .filter_map(|(k, v)| {
+            let dims = Json::Object(labeler.dims(&k.1));
+            filter
+                .matches(k.0.name(), &dims)
+                .then(|| upsert(k, dims, v.to_json(), Json::Null, time))
+        })
+        .collect()
 }
 
 fn upsert(key: &Key, dims: Json, value: Json, prev: Json, time: Time) -> Arc<str> {

@@ -7,5 +7,5 @@ mod table;
 
 pub use hub::{Feed, Filter, Hub, HubStats, SLOW_SUBSCRIBER};
 pub use identities::IdentityIndex;
-pub use snapshot::{snapshot_json, SnapshotMeta};
+pub use snapshot::{snapshot_json, sorted_rows, SnapshotMeta};
 pub use table::{Change, Delta, Table, Versioned};

@@ -20,8 +20,7 @@ use tokio::sync::watch;
 use crate::live::Live;
 
 pub use auth::Tokens;
-pub use run::{bind_address, start, Running, ServeOptions, StartError};
-pub use stream::messages;
+pub use run::{start, Running, ServeOptions, StartError};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -62,8 +61,8 @@ pub(crate) fn stopped() -> Response {
 }
 
 /// Parses query pairs into a filter: `metric` (repeatable, or comma-separated) and any other
-/// key except `token` as a dims filter.
-pub(crate) fn filter_of(pairs: &[(String, String)]) -> crate::output::Filter {
+/// key except `token` as a dims filter. An unknown metric name is a 400 that says so.
+pub(crate) fn filter_of(pairs: &[(String, String)]) -> Result<crate::output::Filter, BadFilter> {
     let mut filter = crate::output::Filter::default();
     for (k, v) in pairs {
         match k.as_str() {
@@ -74,5 +73,23 @@ pub(crate) fn filter_of(pairs: &[(String, String)]) -> crate::output::Filter {
             _ => filter.dims.push((k.clone(), v.clone())),
         }
     }
-    filter
+    let unknown = filter
+        .metrics
+        .iter()
+        .find(|m| crate::metric::Metric::from_name(m).is_none());
+    match unknown {
+        Some(m) => Err(BadFilter(format!(
+            "unknown metric {m:?}; see the snapshot's rows for the metric names"
+        ))),
+        None => Ok(filter),
+    }
+}
+
+/// A query whose filter cannot match anything tidemark has: a 400 saying why.
+pub(crate) struct BadFilter(String);
+
+impl IntoResponse for BadFilter {
+    fn into_response(self) -> Response {
+        error(StatusCode::BAD_REQUEST, self.0)
+    }
 }

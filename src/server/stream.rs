@@ -53,7 +53,11 @@ pub async fn sse(
     if let Err(r) = s.tokens.check_read(&h, &q) {
         return r.into_response();
     }
-    let Ok(rx) = s.live.subscribe(filter_of(&q)).await else {
+    let filter = match filter_of(&q) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(rx) = s.live.subscribe(filter).await else {
         return stopped();
     };
     let events = feed_stream(rx, s.shutdown.clone())
@@ -73,7 +77,11 @@ pub async fn websocket(
     if let Err(r) = s.tokens.check_read(&h, &q) {
         return r.into_response();
     }
-    let Ok(rx) = s.live.subscribe(filter_of(&q)).await else {
+    let filter = match filter_of(&q) {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    let Ok(rx) = s.live.subscribe(filter).await else {
         return stopped();
     };
     let shutdown = s.shutdown.clone();
