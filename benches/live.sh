@@ -48,7 +48,12 @@ EOF
   m=$(command -v mosquitto || echo /usr/sbin/mosquitto)
   "$m" -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
   pids+=($!)
-  sleep 0.5
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$mqtt_port") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "mosquitto does not listen on $mqtt_port; see $dir/mosquitto.log" >&2
+  exit 1
 }
 
 exec > >(tee "$dir/live.txt")
@@ -72,10 +77,13 @@ for transport in http mqtt; do
     pids+=($!)
     wait_for "http://127.0.0.1:$http_port/healthz"
     report=$dir/report-$transport-$rate.json
+    rm -f "$report"
     "$bin" replay --input "$log" --target "$target" "${extra[@]}" --rate "$rate" \
-      ${LIVE_REPLAY_ARGS:-} --duration "${seconds}s" --warmup 5s --report "$report" >"$dir/replay-$transport-$rate.log" 2>&1 || true
+      ${LIVE_REPLAY_ARGS:-} --duration "${seconds}s" --warmup 5s --report "$report" >"$dir/replay-$transport-$rate.log" 2>&1 ||
+      echo "$transport $rate: replay exited $?; see $dir/replay-$transport-$rate.log" >&2
     curl -s "http://127.0.0.1:$http_port/metrics" >"$dir/metrics-$transport-$rate.txt" || true
     cleanup
+    [ -s "$report" ] || { echo "$transport $rate: no report" >&2; continue; }
     python3 - "$report" "$transport" "$rate" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1])); l = r.get("latency_ms") or {}

@@ -31,13 +31,14 @@ peak_of() { # log -> peak MiB of one compute run
   for log in "${logs[@]}"; do
     read -r persons days <<<"$log"
     file="$dir/p$persons-d$days.ndjson"
-    [ -s "$file" ] || "$bin" generate --persons "$persons" --days "$days" --seed 7 --output "$file" 2>/dev/null
+    [ -s "$file" ] || "$bin" generate --persons "$persons" --days "$days" --seed 7 --output "$file" 2>>"$dir/generate.log"
     peaks=()
     for _ in $(seq "$runs"); do peaks+=("$(peak_of "$file")"); done
     median=$(printf '%s\n' "${peaks[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
     events=$(wc -l <"$file")
     person_days=$(grep -o '"metric":"dau","dims":{"day":"[^"]*"},"value":[0-9]*' "$dir/snapshot.json" |
       awk -F: '{ s += $NF } END { print s }')
+    [ -n "$person_days" ] || { echo "no dau rows in $dir/snapshot.json" >&2; exit 1; }
     printf '%-8s %-5s %-9s %-12s %-9s %s\n' "$persons" "$days" "$events" "$person_days" "$median" "$(IFS=,; echo "${peaks[*]}")"
   done
 } | tee "$dir/runs.txt"

@@ -3,28 +3,17 @@
 //! missing acknowledgements must fail the run, and the same over MQTT through mosquitto.
 
 mod common;
+mod mqtt_support;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::server::{compute, Server};
+use mqtt_support::{free_port, Broker, Guard};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark");
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-
-/// A child process (replay, mosquitto) killed when dropped, on every path out of a test.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A scratch directory removed when dropped.
 struct Scratch(PathBuf);
 
@@ -46,14 +35,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// A loopback port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 /// The generated log plus a blank line and two lines the server rejects.
@@ -93,7 +74,7 @@ fn replay(args: &[&str], limit: Duration) -> (ExitStatus, String) {
         .spawn()
         .expect("tidemark replay starts");
     let stderr = child.stderr.take().expect("stderr");
-    let mut child = Child(child);
+    let mut child = Guard(child);
     let reader = std::thread::Builder::new()
         .name("replay-stderr".into())
         .spawn(move || std::io::read_to_string(stderr).unwrap_or_default())
@@ -203,28 +184,33 @@ fn check_against_server(report: &Value, log: &Path, addr: &str) {
     assert_eq!(report["unreflected"], 0);
 }
 
+/// Replays the log of `dir` at 20,000 events/s to `target` (plus `extra` options), asserts a
+/// clean exit and compares the report with the server's own counts.
+fn replay_and_check(dir: &Scratch, server: &Server, target: &str, extra: &[&str]) {
+    let log = write_log(dir);
+    let report_path = dir.path("report.json");
+    let mut args = vec![
+        "--input",
+        log.to_str().unwrap(),
+        "--target",
+        target,
+        "--rate",
+        "20000",
+        "--report",
+        report_path.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let (status, err) = replay(&args, Duration::from_secs(120));
+    assert_eq!(status.code(), Some(0), "{err}");
+    check_against_server(&read_report(&report_path), &log, &server.addr);
+}
+
 #[test]
 fn http_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     let dir = Scratch::new("http");
-    let log = write_log(&dir);
     let server = Server::start(&[], &[]);
-    let addr = server.addr.clone();
-    let report_path = dir.path("report.json");
-    let (status, err) = replay(
-        &[
-            "--input",
-            log.to_str().unwrap(),
-            "--target",
-            &format!("http://{addr}"),
-            "--rate",
-            "20000",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-        Duration::from_secs(120),
-    );
-    assert_eq!(status.code(), Some(0), "{err}");
-    check_against_server(&read_report(&report_path), &log, &server.addr);
+    let target = format!("http://{}", server.addr);
+    replay_and_check(&dir, &server, &target, &[]);
 }
 
 #[test]
@@ -296,62 +282,17 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
 
 #[test]
 fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
-    if !Path::new(MOSQUITTO).exists() {
-        assert!(
-            std::env::var("TIDEMARK_REQUIRE_MOSQUITTO").as_deref() != Ok("1"),
-            "TIDEMARK_REQUIRE_MOSQUITTO=1 but {MOSQUITTO} is missing (apt-get install -y mosquitto)"
-        );
-        eprintln!("SKIPPED: mosquitto not found at {MOSQUITTO}; the MQTT replay test did not run");
-        println!("SKIPPED: mosquitto not found");
+    let Some(bin) = mqtt_support::mosquitto() else {
         return;
-    }
+    };
     let dir = Scratch::new("mqtt");
-    let log = write_log(&dir);
-    let port = free_port();
-    let conf = dir.path("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-    )
-    .unwrap();
-    let _broker = Child(
-        Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto starts"),
+    let broker = Broker::start(&bin, "replay");
+    let server = Server::start(&["--mqtt", &broker.url()], &[]);
+    let http = format!("http://{}", server.addr);
+    replay_and_check(
+        &dir,
+        &server,
+        &broker.url(),
+        &["--http", &http, "--timeout", "10s"],
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "mosquitto does not listen on {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let broker = format!("mqtt://127.0.0.1:{port}");
-    let server = Server::start(&["--mqtt", &broker], &[]);
-    let addr = server.addr.clone();
-    let report_path = dir.path("report.json");
-    let (status, err) = replay(
-        &[
-            "--input",
-            log.to_str().unwrap(),
-            "--target",
-            &broker,
-            "--http",
-            &format!("http://{addr}"),
-            "--rate",
-            "20000",
-            "--timeout",
-            "10s",
-            "--report",
-            report_path.to_str().unwrap(),
-        ],
-        Duration::from_secs(120),
-    );
-    assert_eq!(status.code(), Some(0), "{err}");
-    check_against_server(&read_report(&report_path), &log, &server.addr);
 }

@@ -50,6 +50,16 @@ fn all_rows(snapshot: &Value) -> State {
     out
 }
 
+/// `GET url` as JSON.
+async fn get_json(client: &reqwest::Client, url: String) -> Value {
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .expect("GET reaches the server");
+    r.json().await.expect("a JSON answer")
+}
+
 async fn post(client: &reqwest::Client, url: &str, ctype: &str, body: String) -> reqwest::Response {
     client
         .post(url)
@@ -147,14 +157,7 @@ async fn events_over_http_reach_sse_and_websocket_and_the_snapshot_equals_comput
         last_time = last_time.max(answer["time"].as_u64().unwrap());
         sent.extend(chunk.iter().cloned());
     }
-    let snapshot: Value = client
-        .get(server.url("/v1/snapshot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let snapshot: Value = get_json(&client, server.url("/v1/snapshot")).await;
     let expected = compute(&sent, None);
     let diff = common::differences(&expected, &snapshot);
     assert!(
@@ -244,26 +247,12 @@ async fn bad_requests_get_statuses_that_say_what_to_do() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
-    let rows: Value = client
-        .get(server.url("/v1/rows?metric=dau&day=2026-10-01"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rows: Value = get_json(&client, server.url("/v1/rows?metric=dau&day=2026-10-01")).await;
     assert_eq!(
         rows,
         json!({"rows": [{"metric": "dau", "dims": {"day": "2026-10-01"}, "value": 1}]})
     );
-    let who: Value = client
-        .get(server.url("/v1/identities/openid/o1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who: Value = get_json(&client, server.url("/v1/identities/openid/o1")).await;
     assert_eq!(
         who["identities"],
         json!([{"type": "openid", "value": "o1"}])

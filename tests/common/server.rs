@@ -117,9 +117,12 @@ pub fn generated(persons: u32, days: u32) -> Vec<String> {
 
 /// The snapshot `tidemark compute` makes of `lines`.
 pub fn compute(lines: &[String], config: Option<&std::path::Path>) -> serde_json::Value {
+    // One file per call: tests of one binary run in parallel under one process id.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("tidemark-compute-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let input = dir.join(format!("log-{}.ndjson", lines.len()));
+    let input = dir.join(format!("log-{call}.ndjson"));
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let mut cmd = Command::new(binary());
     cmd.args(["compute", "--quiet", "--input"]).arg(&input);
@@ -127,6 +130,7 @@ pub fn compute(lines: &[String], config: Option<&std::path::Path>) -> serde_json
         cmd.arg("--config").arg(c);
     }
     let out = cmd.output().expect("tidemark compute runs");
+    let _ = std::fs::remove_file(&input);
     assert!(
         out.status.success(),
         "compute failed: {}",
