@@ -130,7 +130,7 @@ impl Engine {
                     while !probe.done() {
                         worker.step();
                     }
-                    let _ = out.send(Update::Progress(fed.max(reported)));
+                    let _ = out.send(Update::Progress(fed));
                 })?;
                 for r in guards.join() {
                     r?;

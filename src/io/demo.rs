@@ -25,8 +25,18 @@ pub struct DemoOptions {
     pub last_day: Date,
 }
 
-/// Renders the demo log: its lines and their event times, in log order.
-pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<(i64, EventBytes)>> {
+/// One line of the demo log.
+pub struct DemoEvent {
+    /// When it is played: the largest event time up to this line, so the log's few late
+    /// events go with the on-time events around them and `due` never decreases.
+    pub due: i64,
+    /// Its own event time.
+    pub ts: i64,
+    pub line: EventBytes,
+}
+
+/// Renders the demo log: its lines and their times, in log order.
+pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<DemoEvent>> {
     let start = opts
         .last_day
         .checked_sub(jiff::Span::new().days(i64::from(opts.days.saturating_sub(1))))
@@ -51,7 +61,11 @@ pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<(i64
             .and_then(|t| parse_event(t, limits).ok())
             .map_or(last, |e| e.ts);
         last = last.max(ts);
-        out.push((ts, text.slice_ref(line)));
+        out.push(DemoEvent {
+            due: last,
+            ts,
+            line: text.slice_ref(line),
+        });
     }
     Ok(out)
 }
@@ -59,16 +73,16 @@ pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<(i64
 /// Plays the log into `live`, then keeps playing its last part shifted forward in time (the
 /// same persons, new event ids) so the dashboard never stops moving; returns when the service
 /// stops.
-pub async fn play(live: Live, log: Vec<(i64, EventBytes)>, opts: DemoOptions) -> u64 {
-    let Some(first) = log.first().map(|(t, _)| *t) else {
+pub async fn play(live: Live, log: Vec<DemoEvent>, opts: DemoOptions) -> u64 {
+    let Some(first) = log.first().map(|e| e.due) else {
         return 0;
     };
     let history_end = first + i64::from(opts.history_days) * DAY_MS;
-    let split = log.partition_point(|(t, _)| *t < history_end);
+    let split = log.partition_point(|e| e.due < history_end);
     let mut sent = 0u64;
     for chunk in log[..split].chunks(20_000) {
         if live
-            .ingest(chunk.iter().map(|(_, l)| l.clone()).collect())
+            .ingest(chunk.iter().map(|e| e.line.clone()).collect())
             .await
             .is_err()
         {
@@ -104,7 +118,7 @@ const DAY_MS: i64 = 86_400_000;
 /// later (with a new id in later rounds); `None` when the service stopped.
 async fn play_part(
     live: &Live,
-    part: &[(i64, EventBytes)],
+    part: &[DemoEvent],
     from: i64,
     shift: i64,
     round: u32,
@@ -116,11 +130,11 @@ async fn play_part(
     while next < part.len() {
         tick.tick().await;
         let simulated = from + (started.elapsed().as_secs_f64() * 1000.0 * speed) as i64;
-        let end = next + part[next..].partition_point(|(t, _)| *t + shift <= simulated);
+        let end = next + part[next..].partition_point(|e| e.due + shift <= simulated);
         if end > next {
             let batch = part[next..end]
                 .iter()
-                .map(|(ts, line)| shifted(line, *ts + shift, round))
+                .map(|e| shifted(&e.line, e.ts + shift, round))
                 .collect();
             live.ingest(batch).await.ok()?;
             next = end;
