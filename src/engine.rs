@@ -8,8 +8,9 @@ use differential_dataflow::AsCollection;
 use timely::dataflow::operators::probe::Handle as Probe;
 use timely::dataflow::operators::Exchange;
 
-use crate::dataflow::{build, Coll, Time};
+use crate::dataflow::{build, Coll, Firing, Time, Transition};
 use crate::facts::{FactBatch, First, Ident, Person};
+use crate::ingest::Dictionary;
 use crate::metric::{Key, Value};
 use crate::plan::Plan;
 
@@ -27,6 +28,10 @@ pub enum Update {
     Firsts(Changes<(Person, First)>),
     /// Changes to identities that stopped linking.
     Guarded(Changes<(Ident, u32)>),
+    /// Changes to rule firings whose release time has come.
+    Firings(Changes<Firing>),
+    /// Changes to alert transitions.
+    Transitions(Changes<Transition>),
     /// Every change at times up to and including this one has been reported.
     Progress(Time),
 }
@@ -61,7 +66,11 @@ pub struct Engine {
 
 impl Engine {
     /// Starts the workers on their own threads.
-    pub fn start(plan: Arc<Plan>, options: EngineOptions) -> std::io::Result<Engine> {
+    pub fn start(
+        plan: Arc<Plan>,
+        dict: Arc<Dictionary>,
+        options: EngineOptions,
+    ) -> std::io::Result<Engine> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<(Time, FactBatch)>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
         let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
@@ -74,12 +83,16 @@ impl Engine {
                     let out = update_tx.clone();
                     let track = options.track_identities;
                     let plan = plan.clone();
+                    let dict = dict.clone();
                     let probe = Probe::new();
                     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-                        let (inputs, outputs) = build(scope, plan);
+                        let (inputs, outputs) = build(scope, plan, dict);
                         let rows = report(outputs.rows, out.clone(), Update::Rows);
                         rows.probe_with(&probe);
                         report(outputs.guarded, out.clone(), Update::Guarded).probe_with(&probe);
+                        report(outputs.firings, out.clone(), Update::Firings).probe_with(&probe);
+                        report(outputs.transitions, out.clone(), Update::Transitions)
+                            .probe_with(&probe);
                         if track {
                             report(outputs.persons, out.clone(), Update::Persons)
                                 .probe_with(&probe);

@@ -32,6 +32,44 @@ pub struct Step {
     pub name: NameId,
 }
 
+/// A rule, by its index in the configuration.
+pub type RuleId = u16;
+
+/// An event that triggers a rule: `key` is its `match` text, or its id without `match`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Trigger {
+    pub rule: RuleId,
+    pub key: String,
+    pub ts: i64,
+    pub id: String,
+}
+
+/// Where a rule's cancel and goal events meet its trigger: the shared `match` text, or the
+/// person (at ingest: the event's identity, resolved to its person in the dataflow).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope<P> {
+    Key(String),
+    Person(P),
+}
+
+/// What an event is to a rule besides a trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Named `unless`: cancels a trigger whose window it falls in.
+    Cancel,
+    /// Named `goal`: converts a firing whose goal window it falls in.
+    Goal,
+}
+
+/// A cancel or goal event of a rule. Goals carry no id (a goal is never its own trigger).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Mark {
+    pub rule: RuleId,
+    pub role: Role,
+    pub ts: i64,
+    pub id: String,
+}
+
 /// Everything one batch of accepted events changes, as differential updates.
 #[derive(Clone, Debug, Default)]
 pub struct FactBatch {
@@ -53,6 +91,20 @@ pub struct FactBatch {
     pub spend: Vec<((Day, ChannelId), i64)>,
     /// The clock moved: `(previous, new)` largest event time.
     pub clock: Option<(Option<i64>, i64)>,
+    /// The clock of rules and alerts moved: `(previous, new)`. It is the event clock, or in
+    /// `serve` the later of the event clock and the wall clock.
+    pub now: Option<(Option<i64>, i64)>,
+    /// The earliest accepted event time moved: `(previous, new)`.
+    pub earliest: Option<(Option<i64>, i64)>,
+    /// Rule triggers, by the identity of their event.
+    pub triggers: Vec<(Ident, Trigger)>,
+    /// Rule cancel and goal events, by where they meet triggers.
+    pub marks: Vec<(Scope<Ident>, Mark)>,
+    /// Purchases with their time and cents, for rules that read revenue.
+    pub paid: Vec<(Ident, (i64, i64))>,
+    /// Changes to the earliest active event time of each identity and day, for rules that read
+    /// active days.
+    pub day_firsts: Vec<((Ident, (Day, i64)), isize)>,
 }
 
 impl FactBatch {
@@ -67,5 +119,11 @@ impl FactBatch {
             && self.purchases.is_empty()
             && self.spend.is_empty()
             && self.clock.is_none()
+            && self.now.is_none()
+            && self.earliest.is_none()
+            && self.triggers.is_empty()
+            && self.marks.is_empty()
+            && self.paid.is_empty()
+            && self.day_firsts.is_empty()
     }
 }

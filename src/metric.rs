@@ -42,6 +42,8 @@ metrics! {
     NewUsersByChannel => "new_users_by_channel", Spend => "spend", Cac => "cac", CacTotal => "cac_total",
     Revenue => "revenue", RevenueByChannel => "revenue_by_channel", RoasTotal => "roas_total",
     Ratio => "ratio", RatioNumerator => "ratio_numerator", RatioDenominator => "ratio_denominator",
+    TriggerFired => "trigger_fired", TriggerConverted => "trigger_converted",
+    TriggerConversionRate => "trigger_conversion_rate", TriggerLift => "trigger_lift",
 }
 
 impl Metric {
@@ -71,6 +73,22 @@ impl State {
     }
 }
 
+/// The group of a rule's firing: actions run for `Treatment` only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Group {
+    Treatment,
+    Holdout,
+}
+
+impl Group {
+    pub fn name(self) -> &'static str {
+        match self {
+            Group::Treatment => "treatment",
+            Group::Holdout => "holdout",
+        }
+    }
+}
+
 /// A row's dimensions, in the dataflow's compact form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Dims {
@@ -86,6 +104,9 @@ pub enum Dims {
     DayChannel(Day, ChannelId),
     Channel(ChannelId),
     NameDay(u16, Day),
+    RuleDayGroup(u16, Day, Group),
+    RuleGroup(u16, Group),
+    Rule(u16),
 }
 
 /// A row's value: exact until it is printed.
@@ -163,6 +184,16 @@ impl Labeler<'_> {
                 put("name", json!(self.plan.ratios[r as usize].name));
                 put("day", json!(day_label(d)));
             }
+            Dims::RuleDayGroup(r, d, g) => {
+                put("rule", json!(self.plan.config.rules[r as usize].name));
+                put("day", json!(day_label(d)));
+                put("group", json!(g.name()));
+            }
+            Dims::RuleGroup(r, g) => {
+                put("rule", json!(self.plan.config.rules[r as usize].name));
+                put("group", json!(g.name()));
+            }
+            Dims::Rule(r) => put("rule", json!(self.plan.config.rules[r as usize].name)),
         }
         m
     }

@@ -3,12 +3,12 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use crate::dataflow::Time;
+use crate::dataflow::{Firing, Time, Transition};
 use crate::engine::{Engine, EngineOptions, Update};
-use crate::facts::Ident;
+use crate::facts::{Ident, RuleId};
 use crate::ingest::{bad_encoding, Counts, Dictionary, Ingest, Outcome};
 use crate::metric::Labeler;
-use crate::output::{Delta, Feed, Filter, Hub, IdentityIndex, Table};
+use crate::output::{Delta, Feed, Filter, Hub, IdentityIndex, Table, Versioned};
 use crate::plan::Plan;
 
 /// Options of a pipeline run.
@@ -56,6 +56,10 @@ pub struct Pipeline {
 /// What the engine has reported so far.
 pub struct Output {
     pub table: Table,
+    /// Rule firings whose release time has come, by rule and key.
+    pub firings: Versioned<(RuleId, String), Firing>,
+    /// Alert transitions, by alert and bucket.
+    pub transitions: Versioned<(u16, i32), Transition>,
     pub identities: IdentityIndex,
     pub guarded: BTreeMap<Ident, u32>,
     pub progress: u64,
@@ -69,6 +73,8 @@ impl Default for Output {
     fn default() -> Self {
         Output {
             table: Table::default(),
+            firings: Versioned::default(),
+            transitions: Versioned::default(),
             identities: IdentityIndex::default(),
             guarded: BTreeMap::new(),
             progress: 0,
@@ -86,6 +92,18 @@ impl Output {
     fn absorb(&mut self, update: Update, labeler: &Labeler) {
         match update {
             Update::Rows(changes) => self.table.absorb(changes),
+            Update::Firings(changes) => self.firings.absorb(
+                changes
+                    .into_iter()
+                    .map(|(f, t, d)| (((f.rule, f.key.clone()), f), t, d))
+                    .collect(),
+            ),
+            Update::Transitions(changes) => self.transitions.absorb(
+                changes
+                    .into_iter()
+                    .map(|(x, t, d)| (((x.alert, x.bucket), x), t, d))
+                    .collect(),
+            ),
             Update::Persons(changes) => self.identities.absorb_persons(changes),
             Update::Firsts(changes) => self.identities.absorb_firsts(changes),
             Update::Guarded(changes) => {
@@ -100,6 +118,8 @@ impl Output {
             }
             Update::Progress(t) => {
                 self.identities.complete(t);
+                self.firings.complete(t);
+                self.transitions.complete(t);
                 let deltas = self.table.complete(t);
                 let table = &self.table;
                 self.hub
@@ -126,7 +146,7 @@ pub struct Finished {
 impl Pipeline {
     pub fn new(plan: Arc<Plan>, options: PipelineOptions) -> std::io::Result<Self> {
         let dict = Dictionary::new();
-        let engine = Engine::start(plan.clone(), options.engine)?;
+        let engine = Engine::start(plan.clone(), dict.clone(), options.engine)?;
         Ok(Pipeline {
             ingest: Ingest::new(plan.clone(), dict.clone()),
             plan,
@@ -378,6 +398,7 @@ fn snapshot_of(
         counts,
         clock,
         guarded: &guarded,
+        transitions: output.transitions.current().values().collect(),
     };
     crate::output::snapshot_json(&meta, output.table.current().iter())
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::config::{Config, Denominator};
-use crate::facts::NameId;
+use crate::facts::{NameId, RuleId};
 
 /// A funnel with its steps as name ids.
 #[derive(Clone, Debug)]
@@ -30,6 +30,16 @@ pub struct NameClass {
     pub excluded: bool,
     pub purchase: bool,
     pub spend: bool,
+    /// Some rule has this event as its trigger, cancel or goal.
+    pub rules: bool,
+}
+
+/// What an event name is to a rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleRole {
+    Trigger,
+    Cancel,
+    Goal,
 }
 
 /// Resolved configuration.
@@ -40,6 +50,12 @@ pub struct Plan {
     pub funnels: Vec<FunnelPlan>,
     pub ratios: Vec<RatioPlan>,
     classes: HashMap<String, NameClass>,
+    /// For each event name, the rules it plays a part in and which.
+    rule_roles: HashMap<String, Vec<(RuleId, RuleRole)>>,
+    /// Some rule reads persons' revenue.
+    pub rules_need_paid: bool,
+    /// Some rule reads persons' active days.
+    pub rules_need_days: bool,
 }
 
 impl Plan {
@@ -111,13 +127,39 @@ impl Plan {
             .or_default()
             .purchase = true;
         classes.entry(config.spend_event.clone()).or_default().spend = true;
+        let mut rule_roles: HashMap<String, Vec<(RuleId, RuleRole)>> = HashMap::new();
+        for (i, r) in config.rules.iter().enumerate() {
+            let i = i as RuleId;
+            let mut add = |name: &str, role| {
+                classes.entry(name.to_string()).or_default().rules = true;
+                rule_roles
+                    .entry(name.to_string())
+                    .or_default()
+                    .push((i, role));
+            };
+            add(&r.when, RuleRole::Trigger);
+            if let Some(u) = &r.unless {
+                add(u, RuleRole::Cancel);
+            }
+            if let Some(g) = &r.goal {
+                add(g, RuleRole::Goal);
+            }
+        }
         Plan {
+            rules_need_paid: config.rules.iter().any(|r| r.cond.needs_revenue()),
+            rules_need_days: config.rules.iter().any(|r| r.cond.needs_active_days()),
             config,
             names,
             funnels,
             ratios,
             classes,
+            rule_roles,
         }
+    }
+
+    /// The rules an event name plays a part in, and which part.
+    pub fn rule_roles(&self, name: &str) -> &[(RuleId, RuleRole)] {
+        self.rule_roles.get(name).map_or(&[], |v| v.as_slice())
     }
 
     /// How an event name takes part in the metrics (all false for names no metric singles out).

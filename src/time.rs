@@ -69,6 +69,110 @@ impl Calendar {
     }
 }
 
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+impl Calendar {
+    /// Milliseconds since local midnight of an instant.
+    pub fn time_of_day_ms(&self, ts_ms: i64) -> i64 {
+        let offset = self.offset_seconds(ts_ms);
+        (ts_ms + offset * 1000).rem_euclid(DAY_MS)
+    }
+
+    fn offset_seconds(&self, ts_ms: i64) -> i64 {
+        match Timestamp::from_second(ts_ms.div_euclid(1000)) {
+            Ok(t) => self.tz.to_offset(t).seconds() as i64,
+            Err(_) => 0,
+        }
+    }
+
+    /// The instants at which the local wall clock reads `local_ms` (milliseconds since
+    /// 1970-01-01T00:00 local): one, two in a fold, none in a gap.
+    fn instants(&self, local_ms: i64) -> Local {
+        use jiff::tz::AmbiguousOffset;
+        let Ok(dt) =
+            Timestamp::from_millisecond(local_ms).map(|t| t.to_zoned(TimeZone::UTC).datetime())
+        else {
+            return Local::One(local_ms);
+        };
+        match self.tz.to_ambiguous_timestamp(dt).offset() {
+            AmbiguousOffset::Unambiguous { offset } => {
+                Local::One(local_ms - offset.seconds() as i64 * 1000)
+            }
+            AmbiguousOffset::Gap { before, .. } => {
+                Local::Gap(local_ms - before.seconds() as i64 * 1000)
+            }
+            AmbiguousOffset::Fold { before, after } => Local::Two(
+                local_ms - before.seconds() as i64 * 1000,
+                local_ms - after.seconds() as i64 * 1000,
+            ),
+        }
+    }
+
+    /// The first instant at which the local wall clock reads `local_ms`, or, in a gap, the
+    /// instant it would read it had the clock not jumped (the wall time moved forward by the
+    /// gap's length).
+    fn first_instant(&self, local_ms: i64) -> i64 {
+        match self.instants(local_ms) {
+            Local::One(t) | Local::Gap(t) | Local::Two(t, _) => t,
+        }
+    }
+
+    /// When an hour bucket ends: the instant its next local hour begins.
+    pub fn hour_end(&self, hour: Hour) -> i64 {
+        self.first_instant((hour as i64 + 1) * HOUR_MS)
+    }
+
+    /// When a day bucket ends: the instant the next local day begins.
+    pub fn day_end(&self, day: Day) -> i64 {
+        self.first_instant((day as i64 + 1) * DAY_MS)
+    }
+
+    /// Whether a local hour label exists (it does not inside a daylight-saving gap).
+    pub fn hour_exists(&self, hour: Hour) -> bool {
+        !matches!(self.instants(hour as i64 * HOUR_MS), Local::Gap(_))
+    }
+
+    /// The release time of a deadline under quiet hours `[from, to)` (milliseconds after local
+    /// midnight, wrapping midnight when `from > to`): the deadline itself outside quiet hours,
+    /// else the earliest instant after it at which the local clock reads `to`. Where `to` does
+    /// not exist (a gap) the instant `to` moved forward by the gap stands in; where it exists
+    /// twice, both count.
+    pub fn release(&self, deadline: i64, from_ms: i64, to_ms: i64) -> i64 {
+        let tod = self.time_of_day_ms(deadline);
+        let quiet = if from_ms <= to_ms {
+            from_ms <= tod && tod < to_ms
+        } else {
+            tod >= from_ms || tod < to_ms
+        };
+        if !quiet {
+            return deadline;
+        }
+        let local_day = (deadline + self.offset_seconds(deadline) * 1000).div_euclid(DAY_MS);
+        let mut best = i64::MAX;
+        for day in [local_day, local_day + 1, local_day + 2] {
+            let candidates = match self.instants(day * DAY_MS + to_ms) {
+                Local::One(t) | Local::Gap(t) => [Some(t), None],
+                Local::Two(a, b) => [Some(a), Some(b)],
+            };
+            for t in candidates.into_iter().flatten() {
+                if t > deadline && t < best {
+                    best = t;
+                }
+            }
+        }
+        best
+    }
+}
+
+/// The instants a local wall-clock reading stands for.
+enum Local {
+    One(i64),
+    /// The reading does not exist; the instant is the stand-in moved forward by the gap.
+    Gap(i64),
+    Two(i64, i64),
+}
+
 /// The day an hour bucket belongs to.
 pub fn hour_day(hour: Hour) -> Day {
     hour.div_euclid(24)
@@ -181,6 +285,54 @@ mod tests {
             cal.format_instant(1_793_894_400_000),
             "2026-11-05T11:00:00.000-05:00"
         );
+    }
+
+    #[test]
+    fn quiet_hours_release_across_daylight_saving() {
+        let cal = Calendar::new("Europe/Berlin").unwrap();
+        let ms = |s: &str| s.parse::<Timestamp>().unwrap().as_millisecond();
+        let (from, to) = (3_600_000, 9_000_000); // 01:00 .. 02:30
+                                                 // Outside quiet hours, and exactly at `to`: the deadline itself.
+        let d = ms("2026-10-20T02:30:00+02:00");
+        assert_eq!(cal.release(d, from, to), d);
+        assert_eq!(
+            cal.release(ms("2026-10-20T02:29:59.999+02:00"), from, to),
+            d
+        );
+        // 02:30 does not exist on 2026-03-29: it moves forward by the hour-long gap.
+        assert_eq!(
+            cal.release(ms("2026-03-29T01:45:00+01:00"), from, to),
+            ms("2026-03-29T03:30:00+02:00")
+        );
+        // 02:30 exists twice on 2026-10-25: the first one after the deadline.
+        assert_eq!(
+            cal.release(ms("2026-10-25T01:10:00+02:00"), from, to),
+            ms("2026-10-25T02:30:00+02:00")
+        );
+        assert_eq!(
+            cal.release(ms("2026-10-25T02:10:00+01:00"), from, to),
+            ms("2026-10-25T02:30:00+01:00")
+        );
+        // Wrapping midnight: 22:00 .. 08:00.
+        assert_eq!(
+            cal.release(ms("2026-10-20T23:00:00+02:00"), 79_200_000, 28_800_000),
+            ms("2026-10-21T08:00:00+02:00")
+        );
+    }
+
+    #[test]
+    fn bucket_ends_and_gap_hours() {
+        let cal = Calendar::new("Europe/Berlin").unwrap();
+        let ms = |s: &str| s.parse::<Timestamp>().unwrap().as_millisecond();
+        let t01 = cal.hour(ms("2026-03-29T01:30:00+01:00"));
+        assert_eq!(cal.hour_end(t01), ms("2026-03-29T03:00:00+02:00"));
+        assert!(!cal.hour_exists(t01 + 1));
+        assert!(cal.hour_exists(t01 + 2));
+        let fold = cal.hour(ms("2026-10-25T02:30:00+02:00"));
+        assert_eq!(cal.hour_end(fold - 1), ms("2026-10-25T02:00:00+02:00"));
+        assert_eq!(cal.hour_end(fold), ms("2026-10-25T03:00:00+01:00"));
+        let day = cal.day(ms("2026-10-25T12:00:00+01:00"));
+        assert_eq!(cal.day_end(day), ms("2026-10-26T00:00:00+01:00"));
     }
 
     #[test]

@@ -12,6 +12,8 @@ fn golden(name: &str) {
         std::process::id()
     ));
     let rejects = out.with_extension("rejects");
+    let firings = out.with_extension("firings");
+    let expected_firings = dir.join(format!("{name}.firings.ndjson"));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
     cmd.arg("compute")
         .arg("--input")
@@ -21,6 +23,9 @@ fn golden(name: &str) {
         .arg("--rejects")
         .arg(&rejects)
         .arg("--quiet");
+    if expected_firings.exists() {
+        cmd.arg("--firings").arg(&firings);
+    }
     let cfg = dir.join(format!("{name}.toml"));
     if cfg.exists() {
         cmd.arg("--config").arg(cfg);
@@ -45,6 +50,24 @@ fn golden(name: &str) {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    if expected_firings.exists() {
+        let diffs = common::firing_differences(
+            &std::fs::read_to_string(&expected_firings).unwrap(),
+            &std::fs::read_to_string(&firings).unwrap(),
+        );
+        assert!(
+            diffs.is_empty(),
+            "{name} firings: {} differences, first ones:\n{}",
+            diffs.len(),
+            diffs
+                .iter()
+                .take(20)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        let _ = std::fs::remove_file(&firings);
+    }
     assert_eq!(expected["timezone"], actual["timezone"]);
     assert_eq!(expected["clock"], actual["clock"]);
     // Every rejected line is in the dead-letter file, with its reason.
@@ -80,6 +103,16 @@ fn golden_linked() {
 #[test]
 fn golden_edge() {
     golden("edge");
+}
+
+#[test]
+fn golden_actions() {
+    golden("actions");
+}
+
+#[test]
+fn golden_actions_edge() {
+    golden("actions-edge");
 }
 
 #[test]

@@ -41,6 +41,9 @@ pub struct Args {
     /// Dead-letter file: one JSON line per rejected input with its reason.
     #[arg(long)]
     rejects: Option<PathBuf>,
+    /// Write the rules' firings here as JSON Lines, in decision order (ACTIONS.md).
+    #[arg(long)]
+    firings: Option<PathBuf>,
     /// Print no progress or summary on standard error.
     #[arg(short, long)]
     quiet: bool,
@@ -127,16 +130,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )),
     };
     let source = args.log.input.display().to_string();
-    let finished = read_log(&args.log, false, args.quiet, |index, r, text| {
-        if let Some(w) = rejects.as_mut() {
-            let input = String::from_utf8_lossy(text);
-            serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
-            w.write_all(b"\n")?;
-        }
-        Ok(())
-    })?;
+    let finished = read_log(
+        &args.log,
+        args.firings.is_some(),
+        args.quiet,
+        |index, r, text| {
+            if let Some(w) = rejects.as_mut() {
+                let input = String::from_utf8_lossy(text);
+                serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
+                w.write_all(b"\n")?;
+            }
+            Ok(())
+        },
+    )?;
     if let Some(mut w) = rejects {
         w.flush().context("cannot write the rejects file")?;
+    }
+    if let Some(path) = &args.firings {
+        write_firings(&finished, path)?;
     }
     let snapshot = finished.snapshot();
     let text = serde_json::to_string(&snapshot)?;
@@ -168,6 +179,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the firings as JSON Lines in decision order.
+fn write_firings(finished: &Finished, path: &PathBuf) -> anyhow::Result<()> {
+    use tidemark::output::actions::{decision_order, firing_json};
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    let out = &finished.output;
+    for f in decision_order(&finished.plan, out.firings.current().values()) {
+        let line = firing_json(&finished.plan, &finished.dict, &out.identities, f);
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Peak resident memory of this process in KiB, where the system reports it.

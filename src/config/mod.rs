@@ -1,7 +1,11 @@
 //! The operator's TOML configuration: defaults, parsing and validation with errors that name the key.
 
+mod actions;
 mod serve;
 
+pub use actions::{
+    dims_keys, parse_duration_or_zero, Action, Alert, Breach, Bucket, Condition, QuietHours, Rule,
+};
 pub use serve::{parse_millis, parse_mqtt_url, parse_size, Mqtt, Serve, SlowSubscriber};
 
 use std::collections::BTreeSet;
@@ -23,12 +27,47 @@ pub enum ConfigError {
     Syntax(String),
     #[error("config key `{key}`: {problem}")]
     Invalid { key: String, problem: String },
+    #[error("{} problems in the config:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
 }
 
 fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.into(),
         problem: problem.into(),
+    }
+}
+
+/// Problems found while validating, collected so that all of them are reported at once.
+#[derive(Debug, Default)]
+pub(crate) struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    /// Notes a problem with `key`.
+    pub(crate) fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
+        self.0.push(invalid(key, problem));
+    }
+
+    /// Notes an error returned by a section's own validation.
+    fn absorb(&mut self, e: ConfigError) {
+        match e {
+            ConfigError::Many(list) => self.0.extend(list),
+            other => self.0.push(other),
+        }
+    }
+
+    /// Problems so far.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The value when nothing was wrong, else every problem.
+    fn finish<T>(self, value: T) -> Result<T, ConfigError> {
+        match self.0.len() {
+            0 => Ok(value),
+            1 => Err(self.0.into_iter().next().expect("one problem")),
+            _ => Err(ConfigError::Many(self.0)),
+        }
     }
 }
 
@@ -50,6 +89,10 @@ struct RawConfig {
     serve: serve::RawServe,
     #[serde(default)]
     mqtt: serve::RawMqtt,
+    #[serde(default)]
+    rules: Vec<actions::RawRule>,
+    #[serde(default)]
+    alerts: Vec<actions::RawAlert>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -136,6 +179,10 @@ pub struct Config {
     pub ratios: Vec<Ratio>,
     pub serve: Serve,
     pub mqtt: Mqtt,
+    /// Trigger rules (ACTIONS.md), in the order the file lists them.
+    pub rules: Vec<Rule>,
+    /// Alerts (ACTIONS.md), in the order the file lists them.
+    pub alerts: Vec<Alert>,
 }
 
 impl Default for Config {
@@ -191,66 +238,75 @@ impl Config {
     }
 
     fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
         let timezone = raw.timezone.unwrap_or_else(|| "UTC".to_string());
-        let calendar = Calendar::new(&timezone).map_err(|e| {
-            invalid(
+        let calendar = Calendar::new(&timezone).unwrap_or_else(|e| {
+            p.add(
                 "timezone",
                 format!("{e}; use an IANA zone name such as \"UTC\" or \"Asia/Shanghai\""),
-            )
-        })?;
+            );
+            Calendar::new("UTC").expect("UTC is in the bundled database")
+        });
         let activity_exclude = raw.activity.exclude.unwrap_or_default();
         for (i, name) in activity_exclude.iter().enumerate() {
-            check_event_name(&format!("activity.exclude[{i}]"), name)?;
+            check_event_name(&mut p, &format!("activity.exclude[{i}]"), name);
         }
         let max_day = raw.retention.max_day.unwrap_or(30);
         if !(1..=366).contains(&max_day) {
-            return Err(invalid(
+            p.add(
                 "retention.max_day",
                 format!("{max_day} is out of range; allowed: 1..=366"),
-            ));
+            );
         }
         let windows = raw.retention.sliding_windows.unwrap_or_else(|| vec![7]);
         let mut seen = BTreeSet::new();
         for (i, w) in windows.iter().enumerate() {
             if !(1..=366).contains(w) {
-                return Err(invalid(
+                p.add(
                     format!("retention.sliding_windows[{i}]"),
                     format!("{w} is out of range; allowed: whole days 1..=366"),
-                ));
-            }
-            if !seen.insert(*w) {
-                return Err(invalid(
+                );
+            } else if !seen.insert(*w) {
+                p.add(
                     format!("retention.sliding_windows[{i}]"),
                     format!("window {w} is listed twice"),
-                ));
+                );
             }
         }
         let max_persons = raw.identity.max_persons_per_value.unwrap_or(1000);
         if !(2..=1_000_000_000).contains(&max_persons) {
-            return Err(invalid(
+            p.add(
                 "identity.max_persons_per_value",
                 format!("{max_persons} is out of range; allowed: 2..=1000000000"),
-            ));
+            );
         }
         let spend_event = raw
             .acquisition
             .spend_event
             .unwrap_or_else(|| "ad_spend".into());
-        check_event_name("acquisition.spend_event", &spend_event)?;
+        check_event_name(&mut p, "acquisition.spend_event", &spend_event);
         let purchase_event = raw
             .acquisition
             .purchase_event
             .unwrap_or_else(|| "order_paid".into());
-        check_event_name("acquisition.purchase_event", &purchase_event)?;
+        check_event_name(&mut p, "acquisition.purchase_event", &purchase_event);
         let funnels = match raw.funnels {
             None => default_funnels(),
-            Some(list) => validate_funnels(list)?,
+            Some(list) => validate_funnels(list, &mut p),
         };
         let ratios = match raw.ratios {
             None => default_ratios(),
-            Some(list) => validate_ratios(list)?,
+            Some(list) => validate_ratios(list, &mut p),
         };
-        Ok(Config {
+        let serve = Serve::from_raw(raw.serve)
+            .map_err(|e| p.absorb(e))
+            .unwrap_or_else(|()| Serve::from_raw(Default::default()).expect("defaults"));
+        let mqtt = Mqtt::from_raw(raw.mqtt)
+            .map_err(|e| p.absorb(e))
+            .unwrap_or_else(|()| Mqtt::from_raw(Default::default()).expect("defaults"));
+        let rules = actions::rules(raw.rules, &mut p);
+        let alerts = actions::alerts(raw.alerts, &mut p);
+        let config = Config {
             timezone,
             calendar,
             activity_exclude: activity_exclude.into_iter().collect(),
@@ -258,84 +314,115 @@ impl Config {
                 .identity
                 .blocked_values
                 .unwrap_or_else(|| DEFAULT_BLOCKED.iter().map(|s| s.to_string()).collect()),
-            max_persons_per_value: max_persons as u32,
-            retention_max_day: max_day as u16,
-            sliding_windows: windows.into_iter().map(|w| w as u16).collect(),
+            max_persons_per_value: max_persons.clamp(2, 1_000_000_000) as u32,
+            retention_max_day: max_day.clamp(1, 366) as u16,
+            sliding_windows: windows
+                .into_iter()
+                .map(|w| w.clamp(1, 366) as u16)
+                .collect(),
             spend_event,
             purchase_event,
             funnels,
             ratios,
-            serve: Serve::from_raw(raw.serve)?,
-            mqtt: Mqtt::from_raw(raw.mqtt)?,
-        })
+            serve,
+            mqtt,
+            rules,
+            alerts,
+        };
+        check_references(&config, &mut p);
+        p.finish(config)
     }
 }
 
-fn check_event_name(key: &str, name: &str) -> Result<(), ConfigError> {
+/// Names that rules and alerts refer to exist: funnels, ratios, rules, steps, states, groups.
+fn check_references(c: &Config, p: &mut Problems) {
+    for (i, a) in c.alerts.iter().enumerate() {
+        for (k, v) in &a.where_ {
+            let key = format!("alerts[{i}].where.{k} (alert {:?})", a.name);
+            let known = match k.as_str() {
+                "funnel" => c.funnels.iter().any(|f| &f.name == v),
+                "name" => c.ratios.iter().any(|r| &r.name == v),
+                "rule" => c.rules.iter().any(|r| &r.name == v),
+                "group" => matches!(v.as_str(), "treatment" | "holdout"),
+                "state" => matches!(v.as_str(), "new" | "returning" | "resurrecting" | "dormant"),
+                "step" => {
+                    let funnel = a.where_.iter().find(|(k, _)| k == "funnel").map(|(_, f)| f);
+                    let steps = c
+                        .funnels
+                        .iter()
+                        .find(|f| Some(&f.name) == funnel)
+                        .map_or(0, |f| f.steps.len());
+                    v.parse::<usize>().is_ok_and(|s| (1..=steps).contains(&s))
+                }
+                "window" => v
+                    .parse::<u16>()
+                    .is_ok_and(|w| c.sliding_windows.contains(&w)),
+                _ => true,
+            };
+            if !known {
+                p.add(key, format!("{v:?} names no configured {k}"));
+            }
+        }
+    }
+}
+
+fn check_event_name(p: &mut Problems, key: &str, name: &str) {
     if name.is_empty() || name.len() > 64 {
-        return Err(invalid(
-            key,
-            format!("event name {name:?} must be 1..=64 bytes"),
-        ));
+        p.add(key, format!("event name {name:?} must be 1..=64 bytes"));
     }
-    Ok(())
 }
 
-fn check_unique_name(
-    key: &str,
-    name: &str,
-    seen: &mut BTreeSet<String>,
-) -> Result<(), ConfigError> {
+fn check_unique_name(p: &mut Problems, key: &str, name: &str, seen: &mut BTreeSet<String>) {
     if name.is_empty() {
-        return Err(invalid(key, "name must not be empty"));
-    }
-    if !seen.insert(name.to_string()) {
-        return Err(invalid(
+        p.add(key, "name must not be empty");
+    } else if !seen.insert(name.to_string()) {
+        p.add(
             key,
             format!("name {name:?} is used twice; names must be unique"),
-        ));
+        );
     }
-    Ok(())
 }
 
-fn validate_funnels(list: Vec<RawFunnel>) -> Result<Vec<Funnel>, ConfigError> {
+fn validate_funnels(list: Vec<RawFunnel>, p: &mut Problems) -> Vec<Funnel> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (i, f) in list.into_iter().enumerate() {
-        check_unique_name(&format!("funnels[{i}].name"), &f.name, &mut seen)?;
+        check_unique_name(p, &format!("funnels[{i}].name"), &f.name, &mut seen);
         if f.steps.is_empty() || f.steps.len() > 32 {
-            return Err(invalid(
+            p.add(
                 format!("funnels[{i}].steps"),
                 "a funnel needs 1..=32 steps (event names)",
-            ));
+            );
         }
         for (j, s) in f.steps.iter().enumerate() {
-            check_event_name(&format!("funnels[{i}].steps[{j}]"), s)?;
+            check_event_name(p, &format!("funnels[{i}].steps[{j}]"), s);
         }
-        let window_ms =
-            parse_duration(&f.window).map_err(|p| invalid(format!("funnels[{i}].window"), p))?;
+        let window_ms = parse_duration(&f.window).unwrap_or_else(|e| {
+            p.add(format!("funnels[{i}].window"), e);
+            1
+        });
         out.push(Funnel {
             name: f.name,
             steps: f.steps,
             window_ms,
         });
     }
-    Ok(out)
+    out
 }
 
-fn validate_ratios(list: Vec<RawRatio>) -> Result<Vec<Ratio>, ConfigError> {
+fn validate_ratios(list: Vec<RawRatio>, p: &mut Problems) -> Vec<Ratio> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for (i, r) in list.into_iter().enumerate() {
-        check_unique_name(&format!("ratios[{i}].name"), &r.name, &mut seen)?;
+        check_unique_name(p, &format!("ratios[{i}].name"), &r.name, &mut seen);
         if r.numerator.is_empty() {
-            return Err(invalid(
+            p.add(
                 format!("ratios[{i}].numerator"),
                 "list at least one event name",
-            ));
+            );
         }
         for (j, s) in r.numerator.iter().enumerate() {
-            check_event_name(&format!("ratios[{i}].numerator[{j}]"), s)?;
+            check_event_name(p, &format!("ratios[{i}].numerator[{j}]"), s);
         }
         let key = format!("ratios[{i}].denominator");
         let denominator = match r.denominator {
@@ -345,24 +432,23 @@ fn validate_ratios(list: Vec<RawRatio>) -> Result<Vec<Ratio>, ConfigError> {
                 for (j, item) in items.into_iter().enumerate() {
                     match item {
                         toml::Value::String(s) => {
-                            check_event_name(&format!("{key}[{j}]"), &s)?;
+                            check_event_name(p, &format!("{key}[{j}]"), &s);
                             names.push(s);
                         }
-                        other => {
-                            return Err(invalid(
-                                format!("{key}[{j}]"),
-                                format!("expected an event name, got {other}"),
-                            ))
-                        }
+                        other => p.add(
+                            format!("{key}[{j}]"),
+                            format!("expected an event name, got {other}"),
+                        ),
                     }
                 }
                 Denominator::Events(names)
             }
             other => {
-                return Err(invalid(
+                p.add(
                     key,
                     format!("expected \"active\" or a non-empty list of event names, got {other}"),
-                ))
+                );
+                Denominator::Active
             }
         };
         out.push(Ratio {
@@ -371,14 +457,26 @@ fn validate_ratios(list: Vec<RawRatio>) -> Result<Vec<Ratio>, ConfigError> {
             denominator,
         });
     }
-    Ok(out)
+    out
 }
 
 /// Parses a duration such as `90s`, `30m`, `2h`, `1d` (also combined: `1h30m`) into milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, String> {
-    let help = "allowed: a positive duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"";
+    let total = parse_span(text)?;
+    if total <= 0 {
+        return Err(format!(
+            "{text:?} is not a positive duration; allowed: a positive duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\""
+        ));
+    }
+    Ok(total)
+}
+
+/// Parses a duration that may be zero (`0s`) into milliseconds.
+pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
+    let help = "allowed: a duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"";
     let mut total: i64 = 0;
     let mut digits = String::new();
+    let mut units = 0;
     for c in text.trim().chars() {
         if c.is_ascii_digit() {
             digits.push(c);
@@ -399,12 +497,13 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
             .and_then(|v| total.checked_add(v))
             .ok_or_else(|| format!("{text:?} is too long"))?;
         digits.clear();
+        units += 1;
     }
     if !digits.is_empty() {
         return Err(format!("{text:?} lacks a unit after {digits}; {help}"));
     }
-    if total <= 0 {
-        return Err(format!("{text:?} is not a positive duration; {help}"));
+    if units == 0 {
+        return Err(format!("{text:?} is not a duration; {help}"));
     }
     Ok(total)
 }
@@ -467,7 +566,7 @@ mod tests {
 
     #[test]
     fn golden_configs_parse() {
-        for name in ["edge", "linked"] {
+        for name in ["edge", "linked", "actions", "actions-edge"] {
             let path = format!("{}/tests/golden/{name}.toml", env!("CARGO_MANIFEST_DIR"));
             Config::from_file(Path::new(&path)).unwrap();
         }

@@ -2,20 +2,27 @@
 
 mod acquisition;
 mod activity;
+pub mod alerts;
+pub mod decide;
 mod funnel;
 pub mod identity;
 mod ratio;
 mod retention;
+pub mod rules;
 mod series;
+mod temporal;
 
 use std::sync::Arc;
 
 use differential_dataflow::input::{Input, InputSession};
+use differential_dataflow::operators::arrange::{Arranged, TraceAgent};
 use differential_dataflow::operators::ThresholdTotal;
+use differential_dataflow::trace::implementations::ValSpine;
 use differential_dataflow::VecCollection;
 use timely::dataflow::Scope;
 
-use crate::facts::{ChannelId, FactBatch, First, Ident, NameId, Person, Step};
+use crate::facts::{ChannelId, FactBatch, First, Ident, Mark, NameId, Person, Step, Trigger};
+use crate::ingest::Dictionary;
 use crate::metric::{Key, Value};
 use crate::plan::Plan;
 use crate::time::{hour_day, Day, Hour};
@@ -26,6 +33,11 @@ pub type Time = u64;
 pub type Coll<'s, D> = VecCollection<'s, Time, D, isize>;
 /// Metric rows: each key holds one value at a time.
 pub type Rows<'s> = Coll<'s, (Key, Value)>;
+/// The person of each identity, arranged by identity.
+pub type PersonOf<'s> = Arranged<'s, TraceAgent<ValSpine<Ident, Person, Time, isize>>>;
+
+pub use alerts::Transition;
+pub use rules::Firing;
 
 /// Input handles, fed by the worker that owns ingest.
 pub struct Inputs {
@@ -38,6 +50,22 @@ pub struct Inputs {
     purchases: InputSession<Time, (Ident, Day), isize>,
     spend: InputSession<Time, (Day, ChannelId), isize>,
     clock: InputSession<Time, i64, isize>,
+    now: InputSession<Time, i64, isize>,
+    earliest: InputSession<Time, i64, isize>,
+    triggers: InputSession<Time, (Ident, Trigger), isize>,
+    marks: InputSession<Time, (crate::facts::Scope<Ident>, Mark), isize>,
+    paid: InputSession<Time, (Ident, (i64, i64)), isize>,
+    day_firsts: InputSession<Time, (Ident, (Day, i64)), isize>,
+}
+
+/// Moves a one-value input from its previous value to the new one.
+fn replace(input: &mut InputSession<Time, i64, isize>, change: Option<(Option<i64>, i64)>) {
+    if let Some((before, now)) = change {
+        if let Some(b) = before {
+            input.remove(b);
+        }
+        input.insert(now);
+    }
 }
 
 impl Inputs {
@@ -71,11 +99,20 @@ impl Inputs {
                 self.spend.update(k, cents as isize);
             }
         }
-        if let Some((before, now)) = batch.clock {
-            if let Some(b) = before {
-                self.clock.remove(b);
-            }
-            self.clock.insert(now);
+        replace(&mut self.clock, batch.clock);
+        replace(&mut self.now, batch.now);
+        replace(&mut self.earliest, batch.earliest);
+        for t in batch.triggers {
+            self.triggers.insert(t);
+        }
+        for m in batch.marks {
+            self.marks.insert(m);
+        }
+        for p in batch.paid {
+            self.paid.insert(p);
+        }
+        for (f, d) in batch.day_firsts {
+            self.day_firsts.update(f, d);
         }
     }
 
@@ -90,6 +127,12 @@ impl Inputs {
         self.purchases.advance_to(time);
         self.spend.advance_to(time);
         self.clock.advance_to(time);
+        self.now.advance_to(time);
+        self.earliest.advance_to(time);
+        self.triggers.advance_to(time);
+        self.marks.advance_to(time);
+        self.paid.advance_to(time);
+        self.day_firsts.advance_to(time);
         self.flush();
     }
 
@@ -103,6 +146,12 @@ impl Inputs {
         self.purchases.flush();
         self.spend.flush();
         self.clock.flush();
+        self.now.flush();
+        self.earliest.flush();
+        self.triggers.flush();
+        self.marks.flush();
+        self.paid.flush();
+        self.day_firsts.flush();
     }
 
     /// The current input time.
@@ -121,6 +170,10 @@ pub struct Outputs<'s> {
     pub firsts: Coll<'s, (Person, First)>,
     /// Identities that stopped linking, with their number of links.
     pub guarded: Coll<'s, (Ident, u32)>,
+    /// Rule firings whose release time has come.
+    pub firings: Coll<'s, Firing>,
+    /// Alert transitions.
+    pub transitions: Coll<'s, Transition>,
 }
 
 /// The person-level collections that metric families read.
@@ -137,6 +190,9 @@ pub struct Base<'s> {
     pub today: Coll<'s, Day>,
     /// The clock: largest accepted event time, epoch ms (one record).
     pub clock: Coll<'s, i64>,
+    /// The clock of rules and alerts (one record): the event clock, or in `serve` the later
+    /// of it and the wall clock.
+    pub now: Coll<'s, i64>,
 }
 
 /// A metric family: a function from person-level collections to metric rows.
@@ -147,16 +203,18 @@ pub enum Family {
     Funnel,
     Acquisition,
     Ratio,
+    Campaign,
 }
 
 impl Family {
     /// Every family, in the order their rows are concatenated.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Activity,
         Family::Retention,
         Family::Funnel,
         Family::Acquisition,
         Family::Ratio,
+        Family::Campaign,
     ];
 
     /// The family's name, as benchmarks report it.
@@ -167,13 +225,18 @@ impl Family {
             Family::Funnel => "funnel",
             Family::Acquisition => "acquisition",
             Family::Ratio => "ratio",
+            Family::Campaign => "campaign",
         }
     }
 }
 
-/// Builds the whole dataflow in `scope`.
-pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s>) {
-    build_families(scope, plan, &Family::ALL)
+/// Builds the whole dataflow in `scope`; `dict` names the interned identities and channels.
+pub fn build<'s>(
+    scope: Scope<'s, Time>,
+    plan: Arc<Plan>,
+    dict: Arc<Dictionary>,
+) -> (Inputs, Outputs<'s>) {
+    build_families(scope, plan, dict, &Family::ALL)
 }
 
 /// Builds identity resolution, the person-level collections and the rows of `families` only
@@ -181,6 +244,7 @@ pub fn build<'s>(scope: Scope<'s, Time>, plan: Arc<Plan>) -> (Inputs, Outputs<'s
 pub fn build_families<'s>(
     scope: Scope<'s, Time>,
     plan: Arc<Plan>,
+    dict: Arc<Dictionary>,
     families: &[Family],
 ) -> (Inputs, Outputs<'s>) {
     let (idents_in, idents) = scope.new_collection();
@@ -192,6 +256,12 @@ pub fn build_families<'s>(
     let (purchases_in, purchases) = scope.new_collection();
     let (spend_in, spend) = scope.new_collection();
     let (clock_in, clock): (_, Coll<'s, i64>) = scope.new_collection();
+    let (now_in, now): (_, Coll<'s, i64>) = scope.new_collection();
+    let (earliest_in, earliest): (_, Coll<'s, i64>) = scope.new_collection();
+    let (triggers_in, triggers) = scope.new_collection();
+    let (marks_in, marks) = scope.new_collection();
+    let (paid_in, paid) = scope.new_collection();
+    let (day_firsts_in, day_firsts) = scope.new_collection();
 
     let (persons, guarded) = identity::resolve(idents, edges, plan.config.max_persons_per_value);
     let person_of = persons.clone().arrange_by_key_named("Arrange: PersonOf");
@@ -218,7 +288,9 @@ pub fn build_families<'s>(
         firsts: p_firsts.clone(),
         today,
         clock,
+        now: now.clone(),
     };
+    let mut firings = None;
 
     let family_rows = families.iter().map(|family| match family {
         Family::Activity => activity::rows(&base),
@@ -244,9 +316,32 @@ pub fn build_families<'s>(
                 .distinct_total();
             ratio::rows(&base, p_named)
         }
+        Family::Campaign => {
+            let facts = rules::RuleFacts {
+                triggers: triggers.clone(),
+                marks: marks.clone(),
+                paid: paid.clone(),
+                day_firsts: day_firsts.clone(),
+            };
+            let (rows, fired) = rules::build(&base, &person_of, &persons, dict.clone(), facts);
+            firings = Some(fired);
+            rows
+        }
     });
     let rows =
         differential_dataflow::collection::concatenate(scope, family_rows.collect::<Vec<_>>());
+    let firings = firings.unwrap_or_else(|| triggers.clone().flat_map(|_| None::<Firing>));
+    let transitions = if plan.config.alerts.is_empty() {
+        now.clone().flat_map(|_| None::<Transition>)
+    } else {
+        alerts::transitions(
+            plan.clone(),
+            dict.clone(),
+            rows.clone(),
+            now.clone(),
+            earliest,
+        )
+    };
 
     let inputs = Inputs {
         idents: idents_in,
@@ -258,6 +353,12 @@ pub fn build_families<'s>(
         purchases: purchases_in,
         spend: spend_in,
         clock: clock_in,
+        now: now_in,
+        earliest: earliest_in,
+        triggers: triggers_in,
+        marks: marks_in,
+        paid: paid_in,
+        day_firsts: day_firsts_in,
     };
     (
         inputs,
@@ -266,6 +367,8 @@ pub fn build_families<'s>(
             persons,
             firsts: p_firsts,
             guarded,
+            firings,
+            transitions,
         },
     )
 }

@@ -88,4 +88,17 @@ pub struct Event<'a> {
     pub channel: Option<Cow<'a, str>>,
     /// `props.amount` in cents.
     pub amount: Option<i64>,
+    /// Props that rules compare, as text (a string is itself, a number its JSON text); only
+    /// the keys some rule names are kept.
+    pub props: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+}
+
+impl Event<'_> {
+    /// The text of a kept props value.
+    pub fn prop(&self, key: &str) -> Option<&str> {
+        self.props
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_ref())
+    }
 }

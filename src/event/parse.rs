@@ -17,6 +17,8 @@ pub struct Limits {
     pub blocked_values: Vec<String>,
     /// The spend event, the only one valid without an identity.
     pub spend_event: String,
+    /// Props keys whose values rules compare (as text); other props are not kept.
+    pub prop_keys: Vec<String>,
 }
 
 impl Limits {
@@ -24,6 +26,21 @@ impl Limits {
         Limits {
             blocked_values: cfg.blocked_values.clone(),
             spend_event: cfg.spend_event.clone(),
+            prop_keys: {
+                let mut keys: Vec<String> = cfg
+                    .rules
+                    .iter()
+                    .flat_map(|r| {
+                        r.where_
+                            .iter()
+                            .map(|(k, _)| k.clone())
+                            .chain(r.match_key.clone())
+                    })
+                    .collect();
+                keys.sort();
+                keys.dedup();
+                keys
+            },
         }
     }
 
@@ -101,10 +118,13 @@ fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
     Ok(ms)
 }
 
-fn amount(props: Option<Object>) -> Result<Option<i64>, Rejection> {
+/// The props text values of the keys rules compare, and `props.amount` in cents.
+type Props<'a> = (Vec<(Cow<'a, str>, Cow<'a, str>)>, Option<i64>);
+
+fn props<'a>(props: Option<Object<'a>>, keys: &[String]) -> Result<Props<'a>, Rejection> {
     let entries = match props {
-        None => return Ok(None),
-        Some(Object::Not("null")) => return Ok(None),
+        None => return Ok((Vec::new(), None)),
+        Some(Object::Not("null")) => return Ok((Vec::new(), None)),
         Some(Object::Not(kind)) => {
             return reject(
                 Reason::BadType,
@@ -113,7 +133,36 @@ fn amount(props: Option<Object>) -> Result<Option<i64>, Rejection> {
         }
         Some(Object::Entries(e)) => e,
     };
-    let Some((_, value)) = entries.into_iter().find(|(k, _)| k == "amount") else {
+    let mut texts = Vec::new();
+    let mut amount_value = None;
+    for (k, v) in entries {
+        if k == "amount" {
+            let text = match &v {
+                Scalar::Str(s) => Some(s.clone()),
+                Scalar::Int(i) => Some(Cow::Owned(i.to_string())),
+                Scalar::Float(f) => Some(Cow::Owned(f.to_string())),
+                Scalar::Other(_) => None,
+            };
+            if let Some(t) = text.filter(|_| keys.iter().any(|x| x == "amount")) {
+                texts.push((k.clone(), t));
+            }
+            amount_value = Some(v);
+            continue;
+        }
+        if keys.iter().any(|x| *x == k) {
+            match v {
+                Scalar::Str(s) => texts.push((k, s)),
+                Scalar::Int(i) => texts.push((k, Cow::Owned(i.to_string()))),
+                Scalar::Float(f) => texts.push((k, Cow::Owned(f.to_string()))),
+                Scalar::Other(_) => {}
+            }
+        }
+    }
+    Ok((texts, amount(amount_value)?))
+}
+
+fn amount(value: Option<Scalar>) -> Result<Option<i64>, Rejection> {
+    let Some(value) = value else {
         return Ok(None);
     };
     let cents = match value {
@@ -212,7 +261,7 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
             )
         }
     };
-    let amount = amount(wire.props)?;
+    let (props, amount) = props(wire.props, &limits.prop_keys)?;
     if ids.is_empty() {
         if name != limits.spend_event {
             return reject(
@@ -237,6 +286,7 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
         ids,
         channel,
         amount,
+        props,
     })
 }
 

@@ -10,8 +10,8 @@ use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
-use crate::facts::{FactBatch, First, Ident, NameId, Step, NO_CHANNEL};
-use crate::plan::Plan;
+use crate::facts::{FactBatch, First, Ident, Mark, NameId, Role, Scope, Step, Trigger, NO_CHANNEL};
+use crate::plan::{Plan, RuleRole};
 use crate::time::{Day, Hour};
 
 /// What happened to one input event.
@@ -52,6 +52,14 @@ pub struct Ingest {
     first_dirty: HashMap<Ident, Option<First>>,
     clock: Option<i64>,
     clock_before: Option<Option<i64>>,
+    /// The clock of rules and alerts: the event clock, or later when the caller says so.
+    now: Option<i64>,
+    now_before: Option<Option<i64>>,
+    earliest: Option<i64>,
+    earliest_before: Option<Option<i64>>,
+    /// Earliest active event time per identity and day (kept only when rules read active days).
+    day_firsts: HashMap<(Ident, Day), i64>,
+    day_dirty: HashMap<(Ident, Day), Option<i64>>,
     pending: FactBatch,
     counts: Counts,
 }
@@ -69,6 +77,12 @@ impl Ingest {
             first_dirty: HashMap::default(),
             clock: None,
             clock_before: None,
+            now: None,
+            now_before: None,
+            earliest: None,
+            earliest_before: None,
+            day_firsts: HashMap::default(),
+            day_dirty: HashMap::default(),
             pending: FactBatch::default(),
             counts: Counts::default(),
         }
@@ -82,6 +96,26 @@ impl Ingest {
     /// Largest accepted event time so far.
     pub fn clock(&self) -> Option<i64> {
         self.clock
+    }
+
+    /// Moves the clock of rules and alerts to at least `ms` (the wall clock, in `serve`); it
+    /// never goes back and never falls behind the event clock.
+    pub fn advance_now(&mut self, ms: i64) {
+        self.move_now(ms);
+    }
+
+    fn move_now(&mut self, ms: i64) {
+        if self.now.is_none_or(|n| ms > n) {
+            if self.now_before.is_none() {
+                self.now_before = Some(self.now);
+            }
+            self.now = Some(ms);
+        }
+    }
+
+    /// The clock of rules and alerts.
+    pub fn now(&self) -> Option<i64> {
+        self.now
     }
 
     /// Id of an identity, if ingest has seen it.
@@ -126,6 +160,13 @@ impl Ingest {
             }
             self.clock = Some(ev.ts);
         }
+        self.move_now(ev.ts);
+        if self.earliest.is_none_or(|e| ev.ts < e) {
+            if self.earliest_before.is_none() {
+                self.earliest_before = Some(self.earliest);
+            }
+            self.earliest = Some(ev.ts);
+        }
         let channel = ev.channel.as_deref().map(|c| self.interner.channel(c));
         if class.spend {
             if let (Some(cents), Some(ch)) = (ev.amount, channel) {
@@ -159,6 +200,21 @@ impl Ingest {
                 let before = self.firsts.insert(anchor, candidate);
                 self.first_dirty.entry(anchor).or_insert(before);
             }
+            if self.plan.rules_need_days {
+                let entry = self.day_firsts.get(&(anchor, day)).copied();
+                if entry.is_none_or(|t| ev.ts < t) {
+                    self.day_firsts.insert((anchor, day), ev.ts);
+                    self.day_dirty.entry((anchor, day)).or_insert(entry);
+                }
+            }
+        }
+        if self.plan.rules_need_paid && class.purchase {
+            if let Some(cents) = ev.amount {
+                self.pending.paid.push((anchor, (ev.ts, cents)));
+            }
+        }
+        if class.rules {
+            self.rule_facts(ev, anchor);
         }
         if let Some(name) = class.id {
             if class.ratio_event && self.named_sent.insert((anchor, day, name)) {
@@ -182,6 +238,59 @@ impl Ingest {
         }
     }
 
+    /// The triggers, cancels and goals of rules that one event is.
+    fn rule_facts(&mut self, ev: &Event<'_>, anchor: Ident) {
+        let plan = self.plan.clone();
+        for &(rule, role) in plan.rule_roles(&ev.name) {
+            let r = &plan.config.rules[rule as usize];
+            let key = match &r.match_key {
+                Some(k) => match ev.prop(k) {
+                    Some(text) => Some(text),
+                    None => continue,
+                },
+                None => None,
+            };
+            match role {
+                RuleRole::Trigger => {
+                    let wanted = r
+                        .where_
+                        .iter()
+                        .all(|(k, texts)| ev.prop(k).is_some_and(|v| texts.iter().any(|t| t == v)));
+                    if wanted {
+                        self.pending.triggers.push((
+                            anchor,
+                            Trigger {
+                                rule,
+                                key: key.unwrap_or(&ev.id).to_string(),
+                                ts: ev.ts,
+                                id: ev.id.to_string(),
+                            },
+                        ));
+                    }
+                }
+                RuleRole::Cancel | RuleRole::Goal => {
+                    let scope = match key {
+                        Some(k) => Scope::Key(k.to_string()),
+                        None => Scope::Person(anchor),
+                    };
+                    let (role, id) = match role {
+                        RuleRole::Cancel => (Role::Cancel, ev.id.to_string()),
+                        _ => (Role::Goal, String::new()),
+                    };
+                    self.pending.marks.push((
+                        scope,
+                        Mark {
+                            rule,
+                            role,
+                            ts: ev.ts,
+                            id,
+                        },
+                    ));
+                }
+            }
+        }
+    }
+
     /// Takes the facts of everything accepted since the last call.
     pub fn take_batch(&mut self) -> FactBatch {
         let mut batch = std::mem::take(&mut self.pending);
@@ -194,6 +303,20 @@ impl Ingest {
         }
         if let (Some(before), Some(now)) = (self.clock_before.take(), self.clock) {
             batch.clock = Some((before, now));
+        }
+        if let (Some(before), Some(now)) = (self.now_before.take(), self.now) {
+            batch.now = Some((before, now));
+        }
+        if let (Some(before), Some(e)) = (self.earliest_before.take(), self.earliest) {
+            batch.earliest = Some((before, e));
+        }
+        for ((ident, day), before) in self.day_dirty.drain() {
+            if let Some(old) = before {
+                batch.day_firsts.push(((ident, (day, old)), -1));
+            }
+            batch
+                .day_firsts
+                .push(((ident, (day, self.day_firsts[&(ident, day)])), 1));
         }
         batch
     }

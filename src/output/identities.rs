@@ -1,5 +1,7 @@
 //! Who is who: each identity's person and each person's first event, kept from engine updates.
 
+use std::collections::{BTreeSet, HashMap};
+
 use crate::dataflow::Time;
 use crate::engine::Changes;
 use crate::facts::{First, Ident, Person};
@@ -10,6 +12,8 @@ use crate::output::table::Versioned;
 pub struct IdentityIndex {
     person_of: Versioned<Ident, Person>,
     firsts: Versioned<Person, First>,
+    /// Each person's identities.
+    members: HashMap<Person, BTreeSet<Ident>>,
 }
 
 impl IdentityIndex {
@@ -23,7 +27,19 @@ impl IdentityIndex {
 
     /// Applies everything up to a completed time.
     pub fn complete(&mut self, upto: Time) {
-        self.person_of.complete(upto);
+        for change in self.person_of.complete(upto) {
+            if let Some(p) = change.prev {
+                if let Some(set) = self.members.get_mut(&p) {
+                    set.remove(&change.key);
+                    if set.is_empty() {
+                        self.members.remove(&p);
+                    }
+                }
+            }
+            if let Some(p) = change.value {
+                self.members.entry(p).or_default().insert(change.key);
+            }
+        }
         self.firsts.complete(upto);
     }
 
@@ -34,15 +50,10 @@ impl IdentityIndex {
 
     /// All identities of a person, sorted.
     pub fn members(&self, person: Person) -> Vec<Ident> {
-        let mut out: Vec<Ident> = self
-            .person_of
-            .current()
-            .iter()
-            .filter(|(_, p)| **p == person)
-            .map(|(i, _)| *i)
-            .collect();
-        out.sort();
-        out
+        self.members
+            .get(&person)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// The person's first active event.

@@ -1,5 +1,6 @@
 //! The output side: current metric rows, deltas between states, and the snapshot document.
 
+pub mod actions;
 mod hub;
 mod identities;
 mod snapshot;

@@ -17,6 +17,8 @@ pub struct SnapshotMeta<'a> {
     pub clock: Option<i64>,
     /// Identities that stopped linking, with their number of links.
     pub guarded: &'a [(Ident, u32)],
+    /// Alert transitions (listed when alerts are configured).
+    pub transitions: Vec<&'a crate::dataflow::Transition>,
 }
 
 /// Rows as JSON, sorted by metric name and then by dims as sorted-key JSON text.
@@ -61,7 +63,7 @@ pub fn snapshot_json<'a>(
             json!({"type": kind, "value": value, "links": links})
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "format": "tidemark.snapshot.v1",
         "timezone": cal.name(),
         "clock": meta.clock.map(|c| cal.format_instant(c)),
@@ -72,6 +74,10 @@ pub fn snapshot_json<'a>(
         },
         "identity": {"guarded": guarded},
         "rows": sorted_rows(&labeler, spec.into_iter()),
-        "extensions": sorted_rows(&labeler, extensions.into_iter()),
-    })
+    });
+    if !meta.plan.config.alerts.is_empty() {
+        doc["alerts"] = super::actions::alerts_json(meta.plan, meta.transitions.iter().copied());
+    }
+    doc["extensions"] = Json::Array(sorted_rows(&labeler, extensions.into_iter()));
+    doc
 }

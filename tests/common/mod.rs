@@ -111,6 +111,62 @@ pub fn differences(expected: &Value, actual: &Value) -> Vec<String> {
             out.push(format!("extra {k:?}: got {v}"));
         }
     }
+    out.extend(alert_differences(expected, actual));
+    out
+}
+
+/// Differences between the alert transitions of two snapshots, which must agree in order.
+pub fn alert_differences(expected: &Value, actual: &Value) -> Vec<String> {
+    let (Some(e), a) = (expected.get("alerts"), actual.get("alerts")) else {
+        return match actual.get("alerts") {
+            Some(a) if a.as_array().is_some_and(|l| !l.is_empty()) => {
+                vec![format!("alerts: none expected, got {a}")]
+            }
+            _ => Vec::new(),
+        };
+    };
+    let Some(a) = a else {
+        return vec!["alerts: the snapshot has no \"alerts\"".into()];
+    };
+    let (e, a) = (e.as_array().unwrap(), a.as_array().expect("alerts array"));
+    let mut out = Vec::new();
+    if e.len() != a.len() {
+        out.push(format!(
+            "alerts: {} transitions expected, {} given",
+            e.len(),
+            a.len()
+        ));
+    }
+    for (i, (x, y)) in e.iter().zip(a).enumerate() {
+        let same_keys = ["alert", "state", "bucket"].iter().all(|k| x[k] == y[k]);
+        let same_numbers = ["value", "baseline"].iter().all(|k| {
+            (x[k].is_null() && y[k].is_null()) || (!x[k].is_null() && same("", &x[k], &y[k]))
+        });
+        if !(same_keys && same_numbers) {
+            out.push(format!("alerts #{i}: expected {x}, got {y}"));
+        }
+    }
+    out
+}
+
+/// Differences between two firing logs (JSON Lines), which must agree line by line.
+pub fn firing_differences(expected: &str, actual: &str) -> Vec<String> {
+    let parse = |text: &str| -> Vec<Value> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("a firing is JSON"))
+            .collect()
+    };
+    let (e, a) = (parse(expected), parse(actual));
+    let mut out = Vec::new();
+    if e.len() != a.len() {
+        out.push(format!("{} firings expected, {} given", e.len(), a.len()));
+    }
+    for (i, (x, y)) in e.iter().zip(&a).enumerate() {
+        if x != y {
+            out.push(format!("firing #{i}: expected {x}, got {y}"));
+        }
+    }
     out
 }
 pub mod server;

@@ -1,0 +1,245 @@
+//! Alerts (ACTIONS.md): each alert's series read off the metric rows, judged bucket by bucket
+//! once complete, as `firing` and `resolved` transitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use super::{Coll, Rows};
+use crate::config::{Alert, Breach, Bucket};
+use crate::ingest::Dictionary;
+use crate::metric::{Dims, Labeler, Value};
+use crate::plan::Plan;
+use crate::time::Calendar;
+
+/// A change of an alert's state at a bucket.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Transition {
+    /// The alert, by its index in the configuration.
+    pub alert: u16,
+    /// The bucket (an hour or a day, by the alert's series).
+    pub bucket: i32,
+    /// `true`: the alert started firing; `false`: it resolved.
+    pub firing: bool,
+    pub value: Value,
+    /// The baseline's bits (`f64::to_bits`), for drop and rise.
+    pub baseline: Option<u64>,
+}
+
+impl Transition {
+    /// The baseline as a number.
+    pub fn baseline(&self) -> Option<f64> {
+        self.baseline.map(f64::from_bits)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Input {
+    Point(i32, Value),
+    Now(i64),
+    Earliest(i64),
+}
+
+/// The bucket a row's dims put it in: its hour, or its day.
+fn bucket_of(dims: &Dims) -> Option<i32> {
+    match *dims {
+        Dims::Hour(h) => Some(h),
+        Dims::Day(d)
+        | Dims::DayState(d, _)
+        | Dims::DayWindow(d, _)
+        | Dims::FunnelDayStep(_, d, _)
+        | Dims::FunnelDay(_, d)
+        | Dims::DayChannel(d, _)
+        | Dims::NameDay(_, d)
+        | Dims::RuleDayGroup(_, d, _) => Some(d),
+        _ => None,
+    }
+}
+
+/// Whether a row's other dims equal an alert's `where`.
+fn matches(alert: &Alert, dims: &serde_json::Map<String, Json>) -> bool {
+    alert.where_.iter().all(|(k, v)| match dims.get(k) {
+        Some(Json::String(s)) => s == v,
+        Some(Json::Number(n)) => n.to_string() == *v,
+        _ => false,
+    })
+}
+
+/// A value as the number alerts compare.
+pub fn number(v: Value) -> f64 {
+    match v {
+        Value::Count(n) => n as f64,
+        Value::Money(c) => c as f64 / 100.0,
+        Value::Rate(n, d) => n as f64 / d as f64,
+    }
+}
+
+/// The transitions of every alert, as of the clock `now`.
+pub fn transitions<'s>(
+    plan: Arc<Plan>,
+    dict: Arc<Dictionary>,
+    rows: Rows<'s>,
+    now: Coll<'s, i64>,
+    earliest: Coll<'s, i64>,
+) -> Coll<'s, Transition> {
+    let alerts = plan.config.alerts.clone();
+    let n = alerts.len() as u16;
+    let series_plan = plan.clone();
+    let series = rows.flat_map(move |(key, value)| {
+        let labeler = Labeler {
+            plan: &series_plan,
+            dict: &dict,
+        };
+        let mut out = Vec::new();
+        let mut labels = None;
+        for (i, a) in series_plan.config.alerts.iter().enumerate() {
+            if a.metric != key.0 {
+                continue;
+            }
+            let Some(bucket) = bucket_of(&key.1) else {
+                continue;
+            };
+            let labels = labels.get_or_insert_with(|| labeler.dims(&key.1));
+            if matches(a, labels) {
+                out.push((i as u16, Input::Point(bucket, value)));
+            }
+        }
+        out
+    });
+    let nows = now.flat_map(move |t| (0..n).map(move |a| (a, Input::Now(t))));
+    let earliests = earliest.flat_map(move |t| (0..n).map(move |a| (a, Input::Earliest(t))));
+    let cal = plan.config.calendar.clone();
+    let mut exists: HashMap<i32, bool> = HashMap::new();
+    series
+        .concat(nows)
+        .concat(earliests)
+        .reduce_named("AlertStates", move |a, input, out| {
+            let alert = &alerts[*a as usize];
+            let mut points = BTreeMap::new();
+            let (mut now, mut earliest) = (None, None);
+            for (i, _) in input {
+                match i {
+                    Input::Point(b, v) => {
+                        points.insert(*b, *v);
+                    }
+                    Input::Now(t) => now = Some(*t),
+                    Input::Earliest(t) => earliest = Some(*t),
+                }
+            }
+            let (Some(now), Some(earliest)) = (now, earliest) else {
+                return;
+            };
+            let mut hour_exists = |h: i32| *exists.entry(h).or_insert_with(|| cal.hour_exists(h));
+            for t in judge(alert, &cal, &points, now, earliest, &mut hour_exists) {
+                out.push((t, 1));
+            }
+        })
+        .map(|(a, mut t)| {
+            t.alert = a;
+            t
+        })
+}
+
+/// The transitions of one alert over its judged buckets (ACTIONS.md, "Alerts").
+pub fn judge(
+    alert: &Alert,
+    cal: &Calendar,
+    points: &BTreeMap<i32, Value>,
+    now: i64,
+    earliest: i64,
+    hour_exists: &mut dyn FnMut(i32) -> bool,
+) -> Vec<Transition> {
+    let bucket = |t: i64| match alert.bucket {
+        Bucket::Hour => cal.hour(t),
+        Bucket::Day => cal.day(t),
+    };
+    let mut exists = |b: i32| alert.bucket == Bucket::Day || hour_exists(b);
+    let value = |b: i32| points.get(&b).copied().unwrap_or(Value::Count(0));
+    // A lag of whole days shifts by days and keeps the local time of day (a label that does
+    // not exist is left out of the mean); any other hour lag counts hours as they happened,
+    // stepping over labels that do not exist.
+    let by_days = alert.bucket == Bucket::Day || alert.lag % 24 == 0;
+    let shift = |b: i32, steps: i32, exists: &mut dyn FnMut(i32) -> bool| -> i32 {
+        if by_days {
+            return b + steps;
+        }
+        let (mut at, mut left, dir) = (b, steps.abs(), steps.signum());
+        while left > 0 {
+            at += dir;
+            if exists(at) {
+                left -= 1;
+            }
+        }
+        at
+    };
+    let first = bucket(earliest);
+    let uses_baseline = alert.breach.uses_baseline();
+    let span = (alert.lag * alert.count) as i32;
+    let start = if uses_baseline {
+        shift(first, span, &mut exists)
+    } else {
+        first
+    };
+    let last = bucket(now.saturating_sub(alert.grace_ms)) - 1;
+    let (mut firing, mut run) = (false, 0u32);
+    let mut out = Vec::new();
+    for b in start..=last {
+        if !exists(b) {
+            continue;
+        }
+        let v = value(b);
+        let x = number(v);
+        let baseline = if uses_baseline {
+            let mut sum = 0.0;
+            let mut n = 0;
+            for k in 1..=alert.count as i32 {
+                let earlier = shift(b, -k * alert.lag as i32, &mut exists);
+                if exists(earlier) {
+                    sum += number(value(earlier));
+                    n += 1;
+                }
+            }
+            if n == 0 {
+                continue;
+            }
+            let mean = sum / n as f64;
+            if mean < alert.min_baseline {
+                continue;
+            }
+            Some(mean)
+        } else {
+            None
+        };
+        let breach = match (alert.breach, baseline) {
+            (Breach::Drop(d), Some(base)) => x < (1.0 - d) * base,
+            (Breach::Rise(r), Some(base)) => x > (1.0 + r) * base,
+            (Breach::Below(y), _) => x < y,
+            (Breach::Above(y), _) => x > y,
+            _ => false,
+        };
+        if breach != firing {
+            run += 1;
+            let needed = if firing {
+                alert.keep_firing_for
+            } else {
+                alert.for_
+            };
+            if run >= needed {
+                firing = !firing;
+                run = 0;
+                out.push(Transition {
+                    alert: 0,
+                    bucket: b,
+                    firing,
+                    value: v,
+                    baseline: baseline.map(f64::to_bits),
+                });
+            }
+        } else {
+            run = 0;
+        }
+    }
+    out
+}

@@ -1,0 +1,267 @@
+//! The pure decisions of trigger rules (ACTIONS.md): which triggers survive their cancels and
+//! when they are released, and, per person, which of those fire (`if`, cap, group).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Rule;
+use crate::facts::{ChannelId, RuleId};
+use crate::ingest::Dictionary;
+use crate::metric::Group;
+use crate::time::{Calendar, Day};
+
+/// A trigger that no cancel stopped, with its deadline, release time and conversion.
+/// Field order is the decision order: release, rule, trigger time, trigger id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Candidate {
+    pub release: i64,
+    pub rule: RuleId,
+    pub ts: i64,
+    pub trigger: String,
+    pub key: String,
+    pub deadline: i64,
+    pub converted: bool,
+}
+
+/// What meets in one rule's scope (a `match` key, or a person).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ScopeItem<P> {
+    /// The earliest trigger of a key, with its person.
+    Trigger {
+        ts: i64,
+        id: String,
+        key: String,
+        person: P,
+    },
+    Cancel {
+        ts: i64,
+        id: String,
+    },
+    Goal {
+        ts: i64,
+    },
+}
+
+/// The triggers of one rule and scope that no cancel stopped, with their release times and
+/// whether a goal converted them. `items` are sorted.
+pub fn survivors<P: Clone>(
+    rule: &Rule,
+    rule_id: RuleId,
+    cal: &Calendar,
+    items: &[&ScopeItem<P>],
+) -> Vec<(P, Candidate)> {
+    let mut cancels: Vec<(i64, &str)> = Vec::new();
+    let mut goals: Vec<i64> = Vec::new();
+    for item in items {
+        match item {
+            ScopeItem::Cancel { ts, id } => cancels.push((*ts, id)),
+            ScopeItem::Goal { ts } => goals.push(*ts),
+            ScopeItem::Trigger { .. } => {}
+        }
+    }
+    cancels.sort_unstable();
+    goals.sort_unstable();
+    let mut out = Vec::new();
+    for item in items {
+        let ScopeItem::Trigger {
+            ts,
+            id,
+            key,
+            person,
+        } = item
+        else {
+            continue;
+        };
+        let deadline = ts.saturating_add(rule.wait_ms);
+        let first = cancels.partition_point(|(c, _)| *c < *ts);
+        let cancelled = cancels[first..]
+            .iter()
+            .take_while(|(c, _)| *c <= deadline)
+            .any(|(_, c_id)| *c_id != id);
+        if cancelled {
+            continue;
+        }
+        let release = match rule.quiet_hours {
+            Some(q) => cal.release(deadline, q.from as i64 * 60_000, q.to as i64 * 60_000),
+            None => deadline,
+        };
+        let converted = rule.goal.is_some() && {
+            let after = goals.partition_point(|g| *g <= release);
+            goals
+                .get(after)
+                .is_some_and(|g| *g <= release.saturating_add(rule.goal_within_ms))
+        };
+        out.push((
+            person.clone(),
+            Candidate {
+                release,
+                rule: rule_id,
+                ts: *ts,
+                trigger: id.clone(),
+                key: key.clone(),
+                deadline,
+                converted,
+            },
+        ));
+    }
+    out
+}
+
+/// What a person's decisions read, besides their candidates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PersonFact {
+    Candidate(Candidate),
+    /// A purchase: time and cents.
+    Paid(i64, i64),
+    /// The earliest active event of a day (per identity; the least per day counts).
+    DayFirst(Day, i64),
+    /// The person's first active event: its day and channel.
+    First(Day, ChannelId),
+    /// The byte-wise smallest `type:value` of the person's identities.
+    Canonical(String),
+}
+
+/// A decided firing of one person.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Decided {
+    pub candidate: Candidate,
+    pub group: Group,
+}
+
+/// FNV-1a, 64 bits.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The group of a person under a rule with `holdout_bp` basis points held out.
+pub fn group(rule_name: &str, holdout_bp: u32, canonical: Option<&str>) -> Group {
+    if holdout_bp == 0 {
+        return Group::Treatment;
+    }
+    let Some(canonical) = canonical else {
+        return Group::Treatment;
+    };
+    let h = fnv1a64(format!("{rule_name}/{canonical}").as_bytes());
+    if h % 10_000 < holdout_bp as u64 {
+        Group::Holdout
+    } else {
+        Group::Treatment
+    }
+}
+
+/// One person's firings: candidates decided one at a time in order `(release, rule, ts, id)`,
+/// each passing its rule's `if` as of its release, then its cap among the firings before it.
+pub fn decide(
+    rules: &[Rule],
+    cal: &Calendar,
+    dict: &Dictionary,
+    facts: &[&PersonFact],
+) -> Vec<Decided> {
+    let mut candidates: Vec<&Candidate> = Vec::new();
+    let mut paid: Vec<(i64, i64)> = Vec::new();
+    let mut day_firsts: Vec<(Day, i64)> = Vec::new();
+    let mut first: Option<(Day, ChannelId)> = None;
+    let mut canonical: Option<&str> = None;
+    for f in facts {
+        match f {
+            PersonFact::Candidate(c) => candidates.push(c),
+            PersonFact::Paid(ts, cents) => paid.push((*ts, *cents)),
+            PersonFact::DayFirst(d, ts) => day_firsts.push((*d, *ts)),
+            PersonFact::First(d, c) => first = Some((*d, *c)),
+            PersonFact::Canonical(s) => canonical = Some(s),
+        }
+    }
+    candidates.sort_unstable();
+    paid.sort_unstable();
+    // Earliest active time per day, days ascending.
+    day_firsts.sort_unstable();
+    day_firsts.dedup_by_key(|(d, _)| *d);
+    let mut revenue_upto: Vec<(i64, i128)> = Vec::with_capacity(paid.len());
+    let mut running: i128 = 0;
+    for (ts, cents) in &paid {
+        running += *cents as i128;
+        revenue_upto.push((*ts, running));
+    }
+    let channel_name = first.map(|(_, c)| dict.channel(c));
+    let mut fired: Vec<Vec<i64>> = vec![Vec::new(); rules.len()];
+    let mut out = Vec::new();
+    for c in candidates {
+        let rule = &rules[c.rule as usize];
+        let r = c.release;
+        let cond = &rule.cond;
+        if !cond.is_empty() {
+            let day_r = cal.day(r);
+            if cond.needs_revenue() {
+                let i = revenue_upto.partition_point(|(ts, _)| *ts <= r);
+                let revenue = if i == 0 { 0 } else { revenue_upto[i - 1].1 };
+                if cond.min_revenue.is_some_and(|m| revenue < m as i128)
+                    || cond.max_revenue.is_some_and(|m| revenue > m as i128)
+                {
+                    continue;
+                }
+            }
+            if cond.needs_first() {
+                let Some((cohort, _)) = first else { continue };
+                if let Some(list) = &cond.channels {
+                    let name = channel_name.as_deref().unwrap_or("(none)");
+                    if !list.iter().any(|c| c == name) {
+                        continue;
+                    }
+                }
+                let since = (day_r - cohort) as i64;
+                if cond.min_days_since_first.is_some_and(|m| since < m)
+                    || cond.max_days_since_first.is_some_and(|m| since > m)
+                {
+                    continue;
+                }
+            }
+            if cond.needs_active_days() {
+                let lo = day_r - 29;
+                let active = day_firsts
+                    .iter()
+                    .filter(|(d, ts)| *d >= lo && *d <= day_r && *ts <= r)
+                    .count() as i64;
+                if cond.min_active_days_30.is_some_and(|m| active < m)
+                    || cond.max_active_days_30.is_some_and(|m| active > m)
+                {
+                    continue;
+                }
+            }
+        }
+        let earlier = &mut fired[c.rule as usize];
+        if let Some((max, per)) = rule.cap {
+            let within = earlier.iter().filter(|t| **t > r - per && **t <= r).count();
+            if within >= max as usize {
+                continue;
+            }
+        }
+        earlier.push(r);
+        out.push(Decided {
+            candidate: c.clone(),
+            group: group(&rule.name, rule.holdout_bp, canonical),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_matches_the_reference_values() {
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn holdout_extremes() {
+        assert_eq!(group("r", 0, Some("user:u")), Group::Treatment);
+        assert_eq!(group("r", 10_000, Some("user:u")), Group::Holdout);
+    }
+}

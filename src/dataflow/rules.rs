@@ -1,0 +1,274 @@
+//! Trigger rules as collections: the earliest trigger of each key, its cancels and goals in
+//! its scope, each person's decisions, the due filter and the campaign rows.
+
+use std::sync::Arc;
+
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use serde::{Deserialize, Serialize};
+
+use super::decide::{decide, survivors, Candidate, PersonFact, ScopeItem};
+use super::series::{count_rows, rate_rows};
+use super::{temporal, Base, Coll, PersonOf, Rows};
+use crate::facts::{Ident, Mark, Person, Role, RuleId, Scope, Trigger};
+use crate::ingest::Dictionary;
+use crate::metric::{Dims, Group, Metric, Value};
+use crate::time::Day;
+
+/// A firing of ACTIONS.md: a decided trigger whose release time has come. Field order is the
+/// decision order (release, rule, trigger time, trigger id).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Firing {
+    pub release: i64,
+    pub rule: RuleId,
+    pub ts: i64,
+    pub trigger: String,
+    pub key: String,
+    pub person: Person,
+    pub deadline: i64,
+    pub group: Group,
+    pub converted: bool,
+}
+
+/// The rule facts, as collections.
+pub struct RuleFacts<'s> {
+    pub triggers: Coll<'s, (Ident, Trigger)>,
+    pub marks: Coll<'s, (Scope<Ident>, Mark)>,
+    pub paid: Coll<'s, (Ident, (i64, i64))>,
+    pub day_firsts: Coll<'s, (Ident, (Day, i64))>,
+}
+
+/// Campaign rows and the firings whose release time has come.
+pub fn build<'s>(
+    base: &Base<'s>,
+    person_of: &PersonOf<'s>,
+    persons: &Coll<'s, (Ident, Person)>,
+    dict: Arc<Dictionary>,
+    facts: RuleFacts<'s>,
+) -> (Rows<'s>, Coll<'s, Firing>) {
+    let plan = base.plan.clone();
+    let matched: Vec<bool> = plan
+        .config
+        .rules
+        .iter()
+        .map(|r| r.match_key.is_some())
+        .collect();
+
+    // Per rule and key only the earliest trigger by (ts, id) counts.
+    let earliest = facts
+        .triggers
+        .map(|(i, t)| ((t.rule, t.key), (t.ts, t.id, i)))
+        .reduce_named("EarliestTrigger", |_k, input, out| {
+            out.push((input[0].0.clone(), 1))
+        });
+    let scoped_triggers = earliest
+        .map(|((rule, key), (ts, id, i))| (i, (rule, key, ts, id)))
+        .join_core(person_of.clone(), move |_i, (rule, key, ts, id), p| {
+            let scope = if matched[*rule as usize] {
+                Scope::Key(key.clone())
+            } else {
+                Scope::Person(*p)
+            };
+            Some((
+                (*rule, scope),
+                ScopeItem::Trigger {
+                    ts: *ts,
+                    id: id.clone(),
+                    key: key.clone(),
+                    person: *p,
+                },
+            ))
+        });
+    let mark_item = |m: Mark| match m.role {
+        Role::Cancel => ScopeItem::Cancel { ts: m.ts, id: m.id },
+        Role::Goal => ScopeItem::Goal { ts: m.ts },
+    };
+    let key_marks = facts.marks.clone().flat_map(move |(scope, m)| match scope {
+        Scope::Key(k) => Some(((m.rule, Scope::Key(k)), mark_item(m))),
+        Scope::Person(_) => None,
+    });
+    let person_marks = facts
+        .marks
+        .flat_map(|(scope, m)| match scope {
+            Scope::Person(i) => Some((i, m)),
+            Scope::Key(_) => None,
+        })
+        .join_core(person_of.clone(), move |_i, m: &Mark, p| {
+            Some(((m.rule, Scope::Person(*p)), mark_item(m.clone())))
+        });
+    let cal = plan.config.calendar.clone();
+    let rules = plan.config.rules.clone();
+    let candidates = scoped_triggers
+        .concat(key_marks)
+        .concat(person_marks)
+        .reduce_named("RuleScope", move |(rule, _scope), input, out| {
+            let items: Vec<&ScopeItem<Person>> = input.iter().map(|(i, _)| *i).collect();
+            for c in survivors(&rules[*rule as usize], *rule, &cal, &items) {
+                out.push((c, 1));
+            }
+        })
+        .map(|(_, (p, c))| (p, c));
+
+    let decided = decide_all(
+        base,
+        person_of,
+        persons,
+        dict,
+        candidates,
+        facts.paid,
+        facts.day_firsts,
+    );
+    let firings = temporal::due(
+        decided.map(|f| {
+            let at = f.release;
+            (f, at)
+        }),
+        base.now.clone(),
+        "DueFirings",
+    );
+    (campaign_rows(base, firings.clone()), firings)
+}
+
+/// Each person's decisions over their candidates and what the rules' conditions read.
+fn decide_all<'s>(
+    base: &Base<'s>,
+    person_of: &PersonOf<'s>,
+    persons: &Coll<'s, (Ident, Person)>,
+    dict: Arc<Dictionary>,
+    candidates: Coll<'s, (Person, Candidate)>,
+    paid: Coll<'s, (Ident, (i64, i64))>,
+    day_firsts: Coll<'s, (Ident, (Day, i64))>,
+) -> Coll<'s, Firing> {
+    let plan = base.plan.clone();
+    let rules = &plan.config.rules;
+    let with_cond: Vec<bool> = rules.iter().map(|r| !r.cond.is_empty()).collect();
+    let with_holdout: Vec<bool> = rules.iter().map(|r| r.holdout_bp > 0).collect();
+    let needing_state = candidates
+        .clone()
+        .filter(move |(_, c)| with_cond[c.rule as usize])
+        .map(|(p, _)| p)
+        .distinct_total();
+    let needing_group = candidates
+        .clone()
+        .filter(move |(_, c)| with_holdout[c.rule as usize])
+        .map(|(p, _)| p)
+        .distinct_total();
+    let mut facts = candidates.map(|(p, c)| (p, PersonFact::Candidate(c)));
+    if plan.rules_need_paid {
+        let p_paid = paid
+            .join_core(person_of.clone(), |_i, (ts, cents), p| {
+                Some((*p, PersonFact::Paid(*ts, *cents)))
+            })
+            .semijoin(needing_state.clone());
+        facts = facts.concat(p_paid);
+    }
+    if plan.rules_need_days {
+        let p_days = day_firsts
+            .join_core(person_of.clone(), |_i, (d, ts), p| {
+                Some((*p, PersonFact::DayFirst(*d, *ts)))
+            })
+            .semijoin(needing_state.clone());
+        facts = facts.concat(p_days);
+    }
+    if rules.iter().any(|r| r.cond.needs_first()) {
+        let cal = plan.config.calendar.clone();
+        let firsts = base
+            .firsts
+            .clone()
+            .map(move |(p, f)| (p, PersonFact::First(cal.day(f.ts), f.channel)))
+            .semijoin(needing_state);
+        facts = facts.concat(firsts);
+    }
+    if rules.iter().any(|r| r.holdout_bp > 0) {
+        let names = dict.clone();
+        let canonical = persons
+            .clone()
+            .map(|(i, p)| (p, i))
+            .semijoin(needing_group)
+            .reduce_named("CanonicalIdentity", move |_p, input, out| {
+                let least = input
+                    .iter()
+                    .filter_map(|(i, _)| names.ident(**i))
+                    .map(|(t, v)| format!("{t}:{v}"))
+                    .min();
+                if let Some(s) = least {
+                    out.push((PersonFact::Canonical(s), 1));
+                }
+            });
+        facts = facts.concat(canonical);
+    }
+    let cal = plan.config.calendar.clone();
+    let rules = plan.config.rules.clone();
+    facts
+        .reduce_named("RuleDecisions", move |_p, input, out| {
+            let facts: Vec<&PersonFact> = input.iter().map(|(f, _)| *f).collect();
+            for d in decide(&rules, &cal, &dict, &facts) {
+                out.push((d, 1));
+            }
+        })
+        .map(|(person, d)| Firing {
+            release: d.candidate.release,
+            rule: d.candidate.rule,
+            ts: d.candidate.ts,
+            trigger: d.candidate.trigger,
+            key: d.candidate.key,
+            person,
+            deadline: d.candidate.deadline,
+            group: d.group,
+            converted: d.candidate.converted,
+        })
+}
+
+/// `trigger_fired`, `trigger_converted`, `trigger_conversion_rate` and `trigger_lift`.
+fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, Firing>) -> Rows<'s> {
+    let cal = base.plan.config.calendar.clone();
+    let per_day = firings.map(move |f| ((f.rule, cal.day(f.release), f.group), f.converted));
+    let fired = per_day.clone().map(|(k, _)| k).count_total();
+    let converted = per_day.filter(|(_, c)| *c).map(|(k, _)| k).count_total();
+    let fired_total = fired
+        .clone()
+        .explode(|((r, _, g), n)| Some(((r, g), n)))
+        .count_total();
+    let converted_total = converted
+        .clone()
+        .explode(|((r, _, g), n)| Some(((r, g), n)))
+        .count_total();
+    let rate = rate_rows(
+        converted_total.clone(),
+        fired_total.clone(),
+        1,
+        |&(r, g)| (Metric::TriggerConversionRate, Dims::RuleGroup(r, g)),
+    );
+    #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+    enum Total {
+        Fired(Group, i64),
+        Converted(Group, i64),
+    }
+    let lift = fired_total
+        .map(|((r, g), n)| (r, Total::Fired(g, n as i64)))
+        .concat(converted_total.map(|((r, g), n)| (r, Total::Converted(g, n as i64))))
+        .reduce_named("TriggerLift", |_r, input, out| {
+            let (mut fired, mut conv) = ([0i64; 2], [0i64; 2]);
+            for (t, _) in input {
+                match t {
+                    Total::Fired(g, n) => fired[*g as usize] = *n,
+                    Total::Converted(g, n) => conv[*g as usize] = *n,
+                }
+            }
+            let (t, h) = (Group::Treatment as usize, Group::Holdout as usize);
+            if fired[t] > 0 && fired[h] > 0 {
+                let num = conv[t] * fired[h] - conv[h] * fired[t];
+                if num != 0 {
+                    out.push((Value::Rate(num, fired[t] * fired[h]), 1));
+                }
+            }
+        })
+        .map(|(r, v)| ((Metric::TriggerLift, Dims::Rule(r)), v));
+    count_rows(fired, |(r, d, g)| {
+        (Metric::TriggerFired, Dims::RuleDayGroup(r, d, g))
+    })
+    .concat(count_rows(converted, |(r, d, g)| {
+        (Metric::TriggerConverted, Dims::RuleDayGroup(r, d, g))
+    }))
+    .concat(rate)
+    .concat(lift)
+}
