@@ -86,8 +86,25 @@ fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
             if rng.below(3) == 0 {
                 obj["channel"] = rng.pick(CHANNELS).into();
             }
-            if name == "order_paid" {
-                obj["props"] = serde_json::json!({"amount": rng.below(20_000) as f64 / 100.0});
+            let order = || -> serde_json::Value {
+                // A few orders, one of them sometimes written as a number.
+                match i % 7 {
+                    0 => serde_json::json!(7),
+                    k => serde_json::json!(format!("{}", (k as u64 * 31 + seed) % 6)),
+                }
+            };
+            match name {
+                "order_paid" => {
+                    obj["props"] = serde_json::json!({
+                        "amount": rng.below(20_000) as f64 / 100.0,
+                        "order_id": order(),
+                    })
+                }
+                "order_created" => obj["props"] = serde_json::json!({"order_id": order()}),
+                "product_view" => {
+                    obj["props"] = serde_json::json!({"sku": rng.pick(&["sku1", "sku2", "sku9"])})
+                }
+                _ => {}
             }
         }
         if rng.below(5) == 0 {
@@ -103,7 +120,83 @@ fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
     lines
 }
 
+/// Rules and alerts that exercise every part of ACTIONS.md on the random logs.
+const ACTIONS: &str = r#"
+[[rules]]
+name = "unpaid"
+when = "order_created"
+unless = "order_paid"
+match = "order_id"
+wait = "2h"
+quiet_hours = { from = "22:00", to = "08:00" }
+holdout = 0.3
+goal = "order_paid"
+goal_within = "1d"
+
+[[rules]]
+name = "nudge"
+when = "product_view"
+where = { sku = ["sku1", "sku2"] }
+unless = "add_to_cart"
+wait = "30m"
+cap = { max = 1, per = "1d" }
+[rules.if]
+max_days_since_first = 3
+min_active_days_30 = 1
+
+[[rules]]
+name = "winback"
+when = "order_paid"
+unless = "order_paid"
+wait = "3h"
+cap = { max = 2, per = "5d" }
+holdout = 0.5
+goal = "page_view"
+goal_within = "3d"
+[rules.if]
+min_revenue = 50
+channels = ["kol", "(none)"]
+
+[[alerts]]
+name = "dau_drop"
+metric = "dau"
+drop = 0.1
+baseline = { lag = "1d", count = 3 }
+
+[[alerts]]
+name = "hau_low"
+metric = "hau"
+below = 2
+for = 3
+keep_firing_for = 2
+grace = "0s"
+
+[[alerts]]
+name = "hau_3h"
+metric = "hau"
+drop = 0.5
+baseline = { lag = "3h", count = 2 }
+
+[[alerts]]
+name = "shares"
+metric = "ratio"
+where = { name = "share_rate" }
+above = 0.4
+
+[[alerts]]
+name = "paid_spike"
+metric = "funnel"
+where = { funnel = "purchase", step = 4 }
+rise = 0.5
+baseline = { lag = "2d", count = 2 }
+min_baseline = 1
+"#;
+
 fn test_config(zone: usize) -> Config {
+    config_with(zone, ACTIONS)
+}
+
+fn config_with(zone: usize, actions: &str) -> Config {
     let tz = ["UTC", "America/New_York", "Asia/Shanghai"][zone % 3];
     Config::from_toml(&format!(
         r#"timezone = "{tz}"
@@ -126,9 +219,19 @@ denominator = "active"
 name = "buyers"
 numerator = ["order_paid"]
 denominator = ["product_view", "page_view"]
-"#
+{actions}"#
     ))
     .unwrap()
+}
+
+/// The firing lines of a finished run, in decision order.
+fn firings(finished: &tidemark::pipeline::Finished) -> Vec<serde_json::Value> {
+    use tidemark::output::actions::{decision_order, firing_json};
+    let out = &finished.output;
+    decision_order(&finished.plan, out.firings.current().values())
+        .into_iter()
+        .map(|f| firing_json(&finished.plan, &finished.dict, &out.identities, f))
+        .collect()
 }
 
 /// Every funnel entrant has completed, is still inside its window, or has dropped out.
@@ -174,10 +277,13 @@ proptest! {
     fn batching_and_order_do_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..40, zone in 0usize..3) {
         let cfg = test_config(zone);
         let lines = random_log(seed, events, 25);
-        let whole = common::run(&lines, &cfg, usize::MAX, 1, false).snapshot();
+        let whole_run = common::run(&lines, &cfg, usize::MAX, 1, true);
+        let whole = whole_run.snapshot();
         let mut shuffled = lines.clone();
         shuffle(&mut shuffled, seed);
-        let pieces = common::run(&shuffled, &cfg, batch, 1, false).snapshot();
+        let pieces_run = common::run(&shuffled, &cfg, batch, 1, true);
+        let pieces = pieces_run.snapshot();
+        prop_assert_eq!(firings(&whole_run), firings(&pieces_run));
         prop_assert_eq!(&whole["events"], &pieces["events"]);
         prop_assert_eq!(&whole["clock"], &pieces["clock"]);
         let diffs = common::differences(&whole, &pieces);
@@ -192,17 +298,21 @@ proptest! {
     fn worker_count_does_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..60) {
         let cfg = test_config(seed as usize);
         let lines = random_log(seed, events, 25);
-        let one = common::run(&lines, &cfg, batch, 1, false).snapshot();
-        let two = common::run(&lines, &cfg, batch, 2, false).snapshot();
+        let one_run = common::run(&lines, &cfg, batch, 1, true);
+        let two_run = common::run(&lines, &cfg, batch, 2, true);
+        prop_assert_eq!(firings(&one_run), firings(&two_run));
+        let (one, two) = (one_run.snapshot(), two_run.snapshot());
         prop_assert_eq!(common::rows(&one), common::rows(&two));
         prop_assert_eq!(&one["events"], &two["events"]);
+        prop_assert_eq!(&one["alerts"], &two["alerts"]);
     }
 
     /// Persons equal the components of a union-find over the links, whatever the order and
     /// batching, and DAU/new users per day equal a from-scratch count over those persons.
     #[test]
     fn persons_match_union_find(seed in any::<u64>(), events in 1usize..300, batch in 1usize..30, links in 0u64..80) {
-        let cfg = test_config(0);
+        // Holdout groups hash the person's identities, which the resolved log below renames.
+        let cfg = config_with(0, &ACTIONS.replace("holdout = ", "# holdout = "));
         let mut lines = random_log(seed, events, links);
         shuffle(&mut lines, seed);
         let finished = common::run(&lines, &cfg, batch, 1 + (seed % 2) as usize, true);
@@ -293,5 +403,33 @@ proptest! {
         let diffs = common::differences(&reference, &ours);
         prop_assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(10)]);
         prop_assert_eq!(&reference["extensions"], &ours["extensions"]);
+    }
+}
+
+/// The random logs exercise the rules and alerts: the properties above are not vacuous.
+#[test]
+fn random_logs_fire_every_rule_and_alert() {
+    let cfg = test_config(0);
+    // Few links, so that the small universe of identities stays several persons.
+    let lines = random_log(7, 3000, 2);
+    let run = common::run(&lines, &cfg, 500, 1, true);
+    let fired = firings(&run);
+    for rule in ["unpaid", "nudge", "winback"] {
+        assert!(
+            fired.iter().any(|f| f["rule"] == rule),
+            "no firing of {rule}"
+        );
+    }
+    for group in ["treatment", "holdout"] {
+        assert!(fired.iter().any(|f| f["group"] == group), "no {group}");
+    }
+    assert!(fired.iter().any(|f| f["converted"] == true));
+    let snapshot = run.snapshot();
+    let alerts = snapshot["alerts"].as_array().unwrap();
+    for alert in ["dau_drop", "hau_low", "hau_3h", "shares"] {
+        assert!(
+            alerts.iter().any(|t| t["alert"] == alert),
+            "no transition of {alert}"
+        );
     }
 }
