@@ -8,7 +8,7 @@ use differential_dataflow::AsCollection;
 use timely::dataflow::operators::probe::Handle as Probe;
 use timely::dataflow::operators::Exchange;
 
-use crate::dataflow::{build, Coll, Firing, Time, Transition};
+use crate::dataflow::{build, AlertRecord, Coll, Firing, Time, Verdict};
 use crate::facts::{FactBatch, First, Ident, Person};
 use crate::ingest::Dictionary;
 use crate::metric::{Key, Value};
@@ -30,8 +30,10 @@ pub enum Update {
     Guarded(Changes<(Ident, u32)>),
     /// Changes to rule firings whose release time has come.
     Firings(Changes<Firing>),
-    /// Changes to alert transitions.
-    Transitions(Changes<Transition>),
+    /// Changes to rule verdicts (only with `track_verdicts`).
+    Verdicts(Changes<Verdict>),
+    /// Changes to alert transitions and statuses.
+    Alerts(Changes<AlertRecord>),
     /// Every change at times up to and including this one has been reported.
     Progress(Time),
 }
@@ -42,6 +44,8 @@ pub struct EngineOptions {
     pub workers: usize,
     /// Report persons and first events, for identity look-ups.
     pub track_identities: bool,
+    /// Report every trigger's verdict, for explanations and live retractions.
+    pub track_verdicts: bool,
     /// Batches that may wait in the command queue before senders block.
     pub queue: usize,
 }
@@ -51,6 +55,7 @@ impl Default for EngineOptions {
         EngineOptions {
             workers: 1,
             track_identities: false,
+            track_verdicts: false,
             queue: 64,
         }
     }
@@ -91,8 +96,11 @@ impl Engine {
                         rows.probe_with(&probe);
                         report(outputs.guarded, out.clone(), Update::Guarded).probe_with(&probe);
                         report(outputs.firings, out.clone(), Update::Firings).probe_with(&probe);
-                        report(outputs.transitions, out.clone(), Update::Transitions)
-                            .probe_with(&probe);
+                        report(outputs.alerts, out.clone(), Update::Alerts).probe_with(&probe);
+                        if options.track_verdicts {
+                            report(outputs.verdicts, out.clone(), Update::Verdicts)
+                                .probe_with(&probe);
+                        }
                         if track {
                             report(outputs.persons, out.clone(), Update::Persons)
                                 .probe_with(&probe);

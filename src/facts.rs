@@ -61,7 +61,7 @@ pub enum Role {
     Goal,
 }
 
-/// A cancel or goal event of a rule. Goals carry no id (a goal is never its own trigger).
+/// A cancel or goal event of a rule.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Mark {
     pub rule: RuleId,

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::config::SlowSubscriber;
 use crate::dataflow::Time;
 use crate::ingest::{Counts, Outcome};
+use crate::io::actions::ActionSink;
 use crate::metric::Labeler;
 use crate::output::{Feed, Filter, Hub, HubStats};
 use crate::pipeline::{Pipeline, PipelineOptions};
@@ -27,6 +28,8 @@ pub struct LiveOptions {
     pub max_delay: Duration,
     pub subscriber_queue: usize,
     pub on_slow_subscriber: SlowSubscriber,
+    /// Move the rules' clock with the wall clock (and how often), when rules or alerts exist.
+    pub wall_ticks: Option<Duration>,
 }
 
 impl LiveOptions {
@@ -37,6 +40,7 @@ impl LiveOptions {
                 engine: crate::engine::EngineOptions {
                     workers,
                     track_identities: true,
+                    track_verdicts: true,
                     ..Default::default()
                 },
                 batch_events: serve.batch_max_events,
@@ -45,9 +49,13 @@ impl LiveOptions {
             max_delay: Duration::from_millis(serve.batch_max_delay_ms),
             subscriber_queue: serve.subscriber_queue,
             on_slow_subscriber: serve.on_slow_subscriber,
+            wall_ticks: (serve.clock == crate::config::ClockMode::Wall).then_some(WALL_TICK),
         }
     }
 }
+
+/// How often the rules' clock follows the wall clock while rules or alerts are configured.
+pub const WALL_TICK: Duration = Duration::from_millis(20);
 
 /// What happened to the events of one ingest request.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -98,6 +106,8 @@ pub struct Status {
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.
     pub rounds: Histogram<u64>,
     pub batches: u64,
+    /// Each alert and its state: 1 firing, 0 ok, -1 no data yet.
+    pub alerts: Vec<(String, i64)>,
 }
 
 /// One input event of a request, as raw bytes.
@@ -110,6 +120,8 @@ enum Command {
     Rows(Filter, oneshot::Sender<Vec<Json>>),
     Whois(String, String, oneshot::Sender<Json>),
     Status(oneshot::Sender<Status>),
+    Explain(String, String, oneshot::Sender<Option<Json>>),
+    Alerts(oneshot::Sender<Json>),
 }
 
 /// The service stopped (its thread ended); requests cannot be answered.
@@ -125,17 +137,26 @@ pub struct Live {
 }
 
 impl Live {
-    /// Starts the service thread; it ends when every handle is dropped.
-    pub fn start(plan: Arc<Plan>, options: LiveOptions) -> std::io::Result<Live> {
+    /// Starts the service thread; it ends when every handle is dropped. Firings and alert
+    /// transitions go to `actions`, when given.
+    pub fn start(
+        plan: Arc<Plan>,
+        options: LiveOptions,
+        actions: Option<ActionSink>,
+    ) -> std::io::Result<Live> {
         let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
         pipeline.set_hub(Hub::with_policy(
             options.subscriber_queue,
             options.on_slow_subscriber,
         ));
+        if actions.is_some() {
+            pipeline.keep_actions();
+        }
+        let acting = !plan.config.rules.is_empty() || !plan.config.alerts.is_empty();
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tidemark-live".into())
-            .spawn(move || Driver::new(pipeline, options).run(rx))?;
+            .spawn(move || Driver::new(pipeline, options, actions, acting).run(rx))?;
         Ok(Live { tx, plan })
     }
 
@@ -189,6 +210,16 @@ impl Live {
     pub async fn status(&self) -> Result<Status, Stopped> {
         self.ask(Command::Status).await
     }
+
+    /// A rule's decision on one key with its evidence; `None` when no rule has that name.
+    pub async fn explain(&self, rule: String, key: String) -> Result<Option<Json>, Stopped> {
+        self.ask(|r| Command::Explain(rule, key, r)).await
+    }
+
+    /// Every alert's state and last transition.
+    pub async fn alerts(&self) -> Result<Json, Stopped> {
+        self.ask(Command::Alerts).await
+    }
 }
 
 /// The service thread's state.
@@ -204,6 +235,12 @@ struct Driver {
     /// Batches in flight: time and when they were sent.
     in_flight: std::collections::VecDeque<(Time, Instant)>,
     rounds: Histogram<u64>,
+    /// Where firings and alert transitions go.
+    actions: Option<ActionSink>,
+    /// The rules' clock as of the last action messages taken.
+    actions_clock: Option<i64>,
+    /// When the rules' clock next follows the wall clock (rules or alerts configured).
+    next_tick: Option<Instant>,
 }
 
 enum Waiter {
@@ -212,8 +249,20 @@ enum Waiter {
 }
 
 impl Driver {
-    fn new(pipeline: Pipeline, options: LiveOptions) -> Self {
+    fn new(
+        pipeline: Pipeline,
+        options: LiveOptions,
+        actions: Option<ActionSink>,
+        acting: bool,
+    ) -> Self {
+        let next_tick = options
+            .wall_ticks
+            .filter(|_| acting)
+            .map(|_| Instant::now());
         Driver {
+            actions,
+            actions_clock: None,
+            next_tick,
             pipeline,
             options,
             unsent: Vec::new(),
@@ -226,13 +275,16 @@ impl Driver {
 
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         loop {
-            let timeout = if !self.in_flight.is_empty() {
+            let mut timeout = if !self.in_flight.is_empty() {
                 Duration::from_micros(250)
             } else if let Some(since) = self.pending_since {
                 self.options.max_delay.saturating_sub(since.elapsed())
             } else {
                 Duration::from_millis(100)
             };
+            if let Some(at) = self.next_tick {
+                timeout = timeout.min(at.saturating_duration_since(Instant::now()));
+            }
             match rx.recv_timeout(timeout) {
                 Ok(c) => {
                     self.handle(c);
@@ -249,6 +301,7 @@ impl Driver {
             }
             self.pipeline.poll();
             self.settle();
+            self.tick();
             let idle = self.in_flight.is_empty();
             let overdue = self
                 .pending_since
@@ -313,6 +366,24 @@ impl Driver {
             Command::Whois(kind, value, reply) => {
                 let _ = reply.send(self.pipeline.whois(&kind, &value));
             }
+            Command::Explain(rule, key, reply) => {
+                let p = &self.pipeline;
+                let _ = reply.send(crate::output::explain::explain_json(
+                    &p.plan,
+                    &p.dict,
+                    p.output(),
+                    p.reflected_now(),
+                    &rule,
+                    &key,
+                ));
+            }
+            Command::Alerts(reply) => {
+                let p = &self.pipeline;
+                let _ = reply.send(crate::output::actions::alert_states_json(
+                    &p.plan,
+                    p.output(),
+                ));
+            }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
                 let lag_ms = self
@@ -329,6 +400,21 @@ impl Driver {
                     rows: out.table.current().len(),
                     rounds: self.rounds.clone(),
                     batches: self.pipeline.batches(),
+                    alerts: self
+                        .pipeline
+                        .plan
+                        .config
+                        .alerts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| {
+                            let state = match out.alert_status.current().get(&(i as u16)) {
+                                None => -1,
+                                Some(s) => s.firing as i64,
+                            };
+                            (a.name.clone(), state)
+                        })
+                        .collect(),
                 });
             }
         }
@@ -375,8 +461,33 @@ impl Driver {
         }
     }
 
+    /// Moves the rules' clock to the wall clock when it is time, so that deadlines fire and
+    /// alert buckets complete while no events arrive.
+    fn tick(&mut self) {
+        let (Some(at), Some(every)) = (self.next_tick, self.options.wall_ticks) else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        self.next_tick = Some(Instant::now() + every);
+        let wall = crate::pipeline::now_ms() as i64;
+        if self.pipeline.advance_now(wall) && self.pending_since.is_none() {
+            self.flush();
+        }
+    }
+
+    /// Hands the firing and alert changes of completed times to the actions.
+    fn forward_actions(&mut self) {
+        let Some(sink) = &self.actions else { return };
+        let events = self.pipeline.take_actions(self.actions_clock);
+        self.actions_clock = self.pipeline.reflected_now();
+        sink.send(events);
+    }
+
     /// Records finished rounds and answers requests whose time has come.
     fn settle(&mut self) {
+        self.forward_actions();
         let progress = self.pipeline.progress();
         while let Some(&(t, at)) = self.in_flight.front() {
             if t > progress {
@@ -516,6 +627,19 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
         "Subscribers whose queue overflowed, by what was done.",
         &drops,
     );
+    if !status.alerts.is_empty() {
+        let states: Vec<(String, String)> = status
+            .alerts
+            .iter()
+            .map(|(a, v)| (format!("{{alert=\"{a}\"}}"), v.to_string()))
+            .collect();
+        metric(
+            "tidemark_alert_state",
+            "gauge",
+            "Each alert's state: 1 firing, 0 ok, -1 no data yet (no bucket judged).",
+            &states,
+        );
+    }
     if let Some(bytes) = memory_bytes {
         metric(
             "tidemark_resident_memory_bytes",
@@ -524,6 +648,47 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
             &one(bytes),
         );
     }
+    out
+}
+
+/// Prometheus text of the actions' counters.
+pub fn action_metrics(stats: &crate::io::actions::Stats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    };
+    counter(
+        "tidemark_actions_sent_total",
+        "Firings, retractions and alert transitions handed to their targets.",
+        stats.sent.load(Relaxed),
+    );
+    counter(
+        "tidemark_action_deliveries_total",
+        "Deliveries a target took.",
+        stats.delivered.load(Relaxed),
+    );
+    counter(
+        "tidemark_action_failures_total",
+        "Deliveries kept as failed: out of attempts, or the target's queue was full.",
+        stats.failed.load(Relaxed),
+    );
+    counter(
+        "tidemark_action_queue_full_total",
+        "Deliveries refused because the target's queue was full (also counted as failures).",
+        stats.queue_full.load(Relaxed),
+    );
+    counter(
+        "tidemark_action_retries_total",
+        "Webhook attempts that failed and were tried again.",
+        stats.retries.load(Relaxed),
+    );
+    out.push_str(&format!(
+        "# HELP tidemark_action_queued Deliveries waiting in targets' queues.\n# TYPE tidemark_action_queued gauge\ntidemark_action_queued {}\n",
+        stats.queued.load(Relaxed).max(0)
+    ));
     out
 }
 

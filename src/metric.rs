@@ -44,12 +44,16 @@ metrics! {
     Ratio => "ratio", RatioNumerator => "ratio_numerator", RatioDenominator => "ratio_denominator",
     TriggerFired => "trigger_fired", TriggerConverted => "trigger_converted",
     TriggerConversionRate => "trigger_conversion_rate", TriggerLift => "trigger_lift",
+    TriggerPending => "trigger_pending",
 }
 
 impl Metric {
     /// Metrics beyond METRICS.md; snapshots list them apart, under `extensions`.
     pub fn is_extension(self) -> bool {
-        matches!(self, Metric::FunnelOpen | Metric::FunnelDropped)
+        matches!(
+            self,
+            Metric::FunnelOpen | Metric::FunnelDropped | Metric::TriggerPending
+        )
     }
 }
 

@@ -1,14 +1,14 @@
 //! One ingest-to-table pipeline: lines in, batches to the engine, rows and identities out.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::dataflow::{Firing, Time, Transition};
-use crate::engine::{Engine, EngineOptions, Update};
-use crate::facts::{Ident, RuleId};
+use crate::dataflow::Time;
+use crate::engine::{Engine, EngineOptions};
+use crate::facts::Ident;
 use crate::ingest::{bad_encoding, Counts, Dictionary, Ingest, Outcome};
 use crate::metric::Labeler;
-use crate::output::{Delta, Feed, Filter, Hub, IdentityIndex, Table, Versioned};
+use crate::output::{Feed, Filter, Hub, Output};
 use crate::plan::Plan;
 
 /// Options of a pipeline run.
@@ -48,89 +48,12 @@ pub struct Pipeline {
     stopped: bool,
     /// Ingest counts and clock as of the rows: what the snapshot reports beside them.
     reflected: (Counts, Option<i64>),
-    /// Counts and clock at each flush whose batch is not reflected yet, oldest first.
-    awaiting: VecDeque<(Time, Counts, Option<i64>)>,
+    /// The clock of rules and alerts as of the rows.
+    reflected_now: Option<i64>,
+    /// Counts, clock and rules' clock at each flush whose batch is not reflected yet, oldest
+    /// first.
+    awaiting: VecDeque<(Time, Counts, Option<i64>, Option<i64>)>,
     state: Output,
-}
-
-/// What the engine has reported so far.
-pub struct Output {
-    pub table: Table,
-    /// Rule firings whose release time has come, by rule and key.
-    pub firings: Versioned<(RuleId, String), Firing>,
-    /// Alert transitions, by alert and bucket.
-    pub transitions: Versioned<(u16, i32), Transition>,
-    pub identities: IdentityIndex,
-    pub guarded: BTreeMap<Ident, u32>,
-    pub progress: u64,
-    pub deltas: Vec<Delta>,
-    keep_deltas: bool,
-    /// Live subscribers of row changes.
-    pub hub: Hub,
-}
-
-impl Default for Output {
-    fn default() -> Self {
-        Output {
-            table: Table::default(),
-            firings: Versioned::default(),
-            transitions: Versioned::default(),
-            identities: IdentityIndex::default(),
-            guarded: BTreeMap::new(),
-            progress: 0,
-            deltas: Vec::new(),
-            keep_deltas: false,
-            hub: Hub::new(SUBSCRIBER_QUEUE),
-        }
-    }
-}
-
-/// Messages a subscriber's queue holds beyond its initial snapshot.
-pub const SUBSCRIBER_QUEUE: usize = 4096;
-
-impl Output {
-    fn absorb(&mut self, update: Update, labeler: &Labeler) {
-        match update {
-            Update::Rows(changes) => self.table.absorb(changes),
-            Update::Firings(changes) => self.firings.absorb(
-                changes
-                    .into_iter()
-                    .map(|(f, t, d)| (((f.rule, f.key.clone()), f), t, d))
-                    .collect(),
-            ),
-            Update::Transitions(changes) => self.transitions.absorb(
-                changes
-                    .into_iter()
-                    .map(|(x, t, d)| (((x.alert, x.bucket), x), t, d))
-                    .collect(),
-            ),
-            Update::Persons(changes) => self.identities.absorb_persons(changes),
-            Update::Firsts(changes) => self.identities.absorb_firsts(changes),
-            Update::Guarded(changes) => {
-                for ((ident, links), _, diff) in changes {
-                    if diff > 0 {
-                        tracing::warn!(ident, links, "identity stopped linking: too many links");
-                        self.guarded.insert(ident, links);
-                    } else if self.guarded.get(&ident) == Some(&links) {
-                        self.guarded.remove(&ident);
-                    }
-                }
-            }
-            Update::Progress(t) => {
-                self.identities.complete(t);
-                self.firings.complete(t);
-                self.transitions.complete(t);
-                let deltas = self.table.complete(t);
-                let table = &self.table;
-                self.hub
-                    .publish(&deltas, t, || table.current().iter(), labeler);
-                if self.keep_deltas {
-                    self.deltas.extend(deltas);
-                }
-                self.progress = t;
-            }
-        }
-    }
 }
 
 /// The final state of a finished pipeline.
@@ -159,6 +82,7 @@ impl Pipeline {
             batches: 0,
             stopped: false,
             reflected: Default::default(),
+            reflected_now: None,
             awaiting: VecDeque::new(),
             state: Output::default(),
         })
@@ -210,7 +134,12 @@ impl Pipeline {
             }
         }
         // Everything accepted so far is reflected once progress reaches `sent`.
-        let now = (self.sent, self.ingest.counts().clone(), self.ingest.clock());
+        let now = (
+            self.sent,
+            self.ingest.counts().clone(),
+            self.ingest.clock(),
+            self.ingest.now(),
+        );
         match self.awaiting.back_mut() {
             Some(last) if last.0 == now.0 => *last = now,
             _ => self.awaiting.push_back(now),
@@ -221,12 +150,13 @@ impl Pipeline {
 
     /// Moves the counts of batches the rows now reflect to `reflected`.
     fn advance_reflected(&mut self) {
-        while let Some((t, _, _)) = self.awaiting.front() {
+        while let Some((t, _, _, _)) = self.awaiting.front() {
             if *t > self.state.progress {
                 break;
             }
-            let (_, counts, clock) = self.awaiting.pop_front().expect("a front entry");
+            let (_, counts, clock, now) = self.awaiting.pop_front().expect("a front entry");
             self.reflected = (counts, clock);
+            self.reflected_now = now;
         }
     }
 
@@ -240,6 +170,37 @@ impl Pipeline {
             self.state.absorb(update, &labeler);
         }
         self.advance_reflected();
+    }
+
+    /// Moves the clock of rules and alerts to at least `ms` (never back); true when it moved,
+    /// so that the next `flush` sends it.
+    pub fn advance_now(&mut self, ms: i64) -> bool {
+        let before = self.ingest.now();
+        self.ingest.advance_now(ms);
+        self.ingest.now() != before
+    }
+
+    /// The clock of rules and alerts as of the rows.
+    pub fn reflected_now(&self) -> Option<i64> {
+        self.reflected_now
+    }
+
+    /// Keeps firing and alert changes for `take_actions` from now on.
+    pub fn keep_actions(&mut self) {
+        self.state.keep_actions();
+    }
+
+    /// The firing and alert changes completed since the last call, as action messages.
+    /// `before` is the rules' clock as of the previous call.
+    pub fn take_actions(
+        &mut self,
+        before: Option<i64>,
+    ) -> Vec<crate::output::actions::ActionEvent> {
+        let changes = self.state.take_actions();
+        if changes.firings.is_empty() && changes.transitions.is_empty() {
+            return Vec::new();
+        }
+        crate::output::actions::action_events(&self.plan, &self.dict, &self.state, changes, before)
     }
 
     /// Batches sent to the dataflow so far, whoever asked for them.

@@ -37,6 +37,38 @@ pub struct Args {
     /// Dataflow worker threads.
     #[arg(short = 'w', long, default_value_t = 1)]
     workers: usize,
+    /// Data directory (overrides serve.data_dir; default tidemark-data beside the config, or in
+    /// the working directory without one; a fresh temporary one with --demo).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+/// The data directory: `--data`, else `serve.data_dir` (relative to the config's directory),
+/// else `tidemark-data` there; with `--demo` and neither given, a fresh temporary directory.
+fn data_dir(args: &Args, configured: Option<&str>) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.data {
+        return Ok(d.clone());
+    }
+    let base = args
+        .config
+        .as_ref()
+        .and_then(|c| c.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    match configured {
+        Some(d) => Ok(base.join(d)),
+        None if args.demo => {
+            let dir = std::env::temp_dir().join(format!(
+                "tidemark-demo-{}-{}",
+                std::process::id(),
+                jiff::Timestamp::now().as_millisecond()
+            ));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            Ok(dir)
+        }
+        None => Ok(base.join("tidemark-data")),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -72,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timezone: zone,
         }
     });
+    let data_dir = data_dir(&args, config.serve.data_dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("tidemark-io")
         .enable_all()
@@ -83,6 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             ServeOptions {
                 workers: args.workers,
                 demo,
+                data_dir,
             },
         )
         .await?;

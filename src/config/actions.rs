@@ -63,6 +63,66 @@ pub(super) struct RawAction {
     stream: Option<bool>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDelivery {
+    timeout: Option<String>,
+    max_attempts: Option<i64>,
+    backoff_max: Option<String>,
+    queue: Option<i64>,
+    in_flight: Option<i64>,
+}
+
+/// How actions are delivered (`[delivery]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Longest one webhook request may take.
+    pub timeout_ms: i64,
+    /// Attempts per delivery before it is kept as failed.
+    pub max_attempts: u32,
+    /// Longest wait between two attempts (the waits grow exponentially, with jitter).
+    pub backoff_max_ms: i64,
+    /// Deliveries a target may hold waiting; beyond, a delivery is kept as failed.
+    pub queue: usize,
+    /// Requests a webhook target may have in flight at once.
+    pub in_flight: usize,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        let mut p = Problems::default();
+        delivery(RawDelivery::default(), &mut p)
+    }
+}
+
+pub(super) fn delivery(raw: RawDelivery, p: &mut Problems) -> Delivery {
+    let ms = |k: &str, v: Option<String>, default: i64, p: &mut Problems| match v {
+        None => default,
+        Some(t) => parse_duration(&t).unwrap_or_else(|e| {
+            p.add(format!("delivery.{k}"), e);
+            default
+        }),
+    };
+    let count = |k: &str, v: Option<i64>, default: i64, max: i64, p: &mut Problems| match v {
+        None => default,
+        Some(n) if (1..=max).contains(&n) => n,
+        Some(n) => {
+            p.add(
+                format!("delivery.{k}"),
+                format!("{n} is out of range; allowed: 1..={max}"),
+            );
+            default
+        }
+    };
+    Delivery {
+        timeout_ms: ms("timeout", raw.timeout, 10_000, p),
+        max_attempts: count("max_attempts", raw.max_attempts, 12, 1000, p) as u32,
+        backoff_max_ms: ms("backoff_max", raw.backoff_max, 60_000, p),
+        queue: count("queue", raw.queue, 10_000, 10_000_000, p) as usize,
+        in_flight: count("in_flight", raw.in_flight, 16, 1024, p) as usize,
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAlert {
@@ -585,7 +645,7 @@ pub fn dims_keys(metric: Metric) -> &'static [&'static str] {
         Ratio | RatioNumerator | RatioDenominator => &["name", "day"],
         TriggerFired | TriggerConverted => &["rule", "day", "group"],
         TriggerConversionRate => &["rule", "group"],
-        TriggerLift => &["rule"],
+        TriggerLift | TriggerPending => &["rule"],
     }
 }
 

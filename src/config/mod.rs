@@ -4,9 +4,10 @@ mod actions;
 mod serve;
 
 pub use actions::{
-    dims_keys, parse_duration_or_zero, Action, Alert, Breach, Bucket, Condition, QuietHours, Rule,
+    dims_keys, parse_duration_or_zero, Action, Alert, Breach, Bucket, Condition, Delivery,
+    QuietHours, Rule,
 };
-pub use serve::{parse_millis, parse_mqtt_url, parse_size, Mqtt, Serve, SlowSubscriber};
+pub use serve::{parse_millis, parse_mqtt_url, parse_size, ClockMode, Mqtt, Serve, SlowSubscriber};
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -93,6 +94,8 @@ struct RawConfig {
     rules: Vec<actions::RawRule>,
     #[serde(default)]
     alerts: Vec<actions::RawAlert>,
+    #[serde(default)]
+    delivery: actions::RawDelivery,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -183,6 +186,8 @@ pub struct Config {
     pub rules: Vec<Rule>,
     /// Alerts (ACTIONS.md), in the order the file lists them.
     pub alerts: Vec<Alert>,
+    /// How firings and alert transitions are delivered to their actions.
+    pub delivery: Delivery,
 }
 
 impl Default for Config {
@@ -306,6 +311,7 @@ impl Config {
             .unwrap_or_else(|()| Mqtt::from_raw(Default::default()).expect("defaults"));
         let rules = actions::rules(raw.rules, &mut p);
         let alerts = actions::alerts(raw.alerts, &mut p);
+        let delivery = actions::delivery(raw.delivery, &mut p);
         let config = Config {
             timezone,
             calendar,
@@ -328,6 +334,7 @@ impl Config {
             mqtt,
             rules,
             alerts,
+            delivery,
         };
         check_references(&config, &mut p);
         p.finish(config)

@@ -16,6 +16,8 @@ pub(super) struct RawServe {
     on_slow_subscriber: Option<String>,
     batch_max_events: Option<i64>,
     batch_max_delay: Option<String>,
+    data_dir: Option<String>,
+    clock: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -38,6 +40,15 @@ pub enum SlowSubscriber {
     Disconnect,
 }
 
+/// What the clock of rules and alerts follows in `serve`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    /// The later of the event clock and the wall clock: deadlines fire when traffic stops.
+    Wall,
+    /// Event time only: for playing a historical log into `serve`.
+    Event,
+}
+
 /// Settings of `tidemark serve`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Serve {
@@ -56,6 +67,10 @@ pub struct Serve {
     pub batch_max_events: usize,
     /// Longest an accepted event waits before its batch goes to the dataflow.
     pub batch_max_delay_ms: u64,
+    /// The data directory as configured (relative paths are resolved by the caller against the
+    /// configuration file's directory); `None`: `tidemark-data` there.
+    pub data_dir: Option<String>,
+    pub clock: ClockMode,
 }
 
 impl Default for Serve {
@@ -168,7 +183,25 @@ impl Serve {
         if !(0..=10_000).contains(&delay) {
             return Err(invalid("serve.batch_max_delay", "allowed: 0ms..=10s"));
         }
+        let clock = match raw.clock.as_deref().unwrap_or("wall") {
+            "wall" => ClockMode::Wall,
+            "event" => ClockMode::Event,
+            other => {
+                return Err(invalid(
+                    "serve.clock",
+                    format!("{other:?}; allowed: \"wall\" (later of event and wall clock) or \"event\" (event time only)"),
+                ))
+            }
+        };
+        if raw.data_dir.as_deref() == Some("") {
+            return Err(invalid(
+                "serve.data_dir",
+                "must not be empty; leave it out for tidemark-data beside the config",
+            ));
+        }
         Ok(Serve {
+            data_dir: raw.data_dir,
+            clock,
             listen,
             ingest_token: token("serve.ingest_token", raw.ingest_token)?,
             read_token: token("serve.read_token", raw.read_token)?,

@@ -35,11 +35,37 @@ impl Transition {
     }
 }
 
+/// An alert's state after the last bucket judged so far (none judged: "no data").
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AlertStatus {
+    pub alert: u16,
+    /// The last bucket judged.
+    pub judged: i32,
+    pub firing: bool,
+}
+
+/// What the alerts produce: transitions, and each alert's current status.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AlertRecord {
+    Transition(Transition),
+    Status(AlertStatus),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 enum Input {
     Point(i32, Value),
-    Now(i64),
-    Earliest(i64),
+    /// The last complete bucket: its end plus grace has passed on the clock.
+    Upto(i32),
+    /// The first bucket holding any accepted event.
+    First(i32),
+}
+
+/// The bucket of an instant in an alert's series.
+fn bucket_at(alert: &Alert, cal: &Calendar, t: i64) -> i32 {
+    match alert.bucket {
+        Bucket::Hour => cal.hour(t),
+        Bucket::Day => cal.day(t),
+    }
 }
 
 /// The bucket a row's dims put it in: its hour, or its day.
@@ -76,16 +102,15 @@ pub fn number(v: Value) -> f64 {
     }
 }
 
-/// The transitions of every alert, as of the clock `now`.
+/// The transitions and status of every alert, as of the clock `now`.
 pub fn transitions<'s>(
     plan: Arc<Plan>,
     dict: Arc<Dictionary>,
     rows: Rows<'s>,
     now: Coll<'s, i64>,
     earliest: Coll<'s, i64>,
-) -> Coll<'s, Transition> {
+) -> Coll<'s, AlertRecord> {
     let alerts = plan.config.alerts.clone();
-    let n = alerts.len() as u16;
     let series_plan = plan.clone();
     let series = rows.flat_map(move |(key, value)| {
         let labeler = Labeler {
@@ -108,9 +133,27 @@ pub fn transitions<'s>(
         }
         out
     });
-    let nows = now.flat_map(move |t| (0..n).map(move |a| (a, Input::Now(t))));
-    let earliests = earliest.flat_map(move |t| (0..n).map(move |a| (a, Input::Earliest(t))));
+    // The clock enters as each alert's last complete bucket, which moves once a bucket.
     let cal = plan.config.calendar.clone();
+    let (list, c) = (alerts.clone(), cal.clone());
+    let nows = now.flat_map(move |t| {
+        list.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                (
+                    i as u16,
+                    Input::Upto(bucket_at(a, &c, t.saturating_sub(a.grace_ms)) - 1),
+                )
+            })
+            .collect::<Vec<_>>()
+    });
+    let (list, c) = (alerts.clone(), cal.clone());
+    let earliests = earliest.flat_map(move |t| {
+        list.iter()
+            .enumerate()
+            .map(|(i, a)| (i as u16, Input::First(bucket_at(a, &c, t))))
+            .collect::<Vec<_>>()
+    });
     let mut exists: HashMap<i32, bool> = HashMap::new();
     series
         .concat(nows)
@@ -118,43 +161,49 @@ pub fn transitions<'s>(
         .reduce_named("AlertStates", move |a, input, out| {
             let alert = &alerts[*a as usize];
             let mut points = BTreeMap::new();
-            let (mut now, mut earliest) = (None, None);
+            let (mut upto, mut first) = (None, None);
             for (i, _) in input {
                 match i {
                     Input::Point(b, v) => {
                         points.insert(*b, *v);
                     }
-                    Input::Now(t) => now = Some(*t),
-                    Input::Earliest(t) => earliest = Some(*t),
+                    Input::Upto(b) => upto = Some(*b),
+                    Input::First(b) => first = Some(*b),
                 }
             }
-            let (Some(now), Some(earliest)) = (now, earliest) else {
+            let (Some(upto), Some(first)) = (upto, first) else {
                 return;
             };
             let mut hour_exists = |h: i32| *exists.entry(h).or_insert_with(|| cal.hour_exists(h));
-            for t in judge(alert, &cal, &points, now, earliest, &mut hour_exists) {
-                out.push((t, 1));
+            let (transitions, status) = judge(alert, &points, first, upto, &mut hour_exists);
+            for mut t in transitions {
+                t.alert = *a;
+                out.push((AlertRecord::Transition(t), 1));
+            }
+            if let Some((judged, firing)) = status {
+                out.push((
+                    AlertRecord::Status(AlertStatus {
+                        alert: *a,
+                        judged,
+                        firing,
+                    }),
+                    1,
+                ));
             }
         })
-        .map(|(a, mut t)| {
-            t.alert = a;
-            t
-        })
+        .map(|(_, r)| r)
 }
 
-/// The transitions of one alert over its judged buckets (ACTIONS.md, "Alerts").
+/// The transitions of one alert over its judged buckets (ACTIONS.md, "Alerts"), from the
+/// series' first bucket holding an event through the last complete one `last`; and the last
+/// bucket judged with the state after it, if any was.
 pub fn judge(
     alert: &Alert,
-    cal: &Calendar,
     points: &BTreeMap<i32, Value>,
-    now: i64,
-    earliest: i64,
+    first: i32,
+    last: i32,
     hour_exists: &mut dyn FnMut(i32) -> bool,
-) -> Vec<Transition> {
-    let bucket = |t: i64| match alert.bucket {
-        Bucket::Hour => cal.hour(t),
-        Bucket::Day => cal.day(t),
-    };
+) -> (Vec<Transition>, Option<(i32, bool)>) {
     let mut exists = |b: i32| alert.bucket == Bucket::Day || hour_exists(b);
     let value = |b: i32| points.get(&b).copied().unwrap_or(Value::Count(0));
     // A lag of whole days shifts by days and keeps the local time of day (a label that does
@@ -174,7 +223,6 @@ pub fn judge(
         }
         at
     };
-    let first = bucket(earliest);
     let uses_baseline = alert.breach.uses_baseline();
     let span = (alert.lag * alert.count) as i32;
     let start = if uses_baseline {
@@ -182,9 +230,9 @@ pub fn judge(
     } else {
         first
     };
-    let last = bucket(now.saturating_sub(alert.grace_ms)) - 1;
     let (mut firing, mut run) = (false, 0u32);
     let mut out = Vec::new();
+    let mut judged = None;
     for b in start..=last {
         if !exists(b) {
             continue;
@@ -219,6 +267,7 @@ pub fn judge(
             (Breach::Above(y), _) => x > y,
             _ => false,
         };
+        judged = Some(b);
         if breach != firing {
             run += 1;
             let needed = if firing {
@@ -241,5 +290,5 @@ pub fn judge(
             run = 0;
         }
     }
-    out
+    (out, judged.map(|b| (b, firing)))
 }

@@ -19,7 +19,57 @@ pub struct Candidate {
     pub trigger: String,
     pub key: String,
     pub deadline: i64,
-    pub converted: bool,
+    /// The goal event that converted it: time and id.
+    pub goal: Option<(i64, String)>,
+}
+
+/// A bound of `[rules.if]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Bound {
+    MinRevenue,
+    MaxRevenue,
+    Channels,
+    MinDaysSinceFirst,
+    MaxDaysSinceFirst,
+    MinActiveDays30,
+    MaxActiveDays30,
+}
+
+impl Bound {
+    /// The key in `[rules.if]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            Bound::MinRevenue => "min_revenue",
+            Bound::MaxRevenue => "max_revenue",
+            Bound::Channels => "channels",
+            Bound::MinDaysSinceFirst => "min_days_since_first",
+            Bound::MaxDaysSinceFirst => "max_days_since_first",
+            Bound::MinActiveDays30 => "min_active_days_30",
+            Bound::MaxActiveDays30 => "max_active_days_30",
+        }
+    }
+}
+
+/// What became of a trigger.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// A cancel event (id, time) stopped it.
+    Cancelled { by: String, at: i64 },
+    /// The rule's `if` failed on this bound; the person's value as text (`none` when the
+    /// person has no active event).
+    Failed { bound: Bound, value: String },
+    /// The cap was full: the triggers whose firings filled it.
+    Capped { by: Vec<String> },
+    /// It fires (once its release time has come) in this group.
+    Fired { group: Group },
+}
+
+/// A trigger and what became of it, with the person it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Verdict {
+    pub candidate: Candidate,
+    pub person: crate::facts::Person,
+    pub outcome: Outcome,
 }
 
 /// What meets in one rule's scope (a `match` key, or a person).
@@ -38,23 +88,24 @@ pub enum ScopeItem<P> {
     },
     Goal {
         ts: i64,
+        id: String,
     },
 }
 
-/// The triggers of one rule and scope that no cancel stopped, with their release times and
-/// whether a goal converted them. `items` are sorted.
+/// The triggers of one rule and scope with their release times and the goal that converted
+/// them, each with the cancel that stopped it, if one did. `items` are sorted.
 pub fn survivors<P: Clone>(
     rule: &Rule,
     rule_id: RuleId,
     cal: &Calendar,
     items: &[&ScopeItem<P>],
-) -> Vec<(P, Candidate)> {
+) -> Vec<(P, Candidate, Option<(String, i64)>)> {
     let mut cancels: Vec<(i64, &str)> = Vec::new();
-    let mut goals: Vec<i64> = Vec::new();
+    let mut goals: Vec<(i64, &str)> = Vec::new();
     for item in items {
         match item {
             ScopeItem::Cancel { ts, id } => cancels.push((*ts, id)),
-            ScopeItem::Goal { ts } => goals.push(*ts),
+            ScopeItem::Goal { ts, id } => goals.push((*ts, id)),
             ScopeItem::Trigger { .. } => {}
         }
     }
@@ -73,22 +124,23 @@ pub fn survivors<P: Clone>(
         };
         let deadline = ts.saturating_add(rule.wait_ms);
         let first = cancels.partition_point(|(c, _)| *c < *ts);
-        let cancelled = cancels[first..]
+        let cancel = cancels[first..]
             .iter()
             .take_while(|(c, _)| *c <= deadline)
-            .any(|(_, c_id)| *c_id != id);
-        if cancelled {
-            continue;
-        }
+            .find(|(_, c_id)| *c_id != id)
+            .map(|(at, by)| (by.to_string(), *at));
         let release = match rule.quiet_hours {
             Some(q) => cal.release(deadline, q.from as i64 * 60_000, q.to as i64 * 60_000),
             None => deadline,
         };
-        let converted = rule.goal.is_some() && {
-            let after = goals.partition_point(|g| *g <= release);
+        let goal = if rule.goal.is_some() && cancel.is_none() {
+            let after = goals.partition_point(|(g, _)| *g <= release);
             goals
                 .get(after)
-                .is_some_and(|g| *g <= release.saturating_add(rule.goal_within_ms))
+                .filter(|(g, _)| *g <= release.saturating_add(rule.goal_within_ms))
+                .map(|(g, id)| (*g, id.to_string()))
+        } else {
+            None
         };
         out.push((
             person.clone(),
@@ -99,8 +151,9 @@ pub fn survivors<P: Clone>(
                 trigger: id.clone(),
                 key: key.clone(),
                 deadline,
-                converted,
+                goal,
             },
+            cancel,
         ));
     }
     out
@@ -118,13 +171,6 @@ pub enum PersonFact {
     First(Day, ChannelId),
     /// The byte-wise smallest `type:value` of the person's identities.
     Canonical(String),
-}
-
-/// A decided firing of one person.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Decided {
-    pub candidate: Candidate,
-    pub group: Group,
 }
 
 /// FNV-1a, 64 bits.
@@ -153,14 +199,15 @@ pub fn group(rule_name: &str, holdout_bp: u32, canonical: Option<&str>) -> Group
     }
 }
 
-/// One person's firings: candidates decided one at a time in order `(release, rule, ts, id)`,
-/// each passing its rule's `if` as of its release, then its cap among the firings before it.
+/// One person's decisions: candidates decided one at a time in order `(release, rule, ts,
+/// id)`, each passing its rule's `if` as of its release, then its cap among the firings before
+/// it, then put in its group.
 pub fn decide(
     rules: &[Rule],
     cal: &Calendar,
     dict: &Dictionary,
     facts: &[&PersonFact],
-) -> Vec<Decided> {
+) -> Vec<(Candidate, Outcome)> {
     let mut candidates: Vec<&Candidate> = Vec::new();
     let mut paid: Vec<(i64, i64)> = Vec::new();
     let mut day_firsts: Vec<(Day, i64)> = Vec::new();
@@ -187,65 +234,114 @@ pub fn decide(
         revenue_upto.push((*ts, running));
     }
     let channel_name = first.map(|(_, c)| dict.channel(c));
-    let mut fired: Vec<Vec<i64>> = vec![Vec::new(); rules.len()];
+    // Per rule: release time and trigger id of each firing so far.
+    let mut fired: Vec<Vec<(i64, &str)>> = vec![Vec::new(); rules.len()];
     let mut out = Vec::new();
     for c in candidates {
         let rule = &rules[c.rule as usize];
         let r = c.release;
-        let cond = &rule.cond;
-        if !cond.is_empty() {
-            let day_r = cal.day(r);
-            if cond.needs_revenue() {
-                let i = revenue_upto.partition_point(|(ts, _)| *ts <= r);
-                let revenue = if i == 0 { 0 } else { revenue_upto[i - 1].1 };
-                if cond.min_revenue.is_some_and(|m| revenue < m as i128)
-                    || cond.max_revenue.is_some_and(|m| revenue > m as i128)
-                {
-                    continue;
-                }
-            }
-            if cond.needs_first() {
-                let Some((cohort, _)) = first else { continue };
-                if let Some(list) = &cond.channels {
-                    let name = channel_name.as_deref().unwrap_or("(none)");
-                    if !list.iter().any(|c| c == name) {
-                        continue;
-                    }
-                }
-                let since = (day_r - cohort) as i64;
-                if cond.min_days_since_first.is_some_and(|m| since < m)
-                    || cond.max_days_since_first.is_some_and(|m| since > m)
-                {
-                    continue;
-                }
-            }
-            if cond.needs_active_days() {
-                let lo = day_r - 29;
-                let active = day_firsts
-                    .iter()
-                    .filter(|(d, ts)| *d >= lo && *d <= day_r && *ts <= r)
-                    .count() as i64;
-                if cond.min_active_days_30.is_some_and(|m| active < m)
-                    || cond.max_active_days_30.is_some_and(|m| active > m)
-                {
-                    continue;
-                }
-            }
+        let state = State {
+            revenue_upto: &revenue_upto,
+            day_firsts: &day_firsts,
+            first,
+            channel: channel_name.as_deref(),
+        };
+        if let Some((bound, value)) = failed_bound(&rule.cond, cal, &state, r) {
+            out.push((c.clone(), Outcome::Failed { bound, value }));
+            continue;
         }
         let earlier = &mut fired[c.rule as usize];
         if let Some((max, per)) = rule.cap {
-            let within = earlier.iter().filter(|t| **t > r - per && **t <= r).count();
-            if within >= max as usize {
+            let within: Vec<&(i64, &str)> = earlier
+                .iter()
+                .filter(|(t, _)| *t > r - per && *t <= r)
+                .collect();
+            if within.len() >= max as usize {
+                let by = within.iter().map(|(_, id)| id.to_string()).collect();
+                out.push((c.clone(), Outcome::Capped { by }));
                 continue;
             }
         }
-        earlier.push(r);
-        out.push(Decided {
-            candidate: c.clone(),
-            group: group(&rule.name, rule.holdout_bp, canonical),
-        });
+        earlier.push((r, &c.trigger));
+        let group = group(&rule.name, rule.holdout_bp, canonical);
+        out.push((c.clone(), Outcome::Fired { group }));
     }
     out
+}
+
+/// What a person's `if` reads.
+struct State<'a> {
+    /// Running revenue (cents) after each purchase, by purchase time.
+    revenue_upto: &'a [(i64, i128)],
+    /// Earliest active time of each active day, days ascending.
+    day_firsts: &'a [(Day, i64)],
+    /// Cohort day and channel of the first active event.
+    first: Option<(Day, ChannelId)>,
+    channel: Option<&'a str>,
+}
+
+/// The first bound of `cond` that the person fails as of `r`, with the person's value.
+fn failed_bound(
+    cond: &crate::config::Condition,
+    cal: &Calendar,
+    s: &State,
+    r: i64,
+) -> Option<(Bound, String)> {
+    if cond.is_empty() {
+        return None;
+    }
+    let day_r = cal.day(r);
+    if cond.needs_revenue() {
+        let i = s.revenue_upto.partition_point(|(ts, _)| *ts <= r);
+        let revenue = if i == 0 { 0 } else { s.revenue_upto[i - 1].1 };
+        let text = || crate::event::format_cents(revenue as i64);
+        if cond.min_revenue.is_some_and(|m| revenue < m as i128) {
+            return Some((Bound::MinRevenue, text()));
+        }
+        if cond.max_revenue.is_some_and(|m| revenue > m as i128) {
+            return Some((Bound::MaxRevenue, text()));
+        }
+    }
+    if cond.needs_first() {
+        let Some((cohort, _)) = s.first else {
+            let bound = if cond.channels.is_some() {
+                Bound::Channels
+            } else if cond.min_days_since_first.is_some() {
+                Bound::MinDaysSinceFirst
+            } else {
+                Bound::MaxDaysSinceFirst
+            };
+            return Some((bound, "none".into()));
+        };
+        if let Some(list) = &cond.channels {
+            let name = s.channel.unwrap_or("(none)");
+            if !list.iter().any(|c| c == name) {
+                return Some((Bound::Channels, name.to_string()));
+            }
+        }
+        let since = (day_r - cohort) as i64;
+        if cond.min_days_since_first.is_some_and(|m| since < m) {
+            return Some((Bound::MinDaysSinceFirst, since.to_string()));
+        }
+        if cond.max_days_since_first.is_some_and(|m| since > m) {
+            return Some((Bound::MaxDaysSinceFirst, since.to_string()));
+        }
+    }
+    if cond.needs_active_days() {
+        let lo = day_r - 29;
+        let active = s
+            .day_firsts
+            .iter()
+            .filter(|(d, ts)| *d >= lo && *d <= day_r && *ts <= r)
+            .count() as i64;
+        if cond.min_active_days_30.is_some_and(|m| active < m) {
+            return Some((Bound::MinActiveDays30, active.to_string()));
+        }
+        if cond.max_active_days_30.is_some_and(|m| active > m) {
+            return Some((Bound::MaxActiveDays30, active.to_string()));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

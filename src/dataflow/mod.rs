@@ -36,7 +36,8 @@ pub type Rows<'s> = Coll<'s, (Key, Value)>;
 /// The person of each identity, arranged by identity.
 pub type PersonOf<'s> = Arranged<'s, TraceAgent<ValSpine<Ident, Person, Time, isize>>>;
 
-pub use alerts::Transition;
+pub use alerts::{AlertRecord, AlertStatus, Transition};
+pub use decide::{Outcome, Verdict};
 pub use rules::Firing;
 
 /// Input handles, fed by the worker that owns ingest.
@@ -172,8 +173,10 @@ pub struct Outputs<'s> {
     pub guarded: Coll<'s, (Ident, u32)>,
     /// Rule firings whose release time has come.
     pub firings: Coll<'s, Firing>,
-    /// Alert transitions.
-    pub transitions: Coll<'s, Transition>,
+    /// Every counted trigger and what became of it.
+    pub verdicts: Coll<'s, Verdict>,
+    /// Alert transitions and statuses.
+    pub alerts: Coll<'s, AlertRecord>,
 }
 
 /// The person-level collections that metric families read.
@@ -290,7 +293,7 @@ pub fn build_families<'s>(
         clock,
         now: now.clone(),
     };
-    let mut firings = None;
+    let mut rule_outputs = None;
 
     let family_rows = families.iter().map(|family| match family {
         Family::Activity => activity::rows(&base),
@@ -323,16 +326,23 @@ pub fn build_families<'s>(
                 paid: paid.clone(),
                 day_firsts: day_firsts.clone(),
             };
-            let (rows, fired) = rules::build(&base, &person_of, &persons, dict.clone(), facts);
-            firings = Some(fired);
+            let out = rules::build(&base, &person_of, &persons, dict.clone(), facts);
+            let rows = out.rows.clone();
+            rule_outputs = Some(out);
             rows
         }
     });
     let rows =
         differential_dataflow::collection::concatenate(scope, family_rows.collect::<Vec<_>>());
-    let firings = firings.unwrap_or_else(|| triggers.clone().flat_map(|_| None::<Firing>));
-    let transitions = if plan.config.alerts.is_empty() {
-        now.clone().flat_map(|_| None::<Transition>)
+    let (firings, verdicts) = match rule_outputs {
+        Some(out) => (out.firings, out.verdicts),
+        None => (
+            triggers.clone().flat_map(|_| None::<Firing>),
+            triggers.clone().flat_map(|_| None::<Verdict>),
+        ),
+    };
+    let alerts = if plan.config.alerts.is_empty() {
+        now.clone().flat_map(|_| None::<AlertRecord>)
     } else {
         alerts::transitions(
             plan.clone(),
@@ -368,7 +378,8 @@ pub fn build_families<'s>(
             firsts: p_firsts,
             guarded,
             firings,
-            transitions,
+            verdicts,
+            alerts,
         },
     )
 }

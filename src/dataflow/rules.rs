@@ -6,7 +6,7 @@ use std::sync::Arc;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use serde::{Deserialize, Serialize};
 
-use super::decide::{decide, survivors, Candidate, PersonFact, ScopeItem};
+use super::decide::{decide, survivors, Candidate, Outcome, PersonFact, ScopeItem, Verdict};
 use super::series::{count_rows, rate_rows};
 use super::{temporal, Base, Coll, PersonOf, Rows};
 use crate::facts::{Ident, Mark, Person, Role, RuleId, Scope, Trigger};
@@ -37,14 +37,24 @@ pub struct RuleFacts<'s> {
     pub day_firsts: Coll<'s, (Ident, (Day, i64))>,
 }
 
-/// Campaign rows and the firings whose release time has come.
+/// What the rules produce.
+pub struct RuleOutputs<'s> {
+    /// Campaign rows, and `trigger_pending` (an extension).
+    pub rows: Rows<'s>,
+    /// Firings whose release time has come.
+    pub firings: Coll<'s, Firing>,
+    /// Every trigger that counts (the earliest of its key) and what became of it, due or not.
+    pub verdicts: Coll<'s, Verdict>,
+}
+
+/// Campaign rows, the firings whose release time has come, and every trigger's verdict.
 pub fn build<'s>(
     base: &Base<'s>,
     person_of: &PersonOf<'s>,
     persons: &Coll<'s, (Ident, Person)>,
     dict: Arc<Dictionary>,
     facts: RuleFacts<'s>,
-) -> (Rows<'s>, Coll<'s, Firing>) {
+) -> RuleOutputs<'s> {
     let plan = base.plan.clone();
     let matched: Vec<bool> = plan
         .config
@@ -80,7 +90,7 @@ pub fn build<'s>(
         });
     let mark_item = |m: Mark| match m.role {
         Role::Cancel => ScopeItem::Cancel { ts: m.ts, id: m.id },
-        Role::Goal => ScopeItem::Goal { ts: m.ts },
+        Role::Goal => ScopeItem::Goal { ts: m.ts, id: m.id },
     };
     let key_marks = facts.marks.clone().flat_map(move |(scope, m)| match scope {
         Scope::Key(k) => Some(((m.rule, Scope::Key(k)), mark_item(m))),
@@ -97,7 +107,7 @@ pub fn build<'s>(
         });
     let cal = plan.config.calendar.clone();
     let rules = plan.config.rules.clone();
-    let candidates = scoped_triggers
+    let scoped = scoped_triggers
         .concat(key_marks)
         .concat(person_marks)
         .reduce_named("RuleScope", move |(rule, _scope), input, out| {
@@ -106,7 +116,15 @@ pub fn build<'s>(
                 out.push((c, 1));
             }
         })
-        .map(|(_, (p, c))| (p, c));
+        .map(|(_, c)| c);
+    let cancelled = scoped.clone().flat_map(|(person, candidate, cancel)| {
+        cancel.map(|(by, at)| Verdict {
+            candidate,
+            person,
+            outcome: Outcome::Cancelled { by, at },
+        })
+    });
+    let candidates = scoped.flat_map(|(p, c, cancel)| cancel.is_none().then_some((p, c)));
 
     let decided = decide_all(
         base,
@@ -117,15 +135,40 @@ pub fn build<'s>(
         facts.paid,
         facts.day_firsts,
     );
+    let fired = decided.clone().flat_map(|v| match v.outcome {
+        Outcome::Fired { group } => Some(Firing {
+            release: v.candidate.release,
+            rule: v.candidate.rule,
+            ts: v.candidate.ts,
+            trigger: v.candidate.trigger,
+            key: v.candidate.key,
+            person: v.person,
+            deadline: v.candidate.deadline,
+            group,
+            converted: v.candidate.goal.is_some(),
+        }),
+        _ => None,
+    });
     let firings = temporal::due(
-        decided.map(|f| {
+        fired.clone().map(|f| {
             let at = f.release;
             (f, at)
         }),
         base.now.clone(),
         "DueFirings",
     );
-    (campaign_rows(base, firings.clone()), firings)
+    let pending = fired
+        .map(|f| f.rule)
+        .concat(firings.clone().map(|f| f.rule).negate())
+        .count_total();
+    let rows = campaign_rows(base, firings.clone()).concat(count_rows(pending, |r| {
+        (Metric::TriggerPending, Dims::Rule(r))
+    }));
+    RuleOutputs {
+        rows,
+        firings,
+        verdicts: cancelled.concat(decided),
+    }
 }
 
 /// Each person's decisions over their candidates and what the rules' conditions read.
@@ -137,7 +180,7 @@ fn decide_all<'s>(
     candidates: Coll<'s, (Person, Candidate)>,
     paid: Coll<'s, (Ident, (i64, i64))>,
     day_firsts: Coll<'s, (Ident, (Day, i64))>,
-) -> Coll<'s, Firing> {
+) -> Coll<'s, Verdict> {
     let plan = base.plan.clone();
     let rules = &plan.config.rules;
     let with_cond: Vec<bool> = rules.iter().map(|r| !r.cond.is_empty()).collect();
@@ -205,16 +248,10 @@ fn decide_all<'s>(
                 out.push((d, 1));
             }
         })
-        .map(|(person, d)| Firing {
-            release: d.candidate.release,
-            rule: d.candidate.rule,
-            ts: d.candidate.ts,
-            trigger: d.candidate.trigger,
-            key: d.candidate.key,
+        .map(|(person, (candidate, outcome))| Verdict {
+            candidate,
             person,
-            deadline: d.candidate.deadline,
-            group: d.group,
-            converted: d.candidate.converted,
+            outcome,
         })
 }
 

@@ -273,10 +273,11 @@ impl Ingest {
                         Some(k) => Scope::Key(k.to_string()),
                         None => Scope::Person(anchor),
                     };
-                    let (role, id) = match role {
-                        RuleRole::Cancel => (Role::Cancel, ev.id.to_string()),
-                        _ => (Role::Goal, String::new()),
+                    let role = match role {
+                        RuleRole::Cancel => Role::Cancel,
+                        _ => Role::Goal,
                     };
+                    let id = ev.id.to_string();
                     self.pending.marks.push((
                         scope,
                         Mark {

@@ -106,3 +106,149 @@ pub fn alerts_json<'a>(plan: &Plan, transitions: impl Iterator<Item = &'a Transi
     });
     Json::Array(list.into_iter().map(|t| transition_json(plan, t)).collect())
 }
+
+/// One message for the actions of a rule or an alert.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionEvent {
+    /// What the message is about, for exactly-once delivery and the receiver's
+    /// `Idempotency-Key`: `rule/key` for firings, `alert/bucket/state` for alert transitions,
+    /// each part percent-encoded.
+    pub id: String,
+    /// `firing`, `retraction`, `resolved`.
+    pub kind: &'static str,
+    /// For a retraction: the kind of message it takes back (sent only where that one was).
+    pub retracts: Option<&'static str>,
+    /// The rule or alert, by name (for filters on streams).
+    pub source: String,
+    pub targets: Vec<crate::config::Action>,
+    /// The JSON body.
+    pub body: std::sync::Arc<str>,
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+pub fn encode_part(s: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    utf8_percent_encode(s, KEEP).to_string()
+}
+
+/// The messages for the firing and alert changes of completed times. `before` is the clock of
+/// rules and alerts before those times: a firing whose release time it had already passed
+/// arrived late.
+pub fn action_events(
+    plan: &Plan,
+    dict: &Dictionary,
+    output: &crate::output::Output,
+    changes: crate::output::ActionChanges,
+    before: Option<i64>,
+) -> Vec<ActionEvent> {
+    use crate::dataflow::Outcome;
+    use crate::metric::Group;
+    let mut out = Vec::new();
+    for c in changes.firings {
+        let rule = &plan.config.rules[c.key.0 as usize];
+        if rule.actions.is_empty() {
+            continue;
+        }
+        let (f, kind, retracts) = match (&c.value, &c.prev) {
+            (Some(f), None) => (f, "firing", None),
+            (None, Some(f)) => {
+                // Only a cancel (or a trigger that no longer counts) retracts; a changed
+                // decision on `if`, cap or group does not undo what was sent.
+                let cancelled = match output.verdicts.current().get(&c.key) {
+                    None => true,
+                    Some(v) => matches!(v.outcome, Outcome::Cancelled { .. }),
+                };
+                if !cancelled {
+                    continue;
+                }
+                (f, "retraction", Some("firing"))
+            }
+            _ => continue,
+        };
+        if f.group != Group::Treatment {
+            continue;
+        }
+        let mut body = firing_json(plan, dict, &output.identities, f);
+        body["kind"] = kind.into();
+        body["late"] = (kind == "firing" && before.is_some_and(|b| f.release < b)).into();
+        out.push(ActionEvent {
+            id: format!("{}/{}", encode_part(&rule.name), encode_part(&f.key)),
+            kind,
+            retracts,
+            source: rule.name.clone(),
+            targets: rule.actions.clone(),
+            body: body.to_string().into(),
+        });
+    }
+    for c in changes.transitions {
+        let alert = &plan.config.alerts[c.key.0 as usize];
+        if alert.actions.is_empty() {
+            continue;
+        }
+        let state = |t: &Transition| if t.firing { "firing" } else { "resolved" };
+        let (t, kind, retracts) = match (&c.value, &c.prev) {
+            (Some(t), None) => (t, state(t), None),
+            (None, Some(t)) => (t, "retraction", Some(state(t))),
+            _ => continue,
+        };
+        let mut body = transition_json(plan, t);
+        let state = body["state"].clone();
+        body["kind"] = kind.into();
+        out.push(ActionEvent {
+            id: format!(
+                "{}/{}/{}",
+                encode_part(&alert.name),
+                encode_part(&bucket_label(plan, t)),
+                state.as_str().unwrap_or_default()
+            ),
+            kind,
+            retracts,
+            source: alert.name.clone(),
+            targets: alert.actions.clone(),
+            body: body.to_string().into(),
+        });
+    }
+    out
+}
+
+/// Every alert's state (`ok`, `firing`, or `no_data` until a bucket has been judged), its last
+/// judged bucket and its last transition.
+pub fn alert_states_json(plan: &Plan, output: &crate::output::Output) -> Json {
+    let list: Vec<Json> = plan
+        .config
+        .alerts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let i = i as u16;
+            let status = output.alert_status.current().get(&i);
+            let last = output
+                .transitions
+                .current()
+                .values()
+                .filter(|t| t.alert == i)
+                .max_by_key(|t| t.bucket);
+            let label = |b: i32| match a.bucket {
+                crate::config::Bucket::Hour => hour_label(b),
+                crate::config::Bucket::Day => day_label(b),
+            };
+            json!({
+                "alert": a.name,
+                "metric": a.metric.name(),
+                "state": match status {
+                    None => "no_data",
+                    Some(s) if s.firing => "firing",
+                    Some(_) => "ok",
+                },
+                "judged_through": status.map(|s| label(s.judged)),
+                "last_transition": last.map(|t| transition_json(plan, t)),
+            })
+        })
+        .collect();
+    json!({ "alerts": list })
+}

@@ -1,6 +1,7 @@
 //! The HTTP interface: `app(state)` builds the router (ingest, reads, SSE, WebSocket, metrics,
 //! dashboard) so tests can call it without a socket; `auth` checks the two tokens.
 
+mod actions;
 mod auth;
 mod dashboard;
 mod ingest;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub tokens: Arc<Tokens>,
     /// Turns true when the server shuts down; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,
+    /// The rules' and alerts' actions, when any are configured.
+    pub actions: Option<Arc<crate::io::actions::Actions>>,
 }
 
 /// The router of every endpoint.
@@ -43,6 +46,9 @@ pub fn app(state: AppState, max_body: usize) -> Router {
         .route("/v1/identities/{kind}/{value}", get(read::identity))
         .route("/v1/subscribe", get(stream::sse))
         .route("/v1/ws", get(stream::websocket))
+        .route("/v1/firings", get(actions::firings))
+        .route("/v1/rules/{rule}/explain", get(actions::explain))
+        .route("/v1/alerts", get(actions::alerts))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }

@@ -59,11 +59,13 @@ pub async fn metrics(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -
         return r.into_response();
     }
     match s.live.status().await {
-        Ok(status) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            prometheus(&status, resident_memory()),
-        )
-            .into_response(),
+        Ok(status) => {
+            let mut text = prometheus(&status, resident_memory());
+            if let Some(a) = &s.actions {
+                text.push_str(&crate::live::action_metrics(&a.stats));
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(_) => stopped(),
     }
 }

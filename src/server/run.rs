@@ -18,6 +18,8 @@ use crate::plan::Plan;
 pub struct ServeOptions {
     pub workers: usize,
     pub demo: Option<DemoOptions>,
+    /// The data directory: the delivery log of actions lives here.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// A started server.
@@ -68,21 +70,36 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         eprintln!("tidemark: no tokens are configured; listening on loopback only");
     }
     let mqtt = config.mqtt.clone();
+    let (shutdown, stop) = watch::channel(false);
+    let acting = config
+        .rules
+        .iter()
+        .map(|r| &r.actions)
+        .chain(config.alerts.iter().map(|a| &a.actions))
+        .any(|a| !a.is_empty());
+    let actions = if acting {
+        let a = crate::io::actions::Actions::start(&config, &options.data_dir, stop.clone())
+            .map_err(|e| e.to_string())?;
+        Some(Arc::new(a))
+    } else {
+        None
+    };
     let plan = Arc::new(Plan::new(config));
     let live = Live::start(
         plan,
         LiveOptions::from_config(&serve, options.workers.max(1)),
+        actions.as_ref().map(|a| a.sink()),
     )
     .map_err(|e| format!("cannot start the dataflow workers: {e}"))?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let (shutdown, stop) = watch::channel(false);
     let state = AppState {
         live: live.clone(),
         tokens: Arc::new(tokens),
         shutdown: stop.clone(),
+        actions: actions.clone(),
     };
     let router = app(state, serve.max_body);
     let mut stop_server = stop.clone();

@@ -15,13 +15,32 @@ pub struct Server {
     pub child: Child,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// Its data directory (fresh per `start`, kept across `start_in` with the same one).
+    pub data: std::path::PathBuf,
+}
+
+/// A fresh, empty directory for one server's data.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("tidemark-test-data-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temporary data directory");
+    dir
 }
 
 impl Server {
-    /// Starts `tidemark serve --listen 127.0.0.1:0 ARGS...` with extra environment variables.
+    /// Starts `tidemark serve --listen 127.0.0.1:0 --data FRESH ARGS...` with extra
+    /// environment variables.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_in(&fresh_data_dir(), args, env)
+    }
+
+    /// Starts a server on the data directory `data` (to restart one on what it kept).
+    pub fn start_in(data: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(binary());
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
             .args(args)
             .env_remove("TIDEMARK_INGEST_TOKEN")
             .env_remove("TIDEMARK_READ_TOKEN")
@@ -64,7 +83,11 @@ impl Server {
                 panic!("the server did not say where it listens within 60 s");
             }
         };
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            data: data.to_path_buf(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

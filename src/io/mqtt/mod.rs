@@ -225,3 +225,35 @@ async fn disconnect(client: &AsyncClient, label: &str) {
         tracing::debug!("MQTT {label}: disconnect: {e}");
     }
 }
+
+/// A connection for publishing rule and alert actions (client id `{client_id}-actions`, a
+/// persistent session so QoS 1 messages in flight survive a reconnect), and its pump.
+pub fn action_client(
+    config: &Mqtt,
+    stop: watch::Receiver<bool>,
+) -> Result<(AsyncClient, JoinHandle<()>), MqttError> {
+    let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
+    let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
+    let mut o = options(
+        config,
+        &format!("{}-actions", config.client_id),
+        &host,
+        port,
+    );
+    o.set_clean_session(false)
+        .set_request_channel_capacity(1024);
+    let (client, eventloop) = AsyncClient::new(o, 1024);
+    let session = Session {
+        label: "actions",
+        broker: format!("{host}:{port}"),
+        subscribe: Vec::new(),
+        again: false,
+        connections: None,
+        subscribed: None,
+    };
+    let pump = spawn(
+        "mqtt-actions-pump",
+        pump(eventloop, session, stop, |_| std::future::ready(true)),
+    );
+    Ok((client, pump))
+}

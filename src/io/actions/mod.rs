@@ -1,0 +1,345 @@
+//! Runs the actions of rules and alerts: each message is written to the delivery log (synced)
+//! before it goes out, then handed to its targets' bounded queues (webhook, MQTT, stream), so
+//! that nothing is sent twice across restarts and a slow or dead target slows nothing else.
+
+mod log;
+mod webhook;
+
+pub use log::{DeliveryLog, LogError, Record, Step};
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rumqttc::{AsyncClient, QoS};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use crate::config::{Action, Config};
+use crate::output::actions::ActionEvent;
+
+/// One message on its way to one target.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub kind: &'static str,
+    pub body: Arc<str>,
+}
+
+/// A target finished with a delivery.
+pub(crate) struct Done {
+    delivery: Delivery,
+    target: String,
+    ok: bool,
+}
+
+pub(crate) enum Msg {
+    Events(Vec<ActionEvent>),
+    Done(Done),
+}
+
+/// A firing or alert message as `/v1/firings` streams it.
+#[derive(Clone, Debug)]
+pub struct StreamItem {
+    /// The rule or alert.
+    pub source: String,
+    pub body: Arc<str>,
+}
+
+/// Counters of the actions, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages decided and sent to their targets.
+    pub sent: AtomicU64,
+    pub delivered: AtomicU64,
+    /// Deliveries that ran out of attempts or found their target's queue full.
+    pub failed: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub retries: AtomicU64,
+    /// Deliveries waiting in targets' queues.
+    pub queued: AtomicI64,
+}
+
+/// Why the actions could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionsError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("an action publishes to MQTT, but MQTT is off: {0}")]
+    Mqtt(#[from] crate::io::mqtt::MqttError),
+    #[error("cannot make the webhook client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("cannot start the actions thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// A running actions runner.
+pub struct Actions {
+    tx: std::sync::mpsc::Sender<Msg>,
+    pub stats: Arc<Stats>,
+    stream: broadcast::Sender<StreamItem>,
+    /// The target tasks (they end with the runner).
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Where the live service hands its action messages.
+#[derive(Clone)]
+pub struct ActionSink(std::sync::mpsc::Sender<Msg>);
+
+impl ActionSink {
+    /// Hands messages over; never waits.
+    pub fn send(&self, events: Vec<ActionEvent>) {
+        if !events.is_empty() {
+            let _ = self.0.send(Msg::Events(events));
+        }
+    }
+}
+
+/// What a target is called in the delivery log and in messages.
+fn target_name(a: &Action) -> String {
+    match a {
+        Action::Webhook(url) => url.clone(),
+        Action::Mqtt(topic) => format!("mqtt:{topic}"),
+        Action::Stream => "stream".into(),
+    }
+}
+
+impl Actions {
+    /// Opens the delivery log in `data_dir` and starts a queue and task per target.
+    pub fn start(
+        config: &Config,
+        data_dir: &Path,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Actions, ActionsError> {
+        let log = DeliveryLog::open(data_dir)?;
+        let (tx, rx) = std::sync::mpsc::channel::<Msg>();
+        let stats = Arc::new(Stats::default());
+        let (stream, _) = broadcast::channel(4096);
+        let delivery = &config.delivery;
+        let actions: Vec<&Action> = config
+            .rules
+            .iter()
+            .flat_map(|r| &r.actions)
+            .chain(config.alerts.iter().flat_map(|a| &a.actions))
+            .collect();
+        let mut queues: HashMap<String, mpsc::Sender<Delivery>> = HashMap::new();
+        let mut tasks = Vec::new();
+        let client = reqwest::Client::builder().build()?;
+        let mut mqtt: Option<AsyncClient> = None;
+        for a in actions {
+            let name = target_name(a);
+            if queues.contains_key(&name) || matches!(a, Action::Stream) {
+                continue;
+            }
+            let (q, qrx) = mpsc::channel(delivery.queue);
+            match a {
+                Action::Webhook(url) => tasks.push(webhook::start(
+                    url.clone(),
+                    delivery,
+                    client.clone(),
+                    qrx,
+                    tx.clone(),
+                    stats.clone(),
+                )),
+                Action::Mqtt(topic) => {
+                    let client = match &mqtt {
+                        Some(c) => c.clone(),
+                        None => {
+                            let (c, pump) =
+                                crate::io::mqtt::action_client(&config.mqtt, stop.clone())?;
+                            tasks.push(pump);
+                            mqtt = Some(c.clone());
+                            c
+                        }
+                    };
+                    tasks.push(mqtt_target(
+                        topic.clone(),
+                        client,
+                        qrx,
+                        tx.clone(),
+                        stats.clone(),
+                    ));
+                }
+                Action::Stream => unreachable!("streams have no queue"),
+            }
+            queues.insert(name, q);
+        }
+        if let Some(client) = mqtt {
+            tasks.push(tokio::spawn(
+                async move {
+                    let mut stop = stop;
+                    let _ = stop.wait_for(|s| *s).await;
+                    let _ = client.disconnect().await;
+                }
+                .instrument(tracing::info_span!("task", name = "mqtt-actions-stop")),
+            ));
+        }
+        let runner = Runner {
+            log,
+            queues,
+            stats: stats.clone(),
+            stream: stream.clone(),
+        };
+        std::thread::Builder::new()
+            .name("tidemark-actions".into())
+            .spawn(move || runner.run(rx))?;
+        Ok(Actions {
+            tx,
+            stats,
+            stream,
+            tasks,
+        })
+    }
+
+    /// The sink the live service hands messages to.
+    pub fn sink(&self) -> ActionSink {
+        ActionSink(self.tx.clone())
+    }
+
+    /// A new subscription to the `stream` actions.
+    pub fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
+        self.stream.subscribe()
+    }
+}
+
+/// Publishes to one MQTT topic at QoS 1.
+fn mqtt_target(
+    topic: String,
+    client: AsyncClient,
+    mut rx: mpsc::Receiver<Delivery>,
+    done: std::sync::mpsc::Sender<Msg>,
+    stats: Arc<Stats>,
+) -> JoinHandle<()> {
+    tokio::spawn(
+        async move {
+            while let Some(d) = rx.recv().await {
+                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                let ok = client
+                    .publish(
+                        topic.clone(),
+                        QoS::AtLeastOnce,
+                        false,
+                        d.body.as_bytes().to_vec(),
+                    )
+                    .await
+                    .is_ok();
+                let target = format!("mqtt:{topic}");
+                let _ = done.send(Msg::Done(Done {
+                    delivery: d,
+                    target,
+                    ok,
+                }));
+            }
+        }
+        .instrument(tracing::info_span!("task", name = "mqtt-action")),
+    )
+}
+
+/// The thread that owns the delivery log.
+struct Runner {
+    log: DeliveryLog,
+    queues: HashMap<String, mpsc::Sender<Delivery>>,
+    stats: Arc<Stats>,
+    stream: broadcast::Sender<StreamItem>,
+}
+
+impl Runner {
+    fn run(mut self, rx: std::sync::mpsc::Receiver<Msg>) {
+        for msg in rx {
+            let result = match msg {
+                Msg::Events(events) => self.events(events),
+                Msg::Done(d) => self.done(d),
+            };
+            if let Err(e) = result {
+                tracing::error!("{e}; actions are held until the log can be written");
+            }
+        }
+    }
+
+    fn events(&mut self, events: Vec<ActionEvent>) -> Result<(), LogError> {
+        let mut records = Vec::new();
+        let mut out: Vec<(ActionEvent, Vec<String>)> = Vec::new();
+        for ev in events {
+            if let Some(original) = ev.retracts {
+                if !self.log.was_sent(&ev.id, original) {
+                    continue;
+                }
+            }
+            let targets: Vec<String> = ev
+                .targets
+                .iter()
+                .map(target_name)
+                .filter(|t| !self.log.was_settled(&ev.id, ev.kind, t))
+                .collect();
+            if !self.log.was_sent(&ev.id, ev.kind) {
+                records.push(Record {
+                    id: ev.id.clone(),
+                    kind: ev.kind.into(),
+                    step: Step::Sent,
+                    target: None,
+                });
+            } else if targets.is_empty() {
+                continue;
+            }
+            out.push((ev, targets));
+        }
+        self.log.append(&records)?;
+        let mut settled = Vec::new();
+        for (ev, targets) in out {
+            self.stats.sent.fetch_add(1, Ordering::Relaxed);
+            let d = Delivery {
+                id: ev.id.clone(),
+                kind: ev.kind,
+                body: ev.body.clone(),
+            };
+            for t in targets {
+                if t == "stream" {
+                    let _ = self.stream.send(StreamItem {
+                        source: ev.source.clone(),
+                        body: ev.body.clone(),
+                    });
+                    self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+                    settled.push(settle(&d, t, Step::Delivered));
+                    continue;
+                }
+                let Some(q) = self.queues.get(&t) else {
+                    continue;
+                };
+                match q.try_send(d.clone()) {
+                    Ok(()) => {
+                        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        tracing::warn!("the queue of {t} is full; {} {} is kept as failed (raise delivery.queue, or see why {t} is slow)", d.kind, d.id);
+                        self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                        settled.push(settle(&d, t, Step::Failed));
+                    }
+                }
+            }
+        }
+        self.log.append(&settled)
+    }
+
+    fn done(&mut self, d: Done) -> Result<(), LogError> {
+        let step = if d.ok {
+            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
+            Step::Delivered
+        } else {
+            self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            Step::Failed
+        };
+        self.log.append(&[settle(&d.delivery, d.target, step)])
+    }
+}
+
+fn settle(d: &Delivery, target: String, step: Step) -> Record {
+    Record {
+        id: d.id.clone(),
+        kind: d.kind.into(),
+        step,
+        target: Some(target),
+    }
+}
