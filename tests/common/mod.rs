@@ -169,4 +169,5 @@ pub fn firing_differences(expected: &str, actual: &str) -> Vec<String> {
     }
     out
 }
+pub mod receiver;
 pub mod server;

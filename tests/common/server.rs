@@ -161,3 +161,46 @@ pub fn compute(lines: &[String], config: Option<&std::path::Path>) -> serde_json
     );
     serde_json::from_slice(&out.stdout).expect("snapshot JSON")
 }
+
+/// GETs a JSON document, panicking with the answer when it is not one.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let resp = client.get(url).send().await.expect("server answers");
+    let status = resp.status();
+    let text = resp.text().await.expect("a body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("{url} answered {status}: {text}"))
+}
+
+/// POSTs events as NDJSON and returns the ingest answer.
+pub async fn post_events(
+    client: &reqwest::Client,
+    server: &Server,
+    events: &[serde_json::Value],
+) -> serde_json::Value {
+    let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
+    let resp = client
+        .post(server.url("/v1/events"))
+        .header("Content-Type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("server answers");
+    assert!(
+        resp.status().is_success(),
+        "ingest answered {}",
+        resp.status()
+    );
+    resp.json().await.expect("an ingest answer")
+}
+
+/// Waits until the rows reflect everything accepted so far (`/v1/rows` is read-your-writes).
+pub async fn settled(client: &reqwest::Client, server: &Server) {
+    get_json(client, &server.url("/v1/rows?metric=dau")).await;
+}
+
+/// Writes a configuration file into a fresh directory and returns its path.
+pub fn config_file(text: &str) -> std::path::PathBuf {
+    let dir = fresh_data_dir();
+    let path = dir.join("tidemark.toml");
+    std::fs::write(&path, text).expect("the config is written");
+    path
+}

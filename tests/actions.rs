@@ -1,0 +1,377 @@
+//! Rules and alerts live, against the real binary and a real local HTTP receiver: late cancels
+//! retract, duplicates and restarts never fire twice, caps hold across merges, quiet hours hold
+//! across daylight saving, holdout groups are stable, webhooks retry to exactly one delivery.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::receiver::{Answer, Receiver};
+use common::server::{config_file, get_json, post_events, settled, Server};
+use serde_json::{json, Value};
+
+/// 2026-09-21T14:13:20Z.
+const T0: i64 = 1_790_000_000_000;
+const MIN: i64 = 60_000;
+const HOUR: i64 = 3_600_000;
+
+fn ev(id: &str, ts: i64, name: &str, user: &str, props: Value) -> Value {
+    json!({"id": id, "ts": ts, "event": name, "user": user, "props": props})
+}
+
+/// A config whose rules and alerts follow event time, with `body` appended.
+fn event_clock(body: &str) -> std::path::PathBuf {
+    zoned_event_clock("UTC", body)
+}
+
+fn zoned_event_clock(zone: &str, body: &str) -> std::path::PathBuf {
+    config_file(&format!(
+        "timezone = \"{zone}\"\n[serve]\nclock = \"event\"\n[delivery]\ntimeout = \"1s\"\nbackoff_max = \"1s\"\n{body}"
+    ))
+}
+
+fn unpaid(url: &str) -> String {
+    format!(
+        r#"[[rules]]
+name = "unpaid"
+when = "order_created"
+unless = "order_paid"
+match = "order_id"
+wait = "2h"
+[[rules.actions]]
+webhook = "{url}"
+"#
+    )
+}
+
+async fn rows(client: &reqwest::Client, s: &Server, metric: &str) -> Vec<Value> {
+    get_json(client, &s.url(&format!("/v1/rows?metric={metric}"))).await["rows"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_cancel_retracts_the_firing_and_corrects_the_campaign_rows() {
+    let hook = Receiver::start(&[]);
+    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let c = reqwest::Client::new();
+    post_events(
+        &c,
+        &s,
+        &[ev(
+            "e1",
+            T0,
+            "order_created",
+            "u1",
+            json!({"order_id": "o1"}),
+        )],
+    )
+    .await;
+    // The clock passes the deadline: the firing goes out.
+    post_events(
+        &c,
+        &s,
+        &[ev("e2", T0 + 3 * HOUR, "page_view", "u2", json!({}))],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(10), "the firing", |r| r.len() == 1);
+    let fired = rows(&c, &s, "trigger_fired").await;
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    // The payment was made in time, but arrives late.
+    post_events(
+        &c,
+        &s,
+        &[ev(
+            "e3",
+            T0 + HOUR,
+            "order_paid",
+            "u1",
+            json!({"order_id": "o1", "amount": 5}),
+        )],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(10), "the retraction", |r| r.len() == 2);
+    let got = hook.delivered();
+    assert_eq!(got[0].body["kind"], "firing");
+    assert_eq!(got[1].body["kind"], "retraction");
+    assert_eq!(got[0].key.as_deref(), Some("unpaid/o1"));
+    assert_eq!(got[0].key, got[1].key);
+    assert_eq!(got[0].body["identities"], json!({"user": ["u1"]}));
+    assert!(rows(&c, &s, "trigger_fired").await.is_empty());
+    let why = get_json(&c, &s.url("/v1/rules/unpaid/explain?key=o1")).await;
+    assert_eq!(why["decision"], "cancelled");
+    assert_eq!(why["evidence"][1]["event"], "e3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicates_and_a_restart_never_fire_twice() {
+    let hook = Receiver::start(&[]);
+    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let events = [
+        ev("e1", T0, "order_created", "u1", json!({"order_id": "o1"})),
+        ev("e1", T0, "order_created", "u1", json!({"order_id": "o1"})),
+        ev(
+            "e2",
+            T0 + 10 * MIN,
+            "order_created",
+            "u2",
+            json!({"order_id": "o1"}),
+        ),
+        ev("e3", T0 + 3 * HOUR, "page_view", "u2", json!({})),
+    ];
+    let c = reqwest::Client::new();
+    let mut first = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let answer = post_events(&c, &first, &events).await;
+    assert_eq!(answer["duplicates"], 1);
+    hook.wait_for(Duration::from_secs(10), "the firing", |r| !r.is_empty());
+    let data = first.data.clone();
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    // The client sends everything again to a restarted server on the same data directory.
+    let second = Server::start_in(&data, &["--config", cfg.to_str().unwrap()], &[]);
+    post_events(&c, &second, &events).await;
+    post_events(&c, &second, &events).await;
+    settled(&c, &second).await;
+    assert_eq!(rows(&c, &second, "trigger_fired").await.len(), 1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "one key fires once: {got:#?}");
+    assert_eq!(
+        got[0].body["trigger"], "e1",
+        "the earliest trigger of the key counts"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cap_holds_across_an_identity_merge() {
+    let hook = Receiver::start(&[]);
+    let cfg = event_clock(&format!(
+        r#"[[rules]]
+name = "share_once"
+when = "share"
+wait = "0s"
+cap = {{ max = 1, per = "1d" }}
+[[rules.actions]]
+webhook = "{}"
+"#,
+        hook.url("/thanks")
+    ));
+    let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let c = reqwest::Client::new();
+    post_events(
+        &c,
+        &s,
+        &[json!({"id": "s1", "ts": T0, "event": "share", "ids": {"openid": "oa"}})],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(10), "the first firing", |r| {
+        r.len() == 1
+    });
+    // The openid and the uid turn out to be one person; the uid's share is within the cap.
+    post_events(&c, &s, &[json!({"id": "l1", "ts": T0 + MIN, "event": "login", "ids": {"openid": "oa", "uid": "ub"}})]).await;
+    post_events(
+        &c,
+        &s,
+        &[json!({"id": "s2", "ts": T0 + 2 * MIN, "event": "share", "ids": {"uid": "ub"}})],
+    )
+    .await;
+    post_events(
+        &c,
+        &s,
+        &[json!({"id": "s3", "ts": T0 + HOUR, "event": "page_view", "ids": {"uid": "zz"}})],
+    )
+    .await;
+    settled(&c, &s).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(hook.received().len(), 1, "{:#?}", hook.received());
+    let why = get_json(&c, &s.url("/v1/rules/share_once/explain?key=s2")).await;
+    assert_eq!(why["decision"], "capped", "{why}");
+    assert_eq!(why["evidence"][1]["filled_by"], json!(["s1"]));
+    assert_eq!(why["identities"], json!({"openid": ["oa"], "uid": ["ub"]}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_hours_hold_across_daylight_saving_on_event_time() {
+    let hook = Receiver::start(&[]);
+    let cfg = zoned_event_clock(
+        "Europe/Berlin",
+        &format!(
+            r#"[[rules]]
+name = "unpaid"
+when = "order_created"
+unless = "order_paid"
+match = "order_id"
+wait = "2h"
+quiet_hours = {{ from = "01:00", to = "02:30" }}
+[[rules.actions]]
+webhook = "{}"
+"#,
+            hook.url("/coupon")
+        ),
+    );
+    let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let c = reqwest::Client::new();
+    let at = |t: &str| json!(t);
+    post_events(&c, &s, &[json!({"id": "o", "ts": at("2026-03-28T23:45:00+01:00"), "event": "order_created", "user": "u", "props": {"order_id": "G1"}})]).await;
+    // 02:30 does not exist on 2026-03-29; the release is 03:30 CEST.
+    post_events(&c, &s, &[json!({"id": "p1", "ts": at("2026-03-29T03:20:00+02:00"), "event": "page_view", "user": "v"})]).await;
+    settled(&c, &s).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        hook.received().is_empty(),
+        "held by quiet hours: {:#?}",
+        hook.received()
+    );
+    let why = get_json(&c, &s.url("/v1/rules/unpaid/explain?key=G1")).await;
+    assert_eq!(why["decision"], "pending", "{why}");
+    assert_eq!(why["evidence"][1]["step"], "quiet_hours");
+    post_events(&c, &s, &[json!({"id": "p2", "ts": at("2026-03-29T03:31:00+02:00"), "event": "page_view", "user": "v"})]).await;
+    hook.wait_for(Duration::from_secs(10), "the release", |r| r.len() == 1);
+    let got = &hook.delivered()[0].body;
+    assert_eq!(got["deadline"], "2026-03-29T01:45:00.000+01:00");
+    assert_eq!(got["at"], "2026-03-29T03:30:00.000+02:00");
+    assert_eq!(got["late"], false);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn holdout_groups_are_stable_across_runs_and_match_compute() {
+    let hook = Receiver::start(&[]);
+    let rule = format!(
+        r#"[[rules]]
+name = "welcome"
+when = "register"
+wait = "15m"
+holdout = 0.5
+[[rules.actions]]
+webhook = "{}"
+"#,
+        hook.url("/gift")
+    );
+    let cfg = event_clock(&rule);
+    let mut events: Vec<Value> = (0..40)
+        .map(|i| json!({"id": format!("r{i}"), "ts": T0 + i * MIN, "event": "register", "ids": {"openid": format!("o{i}"), "phone": format!("1380000{i:04}")}}))
+        .collect();
+    events.push(ev("end", T0 + 5 * HOUR, "page_view", "x", json!({})));
+    let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    // What compute decides on the same log.
+    let dir = cfg.parent().unwrap();
+    let log = dir.join("log.ndjson");
+    std::fs::write(&log, lines.join("\n")).unwrap();
+    let firings = dir.join("firings.ndjson");
+    let status = std::process::Command::new(common::server::binary())
+        .args(["compute", "--quiet", "--output", "/dev/null", "--config"])
+        .arg(&cfg)
+        .arg("--input")
+        .arg(&log)
+        .arg("--firings")
+        .arg(&firings)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let computed: Vec<Value> = std::fs::read_to_string(&firings)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let treated: BTreeSet<String> = computed
+        .iter()
+        .filter(|f| f["group"] == "treatment")
+        .map(|f| f["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !treated.is_empty() && treated.len() < 40,
+        "both groups occur"
+    );
+    let c = reqwest::Client::new();
+    let mut per_run = Vec::new();
+    for run in 0..2 {
+        let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+        post_events(&c, &s, &events).await;
+        let want = treated.len() * (run + 1);
+        hook.wait_for(Duration::from_secs(10), "the treatment firings", |r| {
+            r.len() >= want
+        });
+        let by_group: BTreeMap<String, i64> = rows(&c, &s, "trigger_fired")
+            .await
+            .iter()
+            .map(|r| {
+                (
+                    r["dims"]["group"].as_str().unwrap().to_string(),
+                    r["value"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        per_run.push(by_group);
+    }
+    assert_eq!(per_run[0], per_run[1]);
+    let sent: Vec<String> = hook
+        .delivered()
+        .iter()
+        .map(|r| r.body["key"].as_str().unwrap().to_string())
+        .collect();
+    let sent_once: BTreeSet<String> = sent.iter().cloned().collect();
+    assert_eq!(
+        sent_once, treated,
+        "only the treatment group gets the gift, as compute says"
+    );
+    assert_eq!(
+        sent.len(),
+        2 * treated.len(),
+        "each run (its own data directory) sends each once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_that_fails_then_hangs_then_succeeds_gets_one_delivery_with_one_key() {
+    let hook = Receiver::start(&[
+        Answer::Status(500),
+        Answer::Hang(Duration::from_secs(3)),
+        Answer::Status(503),
+    ]);
+    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    let c = reqwest::Client::new();
+    post_events(
+        &c,
+        &s,
+        &[
+            ev(
+                "e1",
+                T0,
+                "order_created",
+                "u1",
+                json!({"order_id": "a/b c"}),
+            ),
+            ev("e2", T0 + 3 * HOUR, "page_view", "u2", json!({})),
+        ],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(20), "a delivery", |r| !r.is_empty());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = hook.received();
+    assert!(all.len() >= 4, "500, a hang, 503, then success: {all:#?}");
+    assert!(
+        all.iter()
+            .all(|r| r.key.as_deref() == Some("unpaid/a%2Fb%20c")),
+        "{all:#?}"
+    );
+    assert_eq!(hook.delivered().len(), 1);
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retries: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tidemark_action_retries_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retries >= 3, "{metrics}");
+}
