@@ -14,13 +14,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(Some(&args.config))?;
     println!(
-        "ok: {} is valid (timezone {}, {} funnel(s), {} ratio(s), retention up to day {}, sliding windows {:?})",
+        "ok: {} is valid (timezone {}, {} funnel(s), {} ratio(s), retention up to day {}, sliding windows {:?}, {} rule(s), {} alert(s))",
         args.config.display(),
         cfg.timezone,
         cfg.funnels.len(),
         cfg.ratios.len(),
         cfg.retention_max_day,
-        cfg.sliding_windows
+        cfg.sliding_windows,
+        cfg.rules.len(),
+        cfg.alerts.len()
     );
     Ok(ExitCode::SUCCESS)
 }

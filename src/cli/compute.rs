@@ -49,10 +49,19 @@ pub struct Args {
     quiet: bool,
 }
 
+/// What a read of a whole log keeps besides the rows.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Track {
+    /// Persons of identities (for look-ups and firings).
+    pub identities: bool,
+    /// Every trigger's verdict (for explanations).
+    pub verdicts: bool,
+}
+
 /// Reads a whole log through a pipeline; calls `on_reject` for each rejected line.
 pub fn read_log(
     log: &LogArgs,
-    track_identities: bool,
+    track: Track,
     quiet: bool,
     mut on_reject: impl FnMut(u64, &tidemark::event::Rejection, &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Finished> {
@@ -61,7 +70,8 @@ pub fn read_log(
     let options = PipelineOptions {
         engine: EngineOptions {
             workers: log.workers,
-            track_identities,
+            track_identities: track.identities || track.verdicts,
+            track_verdicts: track.verdicts,
             ..EngineOptions::default()
         },
         batch_events: log.batch,
@@ -130,19 +140,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )),
     };
     let source = args.log.input.display().to_string();
-    let finished = read_log(
-        &args.log,
-        args.firings.is_some(),
-        args.quiet,
-        |index, r, text| {
-            if let Some(w) = rejects.as_mut() {
-                let input = String::from_utf8_lossy(text);
-                serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
-                w.write_all(b"\n")?;
-            }
-            Ok(())
-        },
-    )?;
+    let track = Track {
+        identities: args.firings.is_some(),
+        verdicts: false,
+    };
+    let finished = read_log(&args.log, track, args.quiet, |index, r, text| {
+        if let Some(w) = rejects.as_mut() {
+            let input = String::from_utf8_lossy(text);
+            serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
+            w.write_all(b"\n")?;
+        }
+        Ok(())
+    })?;
     if let Some(mut w) = rejects {
         w.flush().context("cannot write the rejects file")?;
     }

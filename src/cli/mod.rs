@@ -2,6 +2,7 @@
 
 mod check;
 mod compute;
+mod explain;
 mod generate;
 mod replay;
 mod serve;
@@ -37,6 +38,8 @@ enum Command {
     Replay(replay::Args),
     /// Show every identity of the person behind one identity, with first-seen day and channel.
     Whois(whois::Args),
+    /// Explain why a rule did or did not fire for one key, with the events behind the decision.
+    Explain(explain::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -48,6 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check(a) => check::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Whois(a) => whois::run(a),
+        Command::Explain(a) => explain::run(a),
     }
 }
 

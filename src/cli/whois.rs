@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::compute::{read_log, LogArgs};
+use super::compute::{read_log, LogArgs, Track};
 
 /// Arguments of `whois`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.identity
         );
     };
-    let mut finished = read_log(&args.log, true, true, |_, _, _| Ok(()))?;
+    let track = Track {
+        identities: true,
+        verdicts: false,
+    };
+    let mut finished = read_log(&args.log, track, true, |_, _, _| Ok(()))?;
     let out = finished.whois(kind, value);
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(if out["found"] == true {
