@@ -72,7 +72,11 @@ fn data_dir(args: &Args, configured: Option<&str>) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = super::load_config(args.config.as_ref())?;
+    let mut config = match (&args.config, args.demo) {
+        (None, true) => tidemark::config::Config::from_toml(tidemark::io::demo::DEMO_CONFIG)
+            .context("the built-in demo configuration")?,
+        _ => super::load_config(args.config.as_ref())?,
+    };
     if let Some(listen) = &args.listen {
         listen.parse::<std::net::SocketAddr>().with_context(|| {
             format!("--listen {listen:?} must be HOST:PORT, e.g. 127.0.0.1:7878")

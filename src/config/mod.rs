@@ -577,5 +577,7 @@ mod tests {
             let path = format!("{}/tests/golden/{name}.toml", env!("CARGO_MANIFEST_DIR"));
             Config::from_file(Path::new(&path)).unwrap();
         }
+        let demo = Config::from_toml(crate::io::demo::DEMO_CONFIG).unwrap();
+        assert_eq!((demo.rules.len(), demo.alerts.len()), (3, 2));
     }
 }

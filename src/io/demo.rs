@@ -10,6 +10,10 @@ use crate::event::{parse_event, Limits};
 use crate::gen::{generate, GenOptions};
 use crate::live::{EventBytes, Live};
 
+/// The configuration of `serve --demo` without `--config`: the default metrics, with trigger
+/// rules and alerts over the demo shop.
+pub const DEMO_CONFIG: &str = include_str!("demo.toml");
+
 /// What the demo plays.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {

@@ -116,6 +116,8 @@ function render() {
   renderRetention(ix);
   renderFunnels(ix);
   renderRatios(ix);
+  renderCampaigns(ix);
+  renderAlerts();
   const tz = CONFIG.timezone ? ` · days in ${CONFIG.timezone}` : '';
   $('foot').textContent = `${rows.size.toLocaleString('en-US')} rows · progress ${at == null ? '–' : new Date(at).toISOString()}${tz}`;
   tidemark.progress = at;

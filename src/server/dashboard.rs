@@ -12,6 +12,7 @@ use crate::config::{Config, Denominator};
 const PAGE: &str = include_str!("dashboard.html");
 const CHARTS: &str = include_str!("dashboard_charts.js");
 const SCRIPT: &str = include_str!("dashboard.js");
+const ACTIONS: &str = include_str!("dashboard_actions.js");
 
 /// The page; a valid `?token=` is kept in a cookie so the page's EventSource can use it.
 pub async fn page(
@@ -54,7 +55,19 @@ fn render(config: &Config) -> String {
             serde_json::json!({"name": r.name, "numerator": r.numerator, "denominator": denominator})
         })
         .collect();
+    let rules: Vec<_> = config
+        .rules
+        .iter()
+        .map(|r| serde_json::json!({"name": r.name, "when": r.when}))
+        .collect();
+    let alerts: Vec<_> = config
+        .alerts
+        .iter()
+        .map(|a| serde_json::json!({"name": a.name, "metric": a.metric.name()}))
+        .collect();
     let settings = serde_json::json!({
+        "rules": rules,
+        "alerts": alerts,
         "timezone": config.timezone,
         "retention_max_day": config.retention_max_day,
         "funnels": funnels,
@@ -65,6 +78,7 @@ fn render(config: &Config) -> String {
     // The settings go in last, so no name in them is ever taken for a placeholder.
     PAGE.replacen("/*TIDEMARK_CHARTS*/", CHARTS, 1)
         .replacen("/*TIDEMARK_DASHBOARD*/", SCRIPT, 1)
+        .replacen("/*TIDEMARK_ACTIONS*/", ACTIONS, 1)
         .replacen("/*TIDEMARK_CONFIG*/null", &settings, 1)
 }
 
@@ -81,7 +95,7 @@ mod tests {
         assert!(page.contains("function lineChart(") && page.contains("function renderFunnels("));
         assert_eq!(
             page.matches("</script>").count(),
-            3,
+            4,
             "a name cannot close the script"
         );
         assert!(page.contains("\\u003c/script>\\u003cb>"));

@@ -13,7 +13,9 @@ fn format_of(metric: &str) -> (usize, &'static str, f64) {
         | "ratio"
         | "sliding_retention"
         | "monthly_retention_rate"
-        | "new_user_growth_weekly" => (1, "%", 100.0),
+        | "new_user_growth_weekly"
+        | "trigger_conversion_rate"
+        | "trigger_lift" => (1, "%", 100.0),
         "roas_total" => (2, "×", 1.0),
         _ => (0, "", 1.0),
     }

@@ -82,7 +82,10 @@ async fn every_number_on_the_dashboard_is_the_api_row_and_new_events_show_withou
     if !cdp::available("every_number_on_the_dashboard_is_the_api_row") {
         return;
     }
-    let server = Server::start(&[]);
+    // The demo's rules and alerts, so that the campaigns and alerts sections have something.
+    let config = std::env::temp_dir().join(format!("tidemark-browser-{}.toml", std::process::id()));
+    std::fs::write(&config, tidemark::io::demo::DEMO_CONFIG).expect("write the config");
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
     let report = server
         .post_events(generate(&["--persons", "300", "--days", "14"]))
         .await;
@@ -195,6 +198,25 @@ async fn every_number_on_the_dashboard_is_the_api_row_and_new_events_show_withou
         ratios.len() >= 9,
         "three ratios with value, numerator, denominator: {ratios:?}"
     );
+    let campaign = ["trigger_conversion_rate", "trigger_lift", "trigger_pending"];
+    let shown_campaign = keys_in(&shown, "campaigns", &campaign);
+    assert!(
+        shown_campaign.is_superset(&keys_of(&rows, &["trigger_lift"], |_| true)),
+        "every rule's lift: {shown_campaign:?}"
+    );
+    assert!(
+        shown_campaign
+            .iter()
+            .any(|(m, _)| m == "trigger_conversion_rate"),
+        "conversion rates: {shown_campaign:?}"
+    );
+    browser
+        .wait_for(
+            "document.querySelectorAll('#alerts tr[data-alert]').length === 2",
+            WAIT,
+            "both alerts are listed with their states",
+        )
+        .await;
 
     // One new person active today: the page follows without a reload.
     let dau_key = ("dau".to_string(), json!({"day": today}).to_string());
@@ -309,6 +331,17 @@ async fn the_demo_dashboard_renders_on_a_laptop_and_a_phone() {
             let n = shown.iter().filter(|s| s.section == section).count();
             assert!(n >= 3, "#{section} shows {n} numbers at {width}px");
         }
+        let rules = browser
+            .eval("document.querySelectorAll('#campaigns tr[data-rule]').length")
+            .await;
+        assert_eq!(rules, json!(3), "the demo's three rules are in #campaigns");
+        browser
+            .wait_for(
+                "document.querySelectorAll('#alerts tr[data-alert]').length === 2",
+                WAIT,
+                "the demo's alerts are listed",
+            )
+            .await;
         let page_width = browser.eval("document.documentElement.scrollWidth").await;
         assert!(
             page_width.as_i64() <= Some(width.into()),
