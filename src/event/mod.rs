@@ -5,7 +5,7 @@ pub mod batch;
 mod parse;
 mod wire;
 
-pub use amount::{format_cents, parse_amount};
+pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};
 pub use parse::{parse_event, Limits};
 
 use std::borrow::Cow;
@@ -24,11 +24,13 @@ pub enum Reason {
     BadAmount,
     TooLarge,
     NoIdentity,
+    /// Live use only: stamped further ahead of the wall clock than `serve.max_future`.
+    FutureTimestamp,
 }
 
 impl Reason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::MalformedJson,
         Reason::BadEncoding,
         Reason::MissingField,
@@ -37,6 +39,7 @@ impl Reason {
         Reason::BadAmount,
         Reason::TooLarge,
         Reason::NoIdentity,
+        Reason::FutureTimestamp,
     ];
 
     /// The reason's name as it appears in counts and dead-letter records.
@@ -50,6 +53,7 @@ impl Reason {
             Reason::BadAmount => "bad_amount",
             Reason::TooLarge => "too_large",
             Reason::NoIdentity => "no_identity",
+            Reason::FutureTimestamp => "future_timestamp",
         }
     }
 }
@@ -86,6 +90,6 @@ pub struct Event<'a> {
     /// Identities `(type, value)` this event carries; "unknown" values are already removed.
     pub ids: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub channel: Option<Cow<'a, str>>,
-    /// `props.amount` in cents.
+    /// `props.amount` in cents, `0..=MAX_CENTS`.
     pub amount: Option<i64>,
 }

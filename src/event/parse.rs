@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-use super::wire::{top_level_kind, Object, Scalar, Wire};
+use super::amount::parse_number;
+use super::wire::{top_level_kind, Amount, Object, Props, Scalar, Wire};
 use super::{parse_amount, Event, Reason, Rejection, MAX_EVENT_BYTES};
 
 /// Earliest accepted event time: 2000-01-01T00:00:00Z.
@@ -17,6 +18,9 @@ pub struct Limits {
     pub blocked_values: Vec<String>,
     /// The spend event, the only one valid without an identity.
     pub spend_event: String,
+    /// Live use: events stamped more than this many milliseconds after the wall clock are
+    /// rejected as `future_timestamp`. `None` (compute): a log's clock is its own.
+    pub max_future_ms: Option<i64>,
 }
 
 impl Limits {
@@ -24,6 +28,7 @@ impl Limits {
         Limits {
             blocked_values: cfg.blocked_values.clone(),
             spend_event: cfg.spend_event.clone(),
+            max_future_ms: None,
         }
     }
 
@@ -59,6 +64,21 @@ fn string_field<'a>(
     }
 }
 
+/// Largest offset from UTC a timestamp may carry, in seconds: 24:00.
+const MAX_OFFSET_SECONDS: i32 = 24 * 3600;
+
+/// The offset an RFC 3339 text carries, when it is out of range.
+fn offset_beyond_a_day(text: &str) -> Option<i32> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset};
+    match Pieces::parse(text).ok()?.offset()? {
+        PiecesOffset::Numeric(n) => {
+            let secs = n.offset().seconds();
+            (secs.abs() > MAX_OFFSET_SECONDS).then_some(secs)
+        }
+        _ => None,
+    }
+}
+
 fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
     let ms = match v {
         None | Some(Scalar::Other("null")) => {
@@ -66,6 +86,12 @@ fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
         }
         Some(Scalar::Int(ms)) => ms,
         Some(Scalar::Str(s)) => match s.parse::<jiff::Timestamp>() {
+            Ok(_) if offset_beyond_a_day(&s).is_some() => {
+                return reject(
+                    Reason::BadTimestamp,
+                    format!("`ts` {s:?} has an offset beyond ±24:00"),
+                )
+            }
             Ok(t) => t.as_millisecond(),
             Err(_) => {
                 return reject(
@@ -101,35 +127,49 @@ fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
     Ok(ms)
 }
 
-fn amount(props: Option<Object>) -> Result<Option<i64>, Rejection> {
-    let entries = match props {
-        None => return Ok(None),
-        Some(Object::Not("null")) => return Ok(None),
-        Some(Object::Not(kind)) => {
+fn amount(props: Option<Props>) -> Result<Option<i64>, Rejection> {
+    let value = match props {
+        None | Some(Props::Not("null")) | Some(Props::Object(None)) => return Ok(None),
+        Some(Props::Not(kind)) => {
             return reject(
                 Reason::BadType,
                 format!("`props` must be an object, got {kind}"),
             )
         }
-        Some(Object::Entries(e)) => e,
-    };
-    let Some((_, value)) = entries.into_iter().find(|(k, _)| k == "amount") else {
-        return Ok(None);
+        Some(Props::Object(Some(v))) => v,
     };
     let cents = match value {
-        Scalar::Int(v) => v
-            .checked_mul(100)
-            .ok_or_else(|| format!("amount {v} is too large")),
-        Scalar::Float(f) => parse_amount(&f.to_string()),
-        Scalar::Str(s) => parse_amount(&s),
-        Scalar::Other("null") => return Ok(None),
-        Scalar::Other(kind) => Err(format!(
+        Amount::Number(text) => parse_number(text),
+        Amount::Str(s) => parse_amount(&s),
+        Amount::Other("null") => return Ok(None),
+        Amount::Other(kind) => Err(format!(
             "amount must be a number or decimal string, got {kind}"
         )),
     };
     cents
         .map(Some)
         .map_err(|e| Rejection::new(Reason::BadAmount, format!("`props.amount`: {e}")))
+}
+
+/// Rejects an event stamped too far ahead of the wall clock (live use only).
+fn not_in_future(ts: i64, limits: &Limits) -> Result<(), Rejection> {
+    let Some(max_future) = limits.max_future_ms else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if ts > now.saturating_add(max_future) {
+        return reject(
+            Reason::FutureTimestamp,
+            format!(
+                "`ts` {ts} is {} s ahead of the server's clock, more than serve.max_future allows ({} s); check the sender's clock",
+                (ts - now) / 1000,
+                max_future / 1000
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Validates one event given as JSON text.
@@ -213,6 +253,7 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
         }
     };
     let amount = amount(wire.props)?;
+    not_in_future(ts, limits)?;
     if ids.is_empty() {
         if name != limits.spend_event {
             return reject(
@@ -320,6 +361,76 @@ mod tests {
                 "p".repeat(MAX_EVENT_BYTES)
             )),
             Reason::TooLarge
+        );
+    }
+
+    #[test]
+    fn offsets_beyond_a_day_are_bad_timestamps() {
+        let at = |ts: &str| {
+            parse_event(
+                &format!(r#"{{"id":"a","ts":"{ts}","event":"x","user":"g"}}"#),
+                &limits(),
+            )
+            .map(|e| e.ts)
+        };
+        assert!(at("2026-10-01T08:05:00+24:00").is_ok());
+        assert!(at("2026-10-01T08:05:00-23:59").is_ok());
+        assert!(at("2026-10-01T08:05:00Z").is_ok());
+        for bad in ["2026-10-01T08:05:00+25:00", "2026-10-01T08:05:00-24:01"] {
+            let r = at(bad).expect_err(bad);
+            assert_eq!(r.reason, Reason::BadTimestamp, "{bad}: {r}");
+        }
+    }
+
+    #[test]
+    fn amounts_are_exact_non_negative_and_strict() {
+        let amount = |a: &str| {
+            parse_event(
+                &format!(r#"{{"id":"a","ts":1793700000000,"event":"x","user":"g","props":{{"amount":{a}}}}}"#),
+                &limits(),
+            )
+            .map(|e| e.amount)
+        };
+        assert_eq!(amount("99.9"), Ok(Some(9990)));
+        assert_eq!(amount(r#""99.90""#), Ok(Some(9990)));
+        assert_eq!(amount("null"), Ok(None));
+        assert_eq!(amount("70000000000000"), Ok(Some(super::super::amount::MAX_CENTS)));
+        for bad in [
+            r#"" 5 ""#,
+            r#""+5""#,
+            "-5",
+            r#""-0.01""#,
+            "12345678901234.561",
+            "70000000000000.01",
+            "92233720368547758.07",
+            "true",
+        ] {
+            assert_eq!(amount(bad).unwrap_err().reason, Reason::BadAmount, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_live_use_rejects_the_future() {
+        let line = r#"{"id":"a","ts":"2100-12-31T00:00:00Z","event":"x","user":"g"}"#;
+        assert!(parse_event(line, &limits()).is_ok(), "compute: the log's clock is its own");
+        let live = Limits {
+            max_future_ms: Some(600_000),
+            ..limits()
+        };
+        assert_eq!(
+            parse_event(line, &live).unwrap_err().reason,
+            Reason::FutureTimestamp
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let soon = format!(r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#, now + 60_000);
+        assert!(parse_event(&soon, &live).is_ok(), "a minute ahead is within 10 min");
+        let late = format!(r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#, now + 660_000);
+        assert_eq!(
+            parse_event(&late, &live).unwrap_err().reason,
+            Reason::FutureTimestamp
         );
     }
 

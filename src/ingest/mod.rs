@@ -1,8 +1,10 @@
 //! The edge: parse and validate lines, drop duplicates, count, and turn events into fact batches.
 
 mod dict;
+mod money;
 
 pub use dict::{Dictionary, Interner};
+pub use money::MoneyTotals;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +56,7 @@ pub struct Ingest {
     clock_before: Option<Option<i64>>,
     pending: FactBatch,
     counts: Counts,
+    money: MoneyTotals,
 }
 
 impl Ingest {
@@ -71,12 +74,18 @@ impl Ingest {
             clock_before: None,
             pending: FactBatch::default(),
             counts: Counts::default(),
+            money: MoneyTotals::default(),
         }
     }
 
     /// Counts so far.
     pub fn counts(&self) -> &Counts {
         &self.counts
+    }
+
+    /// Live use: reject events stamped more than `max_future_ms` after the wall clock.
+    pub fn reject_future(&mut self, max_future_ms: i64) {
+        self.limits.max_future_ms = Some(max_future_ms);
     }
 
     /// Largest accepted event time so far.
@@ -109,6 +118,12 @@ impl Ingest {
         if !self.seen.insert(ev.id.as_ref().into()) {
             self.counts.duplicates += 1;
             return Outcome::Duplicate;
+        }
+        if ev.amount.is_some() {
+            if let Err(r) = self.money.add(&self.plan.class(&ev.name), ev.amount) {
+                self.seen.remove(ev.id.as_ref());
+                return self.reject(r);
+            }
         }
         self.counts.accepted += 1;
         self.apply(&ev);
