@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 
 use crate::config::SlowSubscriber;
 use crate::dataflow::Time;
+use crate::event::batch::{for_each, Format};
+use crate::event::DeadLetters;
 use crate::ingest::{Counts, Outcome};
 use crate::metric::Labeler;
 use crate::output::{Feed, Filter, Hub, HubStats};
@@ -27,6 +29,12 @@ pub struct LiveOptions {
     pub max_delay: Duration,
     pub subscriber_queue: usize,
     pub on_slow_subscriber: SlowSubscriber,
+    /// Issues an ingest answer lists at most; the rest are only counted.
+    pub max_issues: usize,
+    /// Events stamped more than this many milliseconds after the wall clock are rejected.
+    pub max_future_ms: Option<i64>,
+    /// Where rejected inputs are kept, if anywhere.
+    pub dead_letters: Option<DeadLetters>,
 }
 
 impl LiveOptions {
@@ -45,6 +53,9 @@ impl LiveOptions {
             max_delay: Duration::from_millis(serve.batch_max_delay_ms),
             subscriber_queue: serve.subscriber_queue,
             on_slow_subscriber: serve.on_slow_subscriber,
+            max_issues: serve.max_issues,
+            max_future_ms: Some(serve.max_future_ms),
+            dead_letters: None,
         }
     }
 }
@@ -57,8 +68,11 @@ pub struct IngestReport {
     pub rejected: u64,
     /// Subscribers have seen the effect of these events once they get `progress >= time`.
     pub time: Time,
-    /// Index (0-based, within the request) and outcome of each event not accepted.
+    /// Index (0-based, within the request) and outcome of each event not accepted, the
+    /// first `max_issues` of them.
     pub issues: Vec<(usize, Outcome)>,
+    /// Events not accepted beyond those listed in `issues`.
+    pub issues_truncated: u64,
 }
 
 impl IngestReport {
@@ -82,6 +96,7 @@ impl IngestReport {
             "rejected": self.rejected,
             "time": self.time,
             "issues": issues,
+            "issues_truncated": self.issues_truncated,
         })
     }
 }
@@ -98,13 +113,24 @@ pub struct Status {
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.
     pub rounds: Histogram<u64>,
     pub batches: u64,
+    /// Rejected inputs not kept because the dead-letter writer was behind or had failed.
+    pub dead_letter_dropped: u64,
 }
 
 /// One input event of a request, as raw bytes.
 pub type EventBytes = bytes::Bytes;
 
+/// Where events came from, as their dead-letter records say (`http`, `mqtt`, `demo`).
+pub type Source = &'static str;
+
+/// The events of one request: a list, or a whole body split as they are taken.
+enum Events {
+    List(Vec<EventBytes>),
+    Body(bytes::Bytes, Format),
+}
+
 enum Command {
-    Ingest(Vec<EventBytes>, oneshot::Sender<IngestReport>),
+    Ingest(Source, Events, oneshot::Sender<IngestReport>),
     Subscribe(Filter, oneshot::Sender<tokio::sync::mpsc::Receiver<Feed>>),
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
@@ -128,6 +154,9 @@ impl Live {
     /// Starts the service thread; it ends when every handle is dropped.
     pub fn start(plan: Arc<Plan>, options: LiveOptions) -> std::io::Result<Live> {
         let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
+        if let Some(ms) = options.max_future_ms {
+            pipeline.reject_future(ms);
+        }
         pipeline.set_hub(Hub::with_policy(
             options.subscriber_queue,
             options.on_slow_subscriber,
@@ -150,12 +179,32 @@ impl Live {
     /// order, so a source may keep several answers outstanding without reordering its events.
     pub fn ingest(
         &self,
+        source: Source,
         events: Vec<EventBytes>,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        self.hand_over(source, Events::List(events))
+    }
+
+    /// Offers the events of a request body that `event::batch::check` took, split as they are
+    /// taken (a body of tiny events never becomes a list many times its size).
+    pub fn ingest_body(
+        &self,
+        source: Source,
+        body: bytes::Bytes,
+        format: Format,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        self.hand_over(source, Events::Body(body, format))
+    }
+
+    fn hand_over(
+        &self,
+        source: Source,
+        events: Events,
     ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let sent = self
             .tx
-            .send(Command::Ingest(events, reply))
+            .send(Command::Ingest(source, events, reply))
             .map_err(|_| Stopped);
         async move {
             sent?;
@@ -181,7 +230,8 @@ impl Live {
         self.ask(|r| Command::Rows(filter, r)).await
     }
 
-    /// Every identity of the person behind `kind:value`.
+    /// Every identity of the person behind `kind:value`, once every event accepted before the
+    /// call is reflected (read-your-writes, like `rows`).
     pub async fn whois(&self, kind: String, value: String) -> Result<Json, Stopped> {
         self.ask(|r| Command::Whois(kind, value, r)).await
     }
@@ -209,6 +259,7 @@ struct Driver {
 enum Waiter {
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
+    Whois(String, String, oneshot::Sender<Json>),
 }
 
 impl Driver {
@@ -269,26 +320,16 @@ impl Driver {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Ingest(events, reply) => {
+            Command::Ingest(source, events, reply) => {
                 let mut report = IngestReport::default();
-                for (i, e) in events.iter().enumerate() {
-                    let before = self.pipeline.sent();
-                    let outcome = self.pipeline.offer_bytes(e);
-                    match &outcome {
-                        Outcome::Accepted => {
-                            report.accepted += 1;
-                            self.pending_since.get_or_insert_with(Instant::now);
-                        }
-                        Outcome::Duplicate => report.duplicates += 1,
-                        Outcome::Rejected(_) => report.rejected += 1,
-                    }
-                    if outcome != Outcome::Accepted {
-                        report.issues.push((i, outcome));
-                    }
-                    // A full batch goes to the dataflow from within `offer`.
-                    if self.pipeline.sent() != before {
-                        self.taken(before);
-                    }
+                let mut index = 0;
+                let mut offer = |e: EventBytes| {
+                    self.offer(source, index, &e, &mut report);
+                    index += 1;
+                };
+                match events {
+                    Events::List(list) => list.into_iter().for_each(&mut offer),
+                    Events::Body(body, format) => for_each(&body, format, offer),
                 }
                 if self.pending_since.is_none() {
                     // Nothing waits for a batch: the rows already reflect what these events
@@ -311,7 +352,8 @@ impl Driver {
                 self.waiting.push((t, Waiter::Rows(filter, reply)));
             }
             Command::Whois(kind, value, reply) => {
-                let _ = reply.send(self.pipeline.whois(&kind, &value));
+                let t = self.flush();
+                self.waiting.push((t, Waiter::Whois(kind, value, reply)));
             }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
@@ -329,8 +371,44 @@ impl Driver {
                     rows: out.table.current().len(),
                     rounds: self.rounds.clone(),
                     batches: self.pipeline.batches(),
+                    dead_letter_dropped: self
+                        .options
+                        .dead_letters
+                        .as_ref()
+                        .map_or(0, DeadLetters::dropped),
                 });
             }
+        }
+    }
+
+    /// Offers one event of a request: counts its outcome in `report`, lists it there while
+    /// there is room, and keeps it in the dead-letter file when it is rejected.
+    fn offer(&mut self, source: Source, i: usize, e: &[u8], report: &mut IngestReport) {
+        let before = self.pipeline.sent();
+        let outcome = self.pipeline.offer_bytes(e);
+        match &outcome {
+            Outcome::Accepted => {
+                report.accepted += 1;
+                self.pending_since.get_or_insert_with(Instant::now);
+            }
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::Rejected(r) => {
+                report.rejected += 1;
+                if let Some(letters) = &self.options.dead_letters {
+                    letters.keep(source, i as u64, r, e, crate::pipeline::now_ms());
+                }
+            }
+        }
+        if outcome != Outcome::Accepted {
+            if report.issues.len() < self.options.max_issues {
+                report.issues.push((i, outcome));
+            } else {
+                report.issues_truncated += 1;
+            }
+        }
+        // A full batch goes to the dataflow from within `offer`.
+        if self.pipeline.sent() != before {
+            self.taken(before);
         }
     }
 
@@ -399,6 +477,9 @@ impl Driver {
                 }
                 Waiter::Rows(filter, reply) => {
                     let _ = reply.send(self.rows(&filter));
+                }
+                Waiter::Whois(kind, value, reply) => {
+                    let _ = reply.send(self.pipeline.whois(&kind, &value));
                 }
             }
         }
@@ -515,6 +596,12 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
         "counter",
         "Subscribers whose queue overflowed, by what was done.",
         &drops,
+    );
+    metric(
+        "tidemark_dead_letter_dropped_total",
+        "counter",
+        "Rejected inputs not kept in serve.dead_letter because its writer was behind or had failed.",
+        &one(status.dead_letter_dropped),
     );
     if let Some(bytes) = memory_bytes {
         metric(

@@ -195,7 +195,11 @@ mod tests {
                 "{c} cents print as {got}, not {want}"
             );
             // Dense at the top, then spread out down to the smallest amounts.
-            c -= if c > MAX_CENTS - 10_000 { 1 } else { c / 1000 + 1 };
+            c -= if c > MAX_CENTS - 10_000 {
+                1
+            } else {
+                c / 1000 + 1
+            };
             if c < 0 {
                 break;
             }

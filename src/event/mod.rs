@@ -2,10 +2,12 @@
 
 mod amount;
 pub mod batch;
+mod dead_letter;
 mod parse;
 mod wire;
 
 pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};
+pub use dead_letter::DeadLetters;
 pub use parse::{parse_event, Limits};
 
 use std::borrow::Cow;

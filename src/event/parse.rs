@@ -394,7 +394,10 @@ mod tests {
         assert_eq!(amount("99.9"), Ok(Some(9990)));
         assert_eq!(amount(r#""99.90""#), Ok(Some(9990)));
         assert_eq!(amount("null"), Ok(None));
-        assert_eq!(amount("70000000000000"), Ok(Some(super::super::amount::MAX_CENTS)));
+        assert_eq!(
+            amount("70000000000000"),
+            Ok(Some(super::super::amount::MAX_CENTS))
+        );
         for bad in [
             r#"" 5 ""#,
             r#""+5""#,
@@ -412,7 +415,10 @@ mod tests {
     #[test]
     fn only_live_use_rejects_the_future() {
         let line = r#"{"id":"a","ts":"2100-12-31T00:00:00Z","event":"x","user":"g"}"#;
-        assert!(parse_event(line, &limits()).is_ok(), "compute: the log's clock is its own");
+        assert!(
+            parse_event(line, &limits()).is_ok(),
+            "compute: the log's clock is its own"
+        );
         let live = Limits {
             max_future_ms: Some(600_000),
             ..limits()
@@ -425,9 +431,18 @@ mod tests {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as i64;
-        let soon = format!(r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#, now + 60_000);
-        assert!(parse_event(&soon, &live).is_ok(), "a minute ahead is within 10 min");
-        let late = format!(r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#, now + 660_000);
+        let soon = format!(
+            r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#,
+            now + 60_000
+        );
+        assert!(
+            parse_event(&soon, &live).is_ok(),
+            "a minute ahead is within 10 min"
+        );
+        let late = format!(
+            r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#,
+            now + 660_000
+        );
         assert_eq!(
             parse_event(&late, &live).unwrap_err().reason,
             Reason::FutureTimestamp

@@ -61,8 +61,14 @@ mod tests {
         assert_eq!(r.reason, Reason::BadAmount);
         assert!(r.detail.contains("revenue"), "{r}");
         assert!(t.add(&purchase, Some(0)).is_ok());
-        assert!(t.add(&spend, Some(MAX_CENTS)).is_ok(), "spend has its own total");
+        assert!(
+            t.add(&spend, Some(MAX_CENTS)).is_ok(),
+            "spend has its own total"
+        );
         assert!(t.add(&spend, Some(1)).is_err());
-        assert!(t.add(&NameClass::default(), Some(MAX_CENTS)).is_ok(), "not money");
+        assert!(
+            t.add(&NameClass::default(), Some(MAX_CENTS)).is_ok(),
+            "not money"
+        );
     }
 }

@@ -44,7 +44,7 @@ pub async fn events(
         Ok(e) => e,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
-    match state.live.ingest(events).await {
+    match state.live.ingest("http", events).await {
         Ok(report) => (StatusCode::OK, Json(report.to_json())).into_response(),
         Err(_) => stopped(),
     }
