@@ -106,10 +106,12 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         tracing::warn!("{warning}");
         eprintln!("tidemark: {warning}");
     }
-    let files = conn::raise_open_files();
-    // Room for the engine, MQTT, the dead-letter file and sockets being refused.
-    if let Some(files) = files.filter(|f| *f < serve.max_connections as u64 + 64) {
-        let note = format!("serve.max_connections is {} but the process may open only {files} files; raise the limit (ulimit -n) or lower serve.max_connections", serve.max_connections);
+    // Room beside the connections for the engine, MQTT, the dead-letter file and sockets
+    // being refused: running out of descriptors would stop accepting altogether.
+    let mut max_connections = serve.max_connections;
+    if let Some(files) = conn::raise_open_files().filter(|f| *f < max_connections as u64 + 64) {
+        max_connections = (files.saturating_sub(64) as usize).max(16);
+        let note = format!("serve.max_connections is {} but the process may open only {files} files, so at most {max_connections} connections are kept open; raise the limit (ulimit -n) or lower serve.max_connections", serve.max_connections);
         tracing::warn!("{note}");
         eprintln!("tidemark: {note}");
     }
@@ -149,7 +151,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     };
     let router = app(state);
     let limits = ConnLimits {
-        max_connections: serve.max_connections,
+        max_connections,
         header_timeout: Duration::from_millis(serve.header_timeout_ms),
         idle_timeout: Duration::from_millis(serve.idle_timeout_ms),
     };
