@@ -11,18 +11,20 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use tidemark::dataflow::{build_families, Family, Time};
 use tidemark::facts::FactBatch;
+use tidemark::ingest::Dictionary;
 use tidemark::plan::Plan;
 
 use support::ThreadCpu;
 
 /// Runs the dataflow of `families` over `batch` on an in-process worker; returns the number of
 /// rows it produced (net of retractions).
-fn run(plan: &Arc<Plan>, families: &[Family], batch: FactBatch) -> isize {
+fn run(plan: &Arc<Plan>, dict: &Arc<Dictionary>, families: &[Family], batch: FactBatch) -> isize {
     let rows = Arc::new(AtomicIsize::new(0));
-    let (plan, families, counted) = (plan.clone(), families.to_vec(), rows.clone());
+    let (plan, dict, families, counted) =
+        (plan.clone(), dict.clone(), families.to_vec(), rows.clone());
     timely::execute_directly(move |worker| {
         let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
-            let (inputs, outputs) = build_families(scope, plan, &families);
+            let (inputs, outputs) = build_families(scope, plan, dict, &families);
             outputs.rows.inspect_batch(move |_t, data| {
                 let net: isize = data.iter().map(|(_, _, diff)| diff).sum();
                 counted.fetch_add(net, Ordering::Relaxed);
@@ -36,13 +38,14 @@ fn run(plan: &Arc<Plan>, families: &[Family], batch: FactBatch) -> isize {
 }
 
 fn dataflow(c: &mut Criterion<ThreadCpu>) {
-    let plan = support::plan();
-    let (batch, accepted) = support::batch(&plan, &support::lines(true));
-    let all = run(&plan, &Family::ALL, batch.clone());
+    // The campaign family needs rules: the golden set's five.
+    let plan = support::plan_with_rules();
+    let (batch, accepted, dict) = support::batch_with_names(&plan, &support::lines(true));
+    let all = run(&plan, &dict, &Family::ALL, batch.clone());
     let mut cases: Vec<(&str, Vec<Family>)> = vec![("base", vec![])];
     let mut sum = 0;
     for f in Family::ALL {
-        let rows = run(&plan, &[f], batch.clone());
+        let rows = run(&plan, &dict, &[f], batch.clone());
         assert!(rows > 0, "{} makes rows", f.name());
         sum += rows;
         cases.push((f.name(), vec![f]));
@@ -64,7 +67,7 @@ fn dataflow(c: &mut Criterion<ThreadCpu>) {
         group.bench_function(*name, |b| {
             b.iter_batched(
                 || batch.clone(),
-                |batch| run(&plan, families, batch),
+                |batch| run(&plan, &dict, families, batch),
                 BatchSize::PerIteration,
             )
         });

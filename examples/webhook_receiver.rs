@@ -19,7 +19,12 @@ use axum::Router;
 /// Keys already handled, with the message kind: a firing and its retraction share a key.
 type Seen = Arc<Mutex<HashSet<(String, String)>>>;
 
-async fn receive(State(seen): State<Seen>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(
+    State(seen): State<Seen>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let Ok(msg) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return StatusCode::BAD_REQUEST;
     };
@@ -30,7 +35,10 @@ async fn receive(State(seen): State<Seen>, uri: Uri, headers: HeaderMap, body: B
         .to_string();
     let kind = msg["kind"].as_str().unwrap_or("?").to_string();
     if !seen.lock().unwrap().insert((key.clone(), kind.clone())) {
-        println!("{} {key}: {kind} again (a retry); already handled", uri.path());
+        println!(
+            "{} {key}: {kind} again (a retry); already handled",
+            uri.path()
+        );
         return StatusCode::OK;
     }
     match (msg.get("rule"), msg.get("alert")) {
@@ -55,9 +63,14 @@ async fn receive(State(seen): State<Seen>, uri: Uri, headers: HeaderMap, body: B
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9000".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9000".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
-    println!("receiving webhooks on http://{}/ (any path)", listener.local_addr()?);
+    println!(
+        "receiving webhooks on http://{}/ (any path)",
+        listener.local_addr()?
+    );
     let app = Router::new()
         .fallback(post(receive))
         .with_state(Seen::default());

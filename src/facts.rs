@@ -70,6 +70,9 @@ pub struct Mark {
     pub id: String,
 }
 
+/// A change to the earliest active time of an identity on a day.
+pub type DayFirstChange = ((Ident, (Day, i64)), isize);
+
 /// Everything one batch of accepted events changes, as differential updates.
 #[derive(Clone, Debug, Default)]
 pub struct FactBatch {
@@ -104,7 +107,7 @@ pub struct FactBatch {
     pub paid: Vec<(Ident, (i64, i64))>,
     /// Changes to the earliest active event time of each identity and day, for rules that read
     /// active days.
-    pub day_firsts: Vec<((Ident, (Day, i64)), isize)>,
+    pub day_firsts: Vec<DayFirstChange>,
 }
 
 impl FactBatch {

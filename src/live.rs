@@ -12,6 +12,8 @@ use tokio::sync::oneshot;
 
 use crate::config::SlowSubscriber;
 use crate::dataflow::Time;
+use crate::event::batch::{for_each, Format};
+use crate::event::DeadLetters;
 use crate::ingest::{Counts, Outcome};
 use crate::io::actions::ActionSink;
 use crate::metric::Labeler;
@@ -30,6 +32,12 @@ pub struct LiveOptions {
     pub on_slow_subscriber: SlowSubscriber,
     /// Move the rules' clock with the wall clock (and how often), when rules or alerts exist.
     pub wall_ticks: Option<Duration>,
+    /// Issues an ingest answer lists at most; the rest are only counted.
+    pub max_issues: usize,
+    /// Events stamped more than this many milliseconds after the wall clock are rejected.
+    pub max_future_ms: Option<i64>,
+    /// Where rejected inputs are kept, if anywhere.
+    pub dead_letters: Option<DeadLetters>,
 }
 
 impl LiveOptions {
@@ -50,6 +58,9 @@ impl LiveOptions {
             subscriber_queue: serve.subscriber_queue,
             on_slow_subscriber: serve.on_slow_subscriber,
             wall_ticks: (serve.clock == crate::config::ClockMode::Wall).then_some(WALL_TICK),
+            max_issues: serve.max_issues,
+            max_future_ms: Some(serve.max_future_ms),
+            dead_letters: None,
         }
     }
 }
@@ -65,8 +76,11 @@ pub struct IngestReport {
     pub rejected: u64,
     /// Subscribers have seen the effect of these events once they get `progress >= time`.
     pub time: Time,
-    /// Index (0-based, within the request) and outcome of each event not accepted.
+    /// Index (0-based, within the request) and outcome of each event not accepted, the
+    /// first `max_issues` of them.
     pub issues: Vec<(usize, Outcome)>,
+    /// Events not accepted beyond those listed in `issues`.
+    pub issues_truncated: u64,
 }
 
 impl IngestReport {
@@ -90,6 +104,7 @@ impl IngestReport {
             "rejected": self.rejected,
             "time": self.time,
             "issues": issues,
+            "issues_truncated": self.issues_truncated,
         })
     }
 }
@@ -108,13 +123,24 @@ pub struct Status {
     pub batches: u64,
     /// Each alert and its state: 1 firing, 0 ok, -1 no data yet.
     pub alerts: Vec<(String, i64)>,
+    /// Rejected inputs not kept because the dead-letter writer was behind or had failed.
+    pub dead_letter_dropped: u64,
 }
 
 /// One input event of a request, as raw bytes.
 pub type EventBytes = bytes::Bytes;
 
+/// Where events came from, as their dead-letter records say (`http`, `mqtt`, `demo`).
+pub type Source = &'static str;
+
+/// The events of one request: a list, or a whole body split as they are taken.
+enum Events {
+    List(Vec<EventBytes>),
+    Body(bytes::Bytes, Format),
+}
+
 enum Command {
-    Ingest(Vec<EventBytes>, oneshot::Sender<IngestReport>),
+    Ingest(Source, Events, oneshot::Sender<IngestReport>),
     Subscribe(Filter, oneshot::Sender<tokio::sync::mpsc::Receiver<Feed>>),
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
@@ -145,6 +171,9 @@ impl Live {
         actions: Option<ActionSink>,
     ) -> std::io::Result<Live> {
         let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
+        if let Some(ms) = options.max_future_ms {
+            pipeline.reject_future(ms);
+        }
         pipeline.set_hub(Hub::with_policy(
             options.subscriber_queue,
             options.on_slow_subscriber,
@@ -171,12 +200,32 @@ impl Live {
     /// order, so a source may keep several answers outstanding without reordering its events.
     pub fn ingest(
         &self,
+        source: Source,
         events: Vec<EventBytes>,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        self.hand_over(source, Events::List(events))
+    }
+
+    /// Offers the events of a request body that `event::batch::check` took, split as they are
+    /// taken (a body of tiny events never becomes a list many times its size).
+    pub fn ingest_body(
+        &self,
+        source: Source,
+        body: bytes::Bytes,
+        format: Format,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        self.hand_over(source, Events::Body(body, format))
+    }
+
+    fn hand_over(
+        &self,
+        source: Source,
+        events: Events,
     ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
         let sent = self
             .tx
-            .send(Command::Ingest(events, reply))
+            .send(Command::Ingest(source, events, reply))
             .map_err(|_| Stopped);
         async move {
             sent?;
@@ -202,7 +251,8 @@ impl Live {
         self.ask(|r| Command::Rows(filter, r)).await
     }
 
-    /// Every identity of the person behind `kind:value`.
+    /// Every identity of the person behind `kind:value`, once every event accepted before the
+    /// call is reflected (read-your-writes, like `rows`).
     pub async fn whois(&self, kind: String, value: String) -> Result<Json, Stopped> {
         self.ask(|r| Command::Whois(kind, value, r)).await
     }
@@ -246,6 +296,7 @@ struct Driver {
 enum Waiter {
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
+    Whois(String, String, oneshot::Sender<Json>),
 }
 
 impl Driver {
@@ -322,26 +373,16 @@ impl Driver {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Ingest(events, reply) => {
+            Command::Ingest(source, events, reply) => {
                 let mut report = IngestReport::default();
-                for (i, e) in events.iter().enumerate() {
-                    let before = self.pipeline.sent();
-                    let outcome = self.pipeline.offer_bytes(e);
-                    match &outcome {
-                        Outcome::Accepted => {
-                            report.accepted += 1;
-                            self.pending_since.get_or_insert_with(Instant::now);
-                        }
-                        Outcome::Duplicate => report.duplicates += 1,
-                        Outcome::Rejected(_) => report.rejected += 1,
-                    }
-                    if outcome != Outcome::Accepted {
-                        report.issues.push((i, outcome));
-                    }
-                    // A full batch goes to the dataflow from within `offer`.
-                    if self.pipeline.sent() != before {
-                        self.taken(before);
-                    }
+                let mut index = 0;
+                let mut offer = |e: EventBytes| {
+                    self.offer(source, index, &e, &mut report);
+                    index += 1;
+                };
+                match events {
+                    Events::List(list) => list.into_iter().for_each(&mut offer),
+                    Events::Body(body, format) => for_each(&body, format, offer),
                 }
                 if self.pending_since.is_none() {
                     // Nothing waits for a batch: the rows already reflect what these events
@@ -364,7 +405,8 @@ impl Driver {
                 self.waiting.push((t, Waiter::Rows(filter, reply)));
             }
             Command::Whois(kind, value, reply) => {
-                let _ = reply.send(self.pipeline.whois(&kind, &value));
+                let t = self.flush();
+                self.waiting.push((t, Waiter::Whois(kind, value, reply)));
             }
             Command::Explain(rule, key, reply) => {
                 let p = &self.pipeline;
@@ -415,8 +457,44 @@ impl Driver {
                             (a.name.clone(), state)
                         })
                         .collect(),
+                    dead_letter_dropped: self
+                        .options
+                        .dead_letters
+                        .as_ref()
+                        .map_or(0, DeadLetters::dropped),
                 });
             }
+        }
+    }
+
+    /// Offers one event of a request: counts its outcome in `report`, lists it there while
+    /// there is room, and keeps it in the dead-letter file when it is rejected.
+    fn offer(&mut self, source: Source, i: usize, e: &[u8], report: &mut IngestReport) {
+        let before = self.pipeline.sent();
+        let outcome = self.pipeline.offer_bytes(e);
+        match &outcome {
+            Outcome::Accepted => {
+                report.accepted += 1;
+                self.pending_since.get_or_insert_with(Instant::now);
+            }
+            Outcome::Duplicate => report.duplicates += 1,
+            Outcome::Rejected(r) => {
+                report.rejected += 1;
+                if let Some(letters) = &self.options.dead_letters {
+                    letters.keep(source, i as u64, r, e, crate::pipeline::now_ms());
+                }
+            }
+        }
+        if outcome != Outcome::Accepted {
+            if report.issues.len() < self.options.max_issues {
+                report.issues.push((i, outcome));
+            } else {
+                report.issues_truncated += 1;
+            }
+        }
+        // A full batch goes to the dataflow from within `offer`.
+        if self.pipeline.sent() != before {
+            self.taken(before);
         }
     }
 
@@ -510,6 +588,9 @@ impl Driver {
                 }
                 Waiter::Rows(filter, reply) => {
                     let _ = reply.send(self.rows(&filter));
+                }
+                Waiter::Whois(kind, value, reply) => {
+                    let _ = reply.send(self.pipeline.whois(&kind, &value));
                 }
             }
         }
@@ -640,6 +721,12 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
             &states,
         );
     }
+    metric(
+        "tidemark_dead_letter_dropped_total",
+        "counter",
+        "Rejected inputs not kept in serve.dead_letter because its writer was behind or had failed.",
+        &one(status.dead_letter_dropped),
+    );
     if let Some(bytes) = memory_bytes {
         metric(
             "tidemark_resident_memory_bytes",

@@ -128,7 +128,12 @@ impl Value {
     pub fn to_json(self) -> Json {
         match self {
             Value::Count(n) => json!(n),
-            Value::Money(c) => json!(c as f64 / 100.0),
+            // Ingest keeps every total within MAX_CENTS, where the double prints the exact
+            // decimal; anything beyond would print as an exact decimal string, never rounded.
+            Value::Money(c) if c.unsigned_abs() <= crate::event::MAX_CENTS as u64 => {
+                json!(c as f64 / 100.0)
+            }
+            Value::Money(c) => json!(crate::event::format_cents(c)),
             Value::Rate(n, d) => json!(n as f64 / d as f64),
         }
     }

@@ -88,6 +88,12 @@ impl Pipeline {
         })
     }
 
+    /// Live use: rejects events stamped more than `max_future_ms` after the wall clock as
+    /// `future_timestamp`, so one bad clock cannot move `now` (compute keeps the log's clock).
+    pub fn reject_future(&mut self, max_future_ms: i64) {
+        self.ingest.reject_future(max_future_ms);
+    }
+
     /// Keeps every delta the engine completes (for tests and subscribers).
     pub fn keep_deltas(&mut self) {
         self.state.keep_deltas = true;

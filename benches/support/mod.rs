@@ -44,14 +44,32 @@ pub fn plan() -> Arc<Plan> {
     Arc::new(Plan::new(Config::default()))
 }
 
+/// The default metrics and the five trigger rules of the `actions` golden set (its alerts
+/// left out), in UTC.
+pub fn plan_with_rules() -> Arc<Plan> {
+    let text = include_str!("../../tests/golden/actions.toml");
+    let rules =
+        &text[text.find("[[rules]]").expect("rules")..text.find("[[alerts]]").expect("alerts")];
+    Arc::new(Plan::new(
+        Config::from_toml(rules).expect("the golden rules are valid"),
+    ))
+}
+
 /// The one fact batch ingest makes of `lines`, and the number of events it accepted.
 pub fn batch(plan: &Arc<Plan>, lines: &[String]) -> (FactBatch, u64) {
-    let mut ingest = Ingest::new(plan.clone(), Dictionary::new());
+    let (batch, accepted, _) = batch_with_names(plan, lines);
+    (batch, accepted)
+}
+
+/// As `batch`, with the dictionary naming its identities and channels.
+pub fn batch_with_names(plan: &Arc<Plan>, lines: &[String]) -> (FactBatch, u64, Arc<Dictionary>) {
+    let dict = Dictionary::new();
+    let mut ingest = Ingest::new(plan.clone(), dict.clone());
     for line in lines {
         ingest.offer(line);
     }
     let accepted = ingest.counts().accepted;
-    (ingest.take_batch(), accepted)
+    (ingest.take_batch(), accepted, dict)
 }
 
 /// Total bytes of `lines`, newlines included.

@@ -18,6 +18,18 @@ pub(super) struct RawServe {
     batch_max_delay: Option<String>,
     data_dir: Option<String>,
     clock: Option<String>,
+    public_reads: Option<bool>,
+    hosts: Option<Vec<String>>,
+    origins: Option<Vec<String>>,
+    max_connections: Option<i64>,
+    header_timeout: Option<String>,
+    body_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    ingest_memory: Option<String>,
+    max_issues: Option<i64>,
+    max_future: Option<String>,
+    dead_letter: Option<String>,
+    dead_letter_max: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -71,6 +83,31 @@ pub struct Serve {
     /// configuration file's directory); `None`: `tidemark-data` there.
     pub data_dir: Option<String>,
     pub clock: ClockMode,
+    /// With only the ingest token set: serve reads without a token on any address.
+    pub public_reads: bool,
+    /// Host names the server may be reached by, besides its address and `localhost`.
+    pub hosts: Vec<String>,
+    /// Origins (`scheme://host[:port]`) of pages elsewhere that may ingest and subscribe.
+    pub origins: Vec<String>,
+    /// Open connections at most; beyond it the longest-idle one is closed, or the new one
+    /// refused with 503.
+    pub max_connections: usize,
+    /// Longest a request's head may take to arrive, from its first byte.
+    pub header_timeout_ms: u64,
+    /// Longest a request's body may take to arrive, from the end of its head.
+    pub body_timeout_ms: u64,
+    /// Longest a connection may stay open with no request under way.
+    pub idle_timeout_ms: u64,
+    /// Request bodies held at once (being read or ingested), in bytes; more wait.
+    pub ingest_memory: usize,
+    /// Issues an ingest answer lists; the rest are counted in `issues_truncated`.
+    pub max_issues: usize,
+    /// Events stamped further than this ahead of the wall clock are rejected.
+    pub max_future_ms: i64,
+    /// File that keeps rejected inputs (one JSON object per line); none = not kept.
+    pub dead_letter: Option<String>,
+    /// Size at which the dead-letter file moves to `FILE.1` (replacing it) and starts anew.
+    pub dead_letter_max: usize,
 }
 
 impl Default for Serve {
@@ -136,14 +173,64 @@ pub fn parse_millis(text: &str) -> Result<i64, String> {
     }
 }
 
+/// A token is at least 16 characters of the bearer-token alphabet of RFC 6750 (letters,
+/// digits, `-._~+/`, trailing `=`), so it travels unchanged in a header, a query or a cookie.
 fn token(key: &str, value: Option<String>) -> Result<Option<String>, ConfigError> {
-    match value {
-        Some(t) if t.len() < 16 => Err(invalid(
+    let Some(t) = value else { return Ok(None) };
+    let body = t.trim_end_matches('=');
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || "-._~+/".contains(c);
+    if t.len() < 16 || body.is_empty() || !body.chars().all(alphabet) {
+        return Err(invalid(
             key,
-            "a token must be at least 16 characters (e.g. `openssl rand -hex 16`)",
-        )),
-        other => Ok(other),
+            "a token must be at least 16 characters of letters, digits and - . _ ~ + / (= only at the end), e.g. from `openssl rand -hex 16`",
+        ));
     }
+    Ok(Some(t))
+}
+
+/// A duration key in milliseconds within `lo..=hi`.
+fn millis(
+    key: &str,
+    value: Option<&str>,
+    default: &str,
+    lo: i64,
+    hi: i64,
+    allowed: &str,
+) -> Result<i64, ConfigError> {
+    let ms = parse_millis(value.unwrap_or(default)).map_err(|e| invalid(key, e))?;
+    if !(lo..=hi).contains(&ms) {
+        return Err(invalid(key, format!("allowed: {allowed}")));
+    }
+    Ok(ms)
+}
+
+/// A host name for `serve.hosts`: letters, digits, `-` and `.`, no port or scheme.
+fn host_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+}
+
+/// An origin for `serve.origins`: `http://` or `https://`, a host, an optional port, no path.
+fn origin(o: &str) -> bool {
+    let Some(rest) = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    let host_ok = host_name(host)
+        || (host.starts_with('[')
+            && host.ends_with(']')
+            && host[1..host.len() - 1]
+                .parse::<std::net::Ipv6Addr>()
+                .is_ok());
+    host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
 impl Serve {
@@ -199,6 +286,87 @@ impl Serve {
                 "must not be empty; leave it out for tidemark-data beside the config",
             ));
         }
+        let hosts = raw.hosts.unwrap_or_default();
+        if let Some(bad) = hosts.iter().find(|h| !host_name(h)) {
+            return Err(invalid(
+                "serve.hosts",
+                format!("{bad:?} is not a host name; list names only, without scheme or port, e.g. [\"metrics.example.com\"]"),
+            ));
+        }
+        let origins: Vec<String> = raw
+            .origins
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
+            .collect();
+        if let Some(bad) = origins.iter().find(|o| !origin(o)) {
+            return Err(invalid(
+                "serve.origins",
+                format!("{bad:?} is not an origin; write scheme://host[:port], e.g. \"https://dash.example.com\""),
+            ));
+        }
+        let max_connections = raw.max_connections.unwrap_or(1024);
+        if !(16..=1_000_000).contains(&max_connections) {
+            return Err(invalid("serve.max_connections", "allowed: 16..=1000000"));
+        }
+        let header_timeout = millis(
+            "serve.header_timeout",
+            raw.header_timeout.as_deref(),
+            "10s",
+            100,
+            600_000,
+            "100ms..=10m",
+        )?;
+        let body_timeout = millis(
+            "serve.body_timeout",
+            raw.body_timeout.as_deref(),
+            "30s",
+            100,
+            3_600_000,
+            "100ms..=1h",
+        )?;
+        let idle_timeout = millis(
+            "serve.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            "60s",
+            100,
+            3_600_000,
+            "100ms..=1h",
+        )?;
+        let ingest_memory = parse_size(raw.ingest_memory.as_deref().unwrap_or("256MiB"))
+            .map_err(|e| invalid("serve.ingest_memory", e))?;
+        if !(max_body..=(64 << 30)).contains(&ingest_memory) {
+            return Err(invalid(
+                "serve.ingest_memory",
+                "allowed: serve.max_body..=64GiB (one largest body must fit)",
+            ));
+        }
+        let max_issues = raw.max_issues.unwrap_or(100);
+        if !(0..=1_000_000).contains(&max_issues) {
+            return Err(invalid("serve.max_issues", "allowed: 0..=1000000"));
+        }
+        let max_future = millis(
+            "serve.max_future",
+            raw.max_future.as_deref(),
+            "10m",
+            0,
+            366 * 86_400_000,
+            "0s..=366d",
+        )?;
+        let dead_letter = match raw.dead_letter {
+            Some(p) if p.trim().is_empty() => {
+                return Err(invalid(
+                    "serve.dead_letter",
+                    "must be a file path; leave the key out to keep no rejected inputs",
+                ))
+            }
+            other => other,
+        };
+        let dead_letter_max = parse_size(raw.dead_letter_max.as_deref().unwrap_or("64MiB"))
+            .map_err(|e| invalid("serve.dead_letter_max", e))?;
+        if !((64 << 10)..=(64 << 30)).contains(&dead_letter_max) {
+            return Err(invalid("serve.dead_letter_max", "allowed: 64KiB..=64GiB"));
+        }
         Ok(Serve {
             data_dir: raw.data_dir,
             clock,
@@ -210,6 +378,18 @@ impl Serve {
             on_slow_subscriber: on_slow,
             batch_max_events: batch as usize,
             batch_max_delay_ms: delay as u64,
+            public_reads: raw.public_reads.unwrap_or(false),
+            hosts,
+            origins,
+            max_connections: max_connections as usize,
+            header_timeout_ms: header_timeout as u64,
+            body_timeout_ms: body_timeout as u64,
+            idle_timeout_ms: idle_timeout as u64,
+            ingest_memory,
+            max_issues: max_issues as usize,
+            max_future_ms: max_future,
+            dead_letter,
+            dead_letter_max,
         })
     }
 
@@ -307,5 +487,63 @@ mod tests {
         );
         assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().1, 1883);
         assert!(parse_mqtt_url("http://x").is_err());
+    }
+
+    fn serve(toml: &str) -> Result<Serve, String> {
+        let raw: RawServe = toml::from_str(toml).map_err(|e| e.to_string())?;
+        Serve::from_raw(raw).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tokens_are_long_and_not_blank() {
+        assert!(serve("ingest_token = \"0123456789abcdef\"").is_ok());
+        assert!(serve("ingest_token = \"c2VjcmV0LXNlY3JldC1zZWNyZXQ=\"").is_ok());
+        for bad in [
+            "                ",
+            "0123456789abcde",
+            "0123456789abcdef ",
+            "0123456789;abcdef",
+            "================",
+        ] {
+            let e = serve(&format!("read_token = {bad:?}")).unwrap_err();
+            assert!(e.contains("serve.read_token"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_errors_name_their_key() {
+        let s = serve("").unwrap();
+        assert_eq!(
+            (
+                s.max_connections,
+                s.header_timeout_ms,
+                s.body_timeout_ms,
+                s.idle_timeout_ms
+            ),
+            (1024, 10_000, 30_000, 60_000)
+        );
+        assert_eq!(
+            (s.ingest_memory, s.max_issues, s.max_future_ms),
+            (256 << 20, 100, 600_000)
+        );
+        assert!(!s.public_reads && s.dead_letter.is_none() && s.hosts.is_empty());
+        for (toml, key) in [
+            ("max_connections = 2", "serve.max_connections"),
+            ("header_timeout = \"0s\"", "serve.header_timeout"),
+            ("body_timeout = \"soon\"", "serve.body_timeout"),
+            ("idle_timeout = \"2h\"", "serve.idle_timeout"),
+            ("ingest_memory = \"1MiB\"", "serve.ingest_memory"),
+            ("max_issues = -1", "serve.max_issues"),
+            ("max_future = \"400d\"", "serve.max_future"),
+            ("dead_letter = \" \"", "serve.dead_letter"),
+            ("dead_letter_max = \"1KiB\"", "serve.dead_letter_max"),
+            ("hosts = [\"http://x\"]", "serve.hosts"),
+            ("origins = [\"example.com\"]", "serve.origins"),
+        ] {
+            let e = serve(toml).unwrap_err();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
+        let s = serve("hosts = [\"metrics.example.com\"]\norigins = [\"https://Dash.example.com/\", \"http://[::1]:8080\"]").unwrap();
+        assert_eq!(s.origins, ["https://dash.example.com", "http://[::1]:8080"]);
     }
 }

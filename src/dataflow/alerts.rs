@@ -209,7 +209,7 @@ pub fn judge(
     // A lag of whole days shifts by days and keeps the local time of day (a label that does
     // not exist is left out of the mean); any other hour lag counts hours as they happened,
     // stepping over labels that do not exist.
-    let by_days = alert.bucket == Bucket::Day || alert.lag % 24 == 0;
+    let by_days = alert.bucket == Bucket::Day || alert.lag.is_multiple_of(24);
     let shift = |b: i32, steps: i32, exists: &mut dyn FnMut(i32) -> bool| -> i32 {
         if by_days {
             return b + steps;

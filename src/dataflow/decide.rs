@@ -92,6 +92,9 @@ pub enum ScopeItem<P> {
     },
 }
 
+/// A trigger of a scope with its person, and the cancel (id, time) that stopped it, if any.
+pub type Survivor<P> = (P, Candidate, Option<(String, i64)>);
+
 /// The triggers of one rule and scope with their release times and the goal that converted
 /// them, each with the cancel that stopped it, if one did. `items` are sorted.
 pub fn survivors<P: Clone>(
@@ -99,7 +102,7 @@ pub fn survivors<P: Clone>(
     rule_id: RuleId,
     cal: &Calendar,
     items: &[&ScopeItem<P>],
-) -> Vec<(P, Candidate, Option<(String, i64)>)> {
+) -> Vec<Survivor<P>> {
     let mut cancels: Vec<(i64, &str)> = Vec::new();
     let mut goals: Vec<(i64, &str)> = Vec::new();
     for item in items {

@@ -1,40 +1,104 @@
-//! Money as exact integer cents: parsing JSON numbers and decimal strings, and printing.
+//! Money as exact integer cents: parsing JSON number text and decimal strings, and printing.
+//!
+//! An amount is never negative (refunds are not modelled as negative purchases) and never
+//! larger than [`MAX_CENTS`], the largest total that prints exactly as a JSON number; ingest
+//! refuses an event whose amount would push a metric's total past it.
 
-/// Parses a decimal amount with at most two fraction digits into cents.
-pub fn parse_amount(text: &str) -> Result<i64, String> {
-    let t = text.trim();
-    let (neg, body) = match t.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, t.strip_prefix('+').unwrap_or(t)),
+/// The largest amount, and the largest sum of amounts, tidemark keeps: 70 000 000 000 000.00.
+/// Every money figure up to it prints as a JSON number that reads back as the exact decimal
+/// (the spacing of doubles stays below a cent up to 2^46 units).
+pub const MAX_CENTS: i64 = 7_000_000_000_000_000;
+
+/// Cents of a JSON number as written (`12`, `99.9`, `1.5e3`): exact, no float in between.
+pub fn parse_number(text: &str) -> Result<i64, String> {
+    let (neg, rest) = match text.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, text),
     };
-    let (int_part, frac_part) = match body.split_once('.') {
-        Some((i, f)) => (i, f),
+    let (mantissa, exp) = match rest.find(['e', 'E']) {
+        Some(i) => {
+            let e = &rest[i + 1..];
+            let e = e.strip_prefix('+').unwrap_or(e);
+            // An exponent beyond any i32 is far outside the allowed range either way.
+            let exp = e.parse::<i32>().map_err(|_| out_of_range(text))?;
+            (&rest[..i], exp as i64)
+        }
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return Err(format!("amount {text} is not a JSON number"));
+    }
+    cents(neg, int, frac, exp, text)
+}
+
+/// Cents of a decimal string: digits, optionally a point and more digits, nothing else (no
+/// sign, spaces or exponent), at most 2 fraction digits that are not zero.
+pub fn parse_amount(text: &str) -> Result<i64, String> {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (int, frac) = match body.split_once('.') {
+        Some((i, f)) if !f.is_empty() => (i, f),
+        Some(_) => return Err(not_decimal(text)),
         None => (body, ""),
     };
-    let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if int_part.is_empty()
-        || !digits_ok(int_part)
-        || !digits_ok(frac_part)
-        || (body.contains('.') && frac_part.is_empty())
-    {
-        return Err(format!("amount {text:?} is not a decimal number"));
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return Err(not_decimal(text));
     }
-    let frac = frac_part.trim_end_matches('0');
-    if frac.len() > 2 {
-        return Err(format!("amount {text:?} has more than 2 fraction digits"));
+    cents(neg, int, frac, 0, text)
+}
+
+fn all_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn not_decimal(text: &str) -> String {
+    format!("amount {text:?} is not a decimal number; write digits with an optional point, e.g. \"99.90\"")
+}
+
+fn out_of_range(text: &str) -> String {
+    format!(
+        "amount {text} is above the largest amount, {}",
+        format_cents(MAX_CENTS)
+    )
+}
+
+/// `int.frac * 10^exp` in cents, when that is a whole number of cents within range.
+fn cents(neg: bool, int: &str, frac: &str, exp: i64, text: &str) -> Result<i64, String> {
+    let digits = int.bytes().chain(frac.bytes()).map(|b| (b - b'0') as i64);
+    let len = (int.len() + frac.len()) as i64;
+    // Digits before `whole` are whole cents; every digit after must be zero.
+    let whole = int.len() as i64 + exp + 2;
+    let mut value: i64 = 0;
+    for (i, d) in digits.enumerate() {
+        if (i as i64) < whole {
+            value = value
+                .checked_mul(10)
+                .and_then(|v| v.checked_add(d))
+                .filter(|v| *v <= MAX_CENTS)
+                .ok_or_else(|| out_of_range(text))?;
+        } else if d != 0 {
+            return Err(format!(
+                "amount {text} has more than 2 fraction digits (money is kept in whole cents)"
+            ));
+        }
     }
-    let whole: i64 = int_part
-        .parse()
-        .ok()
-        .filter(|v: &i64| *v < i64::MAX / 100)
-        .ok_or_else(|| format!("amount {text:?} is too large"))?;
-    let mut cents = whole * 100;
-    let mut scale = 10;
-    for b in frac.bytes() {
-        cents += (b - b'0') as i64 * scale;
-        scale /= 10;
+    if value != 0 {
+        for _ in len..whole {
+            value = value
+                .checked_mul(10)
+                .filter(|v| *v <= MAX_CENTS)
+                .ok_or_else(|| out_of_range(text))?;
+        }
     }
-    Ok(if neg { -cents } else { cents })
+    if neg && value != 0 {
+        return Err(format!(
+            "amount {text} is negative; amounts are 0 or more (send a refund as its own event, not as a negative purchase)"
+        ));
+    }
+    Ok(value)
 }
 
 /// Prints cents as a decimal with two fraction digits, e.g. `-12.05`.
@@ -54,12 +118,20 @@ mod tests {
         assert_eq!(parse_amount("30.00"), Ok(3000));
         assert_eq!(parse_amount("1200"), Ok(120000));
         assert_eq!(parse_amount("0.01"), Ok(1));
-        assert_eq!(parse_amount("-5.5"), Ok(-550));
         assert_eq!(parse_amount("1.50000"), Ok(150));
+        assert_eq!(parse_amount("-0.00"), Ok(0));
+        assert_eq!(parse_amount("70000000000000"), Ok(MAX_CENTS));
+        assert_eq!(parse_number("99.9"), Ok(9990));
+        assert_eq!(parse_number("1200"), Ok(120000));
+        assert_eq!(parse_number("1.5e3"), Ok(150000));
+        assert_eq!(parse_number("1234E-2"), Ok(1234));
+        assert_eq!(parse_number("0.000e5"), Ok(0));
+        assert_eq!(parse_number("-0"), Ok(0));
+        assert_eq!(parse_number("7e13"), Ok(MAX_CENTS));
     }
 
     #[test]
-    fn rejects_sub_cent_and_junk() {
+    fn rejects_sub_cent_junk_signs_spaces_negatives_and_out_of_range() {
         for bad in [
             "1.005",
             "abc",
@@ -68,18 +140,69 @@ mod tests {
             ".5",
             "1e3",
             "1,5",
+            " 5 ",
+            "+5",
+            "5 ",
+            "-5.5",
+            "-0.01",
+            "70000000000000.01",
             "99999999999999999999",
+            "92233720368547758.07",
         ] {
-            assert!(parse_amount(bad).is_err(), "{bad}");
+            assert!(parse_amount(bad).is_err(), "{bad:?}");
         }
+        for bad in [
+            "1.005",
+            "1e-3",
+            "-1",
+            "7.0000000000001e13",
+            "1e19",
+            "1e99999999999",
+            "12345678901234.561",
+            "1.0000000000000001",
+        ] {
+            assert!(parse_number(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_amount("-5").unwrap_err().contains("negative"));
+        assert!(parse_number("1e30").unwrap_err().contains("largest"));
     }
 
     #[test]
     fn formats() {
         assert_eq!(format_cents(1234), "12.34");
         assert_eq!(format_cents(-5), "-0.05");
-        for c in [-100_001, -1, 0, 7, 99_999] {
+        for c in [0, 7, 99_999, MAX_CENTS] {
             assert_eq!(parse_amount(&format_cents(c)), Ok(c));
+        }
+    }
+
+    #[test]
+    fn every_amount_up_to_the_largest_prints_exactly_as_a_json_number() {
+        // What `Value::Money` prints: the double nearest to cents / 100.
+        let printed = |c: i64| serde_json::json!(c as f64 / 100.0).to_string();
+        let mut c = MAX_CENTS;
+        for _ in 0..20_000 {
+            let want = format_cents(c);
+            let got = printed(c);
+            let got = if got.contains('.') {
+                got
+            } else {
+                format!("{got}.0")
+            };
+            assert_eq!(
+                parse_number(&got),
+                Ok(c),
+                "{c} cents print as {got}, not {want}"
+            );
+            // Dense at the top, then spread out down to the smallest amounts.
+            c -= if c > MAX_CENTS - 10_000 {
+                1
+            } else {
+                c / 1000 + 1
+            };
+            if c < 0 {
+                break;
+            }
         }
     }
 }

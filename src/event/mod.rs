@@ -2,10 +2,12 @@
 
 mod amount;
 pub mod batch;
+mod dead_letter;
 mod parse;
 mod wire;
 
-pub use amount::{format_cents, parse_amount};
+pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};
+pub use dead_letter::DeadLetters;
 pub use parse::{parse_event, Limits};
 
 use std::borrow::Cow;
@@ -24,11 +26,13 @@ pub enum Reason {
     BadAmount,
     TooLarge,
     NoIdentity,
+    /// Live use only: stamped further ahead of the wall clock than `serve.max_future`.
+    FutureTimestamp,
 }
 
 impl Reason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 9] = [
         Reason::MalformedJson,
         Reason::BadEncoding,
         Reason::MissingField,
@@ -37,6 +41,7 @@ impl Reason {
         Reason::BadAmount,
         Reason::TooLarge,
         Reason::NoIdentity,
+        Reason::FutureTimestamp,
     ];
 
     /// The reason's name as it appears in counts and dead-letter records.
@@ -50,6 +55,7 @@ impl Reason {
             Reason::BadAmount => "bad_amount",
             Reason::TooLarge => "too_large",
             Reason::NoIdentity => "no_identity",
+            Reason::FutureTimestamp => "future_timestamp",
         }
     }
 }
@@ -86,7 +92,7 @@ pub struct Event<'a> {
     /// Identities `(type, value)` this event carries; "unknown" values are already removed.
     pub ids: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub channel: Option<Cow<'a, str>>,
-    /// `props.amount` in cents.
+    /// `props.amount` in cents, `0..=MAX_CENTS`.
     pub amount: Option<i64>,
     /// Props that rules compare, as text (a string is itself, a number its JSON text); only
     /// the keys some rule names are kept.

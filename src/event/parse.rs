@@ -2,7 +2,8 @@
 
 use std::borrow::Cow;
 
-use super::wire::{top_level_kind, Object, Scalar, Wire};
+use super::amount::parse_number;
+use super::wire::{top_level_kind, Amount, Object, Props, Scalar, Wire};
 use super::{parse_amount, Event, Reason, Rejection, MAX_EVENT_BYTES};
 
 /// Earliest accepted event time: 2000-01-01T00:00:00Z.
@@ -19,6 +20,9 @@ pub struct Limits {
     pub spend_event: String,
     /// Props keys whose values rules compare (as text); other props are not kept.
     pub prop_keys: Vec<String>,
+    /// Live use: events stamped more than this many milliseconds after the wall clock are
+    /// rejected as `future_timestamp`. `None` (compute): a log's clock is its own.
+    pub max_future_ms: Option<i64>,
 }
 
 impl Limits {
@@ -41,6 +45,7 @@ impl Limits {
                 keys.dedup();
                 keys
             },
+            max_future_ms: None,
         }
     }
 
@@ -76,6 +81,21 @@ fn string_field<'a>(
     }
 }
 
+/// Largest offset from UTC a timestamp may carry, in seconds: 24:00.
+const MAX_OFFSET_SECONDS: i32 = 24 * 3600;
+
+/// The offset an RFC 3339 text carries, when it is out of range.
+fn offset_beyond_a_day(text: &str) -> Option<i32> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset};
+    match Pieces::parse(text).ok()?.offset()? {
+        PiecesOffset::Numeric(n) => {
+            let secs = n.offset().seconds();
+            (secs.abs() > MAX_OFFSET_SECONDS).then_some(secs)
+        }
+        _ => None,
+    }
+}
+
 fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
     let ms = match v {
         None | Some(Scalar::Other("null")) => {
@@ -83,6 +103,12 @@ fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
         }
         Some(Scalar::Int(ms)) => ms,
         Some(Scalar::Str(s)) => match s.parse::<jiff::Timestamp>() {
+            Ok(_) if offset_beyond_a_day(&s).is_some() => {
+                return reject(
+                    Reason::BadTimestamp,
+                    format!("`ts` {s:?} has an offset beyond ±24:00"),
+                )
+            }
             Ok(t) => t.as_millisecond(),
             Err(_) => {
                 return reject(
@@ -119,66 +145,83 @@ fn timestamp(v: Option<Scalar>) -> Result<i64, Rejection> {
 }
 
 /// The props text values of the keys rules compare, and `props.amount` in cents.
-type Props<'a> = (Vec<(Cow<'a, str>, Cow<'a, str>)>, Option<i64>);
+type PropTexts<'a> = (Vec<(Cow<'a, str>, Cow<'a, str>)>, Option<i64>);
 
-fn props<'a>(props: Option<Object<'a>>, keys: &[String]) -> Result<Props<'a>, Rejection> {
-    let entries = match props {
-        None => return Ok((Vec::new(), None)),
-        Some(Object::Not("null")) => return Ok((Vec::new(), None)),
-        Some(Object::Not(kind)) => {
+/// A props value as rules compare it: a string is its text, a number its JSON text.
+fn prop_text(raw: &serde_json::value::RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Cow<str>>(text).ok(),
+        Some(b'-' | b'0'..=b'9') => Some(Cow::Borrowed(text)),
+        _ => None,
+    }
+}
+
+fn props<'a>(props: Option<Props<'a>>, keys: &[String]) -> Result<PropTexts<'a>, Rejection> {
+    let (amount_value, others) = match props {
+        None | Some(Props::Not("null")) => return Ok((Vec::new(), None)),
+        Some(Props::Not(kind)) => {
             return reject(
                 Reason::BadType,
                 format!("`props` must be an object, got {kind}"),
             )
         }
-        Some(Object::Entries(e)) => e,
+        Some(Props::Object { amount, others }) => (amount, others),
     };
     let mut texts = Vec::new();
-    let mut amount_value = None;
-    for (k, v) in entries {
-        if k == "amount" {
-            let text = match &v {
-                Scalar::Str(s) => Some(s.clone()),
-                Scalar::Int(i) => Some(Cow::Owned(i.to_string())),
-                Scalar::Float(f) => Some(Cow::Owned(f.to_string())),
-                Scalar::Other(_) => None,
-            };
-            if let Some(t) = text.filter(|_| keys.iter().any(|x| x == "amount")) {
-                texts.push((k.clone(), t));
-            }
-            amount_value = Some(v);
-            continue;
+    if keys.iter().any(|k| k == "amount") {
+        match &amount_value {
+            Some(Amount::Number(t)) => texts.push((Cow::Borrowed("amount"), Cow::Borrowed(*t))),
+            Some(Amount::Str(s)) => texts.push((Cow::Borrowed("amount"), Cow::Owned(s.clone()))),
+            _ => {}
         }
+    }
+    for (k, raw) in others {
         if keys.iter().any(|x| *x == k) {
-            match v {
-                Scalar::Str(s) => texts.push((k, s)),
-                Scalar::Int(i) => texts.push((k, Cow::Owned(i.to_string()))),
-                Scalar::Float(f) => texts.push((k, Cow::Owned(f.to_string()))),
-                Scalar::Other(_) => {}
+            if let Some(t) = prop_text(raw) {
+                texts.push((k, t));
             }
         }
     }
     Ok((texts, amount(amount_value)?))
 }
 
-fn amount(value: Option<Scalar>) -> Result<Option<i64>, Rejection> {
+fn amount(value: Option<Amount>) -> Result<Option<i64>, Rejection> {
     let Some(value) = value else {
         return Ok(None);
     };
     let cents = match value {
-        Scalar::Int(v) => v
-            .checked_mul(100)
-            .ok_or_else(|| format!("amount {v} is too large")),
-        Scalar::Float(f) => parse_amount(&f.to_string()),
-        Scalar::Str(s) => parse_amount(&s),
-        Scalar::Other("null") => return Ok(None),
-        Scalar::Other(kind) => Err(format!(
+        Amount::Number(text) => parse_number(text),
+        Amount::Str(s) => parse_amount(&s),
+        Amount::Other("null") => return Ok(None),
+        Amount::Other(kind) => Err(format!(
             "amount must be a number or decimal string, got {kind}"
         )),
     };
     cents
         .map(Some)
         .map_err(|e| Rejection::new(Reason::BadAmount, format!("`props.amount`: {e}")))
+}
+
+/// Rejects an event stamped too far ahead of the wall clock (live use only).
+fn not_in_future(ts: i64, limits: &Limits) -> Result<(), Rejection> {
+    let Some(max_future) = limits.max_future_ms else {
+        return Ok(());
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if ts > now.saturating_add(max_future) {
+        return reject(
+            Reason::FutureTimestamp,
+            format!(
+                "`ts` {ts} is {} s ahead of the server's clock, more than serve.max_future allows ({} s); check the sender's clock",
+                (ts - now) / 1000,
+                max_future / 1000
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Validates one event given as JSON text.
@@ -262,6 +305,7 @@ pub fn parse_event<'a>(text: &'a str, limits: &Limits) -> Result<Event<'a>, Reje
         }
     };
     let (props, amount) = props(wire.props, &limits.prop_keys)?;
+    not_in_future(ts, limits)?;
     if ids.is_empty() {
         if name != limits.spend_event {
             return reject(
@@ -370,6 +414,91 @@ mod tests {
                 "p".repeat(MAX_EVENT_BYTES)
             )),
             Reason::TooLarge
+        );
+    }
+
+    #[test]
+    fn offsets_beyond_a_day_are_bad_timestamps() {
+        let at = |ts: &str| {
+            parse_event(
+                &format!(r#"{{"id":"a","ts":"{ts}","event":"x","user":"g"}}"#),
+                &limits(),
+            )
+            .map(|e| e.ts)
+        };
+        assert!(at("2026-10-01T08:05:00+24:00").is_ok());
+        assert!(at("2026-10-01T08:05:00-23:59").is_ok());
+        assert!(at("2026-10-01T08:05:00Z").is_ok());
+        for bad in ["2026-10-01T08:05:00+25:00", "2026-10-01T08:05:00-24:01"] {
+            let r = at(bad).expect_err(bad);
+            assert_eq!(r.reason, Reason::BadTimestamp, "{bad}: {r}");
+        }
+    }
+
+    #[test]
+    fn amounts_are_exact_non_negative_and_strict() {
+        let amount = |a: &str| {
+            parse_event(
+                &format!(r#"{{"id":"a","ts":1793700000000,"event":"x","user":"g","props":{{"amount":{a}}}}}"#),
+                &limits(),
+            )
+            .map(|e| e.amount)
+        };
+        assert_eq!(amount("99.9"), Ok(Some(9990)));
+        assert_eq!(amount(r#""99.90""#), Ok(Some(9990)));
+        assert_eq!(amount("null"), Ok(None));
+        assert_eq!(
+            amount("70000000000000"),
+            Ok(Some(super::super::amount::MAX_CENTS))
+        );
+        for bad in [
+            r#"" 5 ""#,
+            r#""+5""#,
+            "-5",
+            r#""-0.01""#,
+            "12345678901234.561",
+            "70000000000000.01",
+            "92233720368547758.07",
+            "true",
+        ] {
+            assert_eq!(amount(bad).unwrap_err().reason, Reason::BadAmount, "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_live_use_rejects_the_future() {
+        let line = r#"{"id":"a","ts":"2100-12-31T00:00:00Z","event":"x","user":"g"}"#;
+        assert!(
+            parse_event(line, &limits()).is_ok(),
+            "compute: the log's clock is its own"
+        );
+        let live = Limits {
+            max_future_ms: Some(600_000),
+            ..limits()
+        };
+        assert_eq!(
+            parse_event(line, &live).unwrap_err().reason,
+            Reason::FutureTimestamp
+        );
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let soon = format!(
+            r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#,
+            now + 60_000
+        );
+        assert!(
+            parse_event(&soon, &live).is_ok(),
+            "a minute ahead is within 10 min"
+        );
+        let late = format!(
+            r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#,
+            now + 660_000
+        );
+        assert_eq!(
+            parse_event(&late, &live).unwrap_err().reason,
+            Reason::FutureTimestamp
         );
     }
 

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 /// Any JSON value, kept only as far as validation needs it.
 #[derive(Debug)]
@@ -129,6 +130,93 @@ impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
     }
 }
 
+/// `props.amount` as written: the text of a JSON number (exact, never through a float), a
+/// string, or the kind of value found instead.
+#[derive(Debug)]
+pub enum Amount<'a> {
+    Number(&'a str),
+    Str(String),
+    Other(&'static str),
+}
+
+/// The `props` field: its `amount` (the first one, if several) and every other property as
+/// written, or the kind of value found instead of an object.
+#[derive(Debug)]
+pub enum Props<'a> {
+    Object {
+        amount: Option<Amount<'a>>,
+        others: Vec<(Cow<'a, str>, &'a RawValue)>,
+    },
+    Not(&'static str),
+}
+
+fn amount_of(raw: &RawValue) -> Amount<'_> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<String>(text) {
+            Ok(s) => Amount::Str(s),
+            Err(_) => Amount::Other("string"),
+        },
+        Some(b'-' | b'0'..=b'9') => Amount::Number(text),
+        Some(b'n') => Amount::Other("null"),
+        Some(b't' | b'f') => Amount::Other("boolean"),
+        Some(b'[') => Amount::Other("array"),
+        _ => Amount::Other("object"),
+    }
+}
+
+struct PropsVisitor;
+
+impl<'de> Visitor<'de> for PropsVisitor {
+    type Value = Props<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut amount = None;
+        let mut others = Vec::new();
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            if k == "amount" {
+                if amount.is_none() {
+                    amount = Some(amount_of(raw));
+                }
+            } else {
+                others.push((k, raw));
+            }
+        }
+        Ok(Props::Object { amount, others })
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Props::Not("array"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Props::Not("string"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Props::Not("number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Props::Not("number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Props::Not("number"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Props::Not("boolean"))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Props::Not("null"))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Props<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PropsVisitor)
+    }
+}
+
 /// The top-level event object; unknown fields are skipped.
 #[derive(Debug, Deserialize)]
 pub struct Wire<'a> {
@@ -145,7 +233,7 @@ pub struct Wire<'a> {
     #[serde(borrow, default)]
     pub channel: Option<Scalar<'a>>,
     #[serde(borrow, default)]
-    pub props: Option<Object<'a>>,
+    pub props: Option<Props<'a>>,
 }
 
 /// Reads the JSON type of a document's top-level value, for inputs that are not objects.
@@ -166,5 +254,31 @@ mod tests {
             Some(Scalar::Str(s)) => assert_eq!(s, "pA"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_amount_keeps_its_text() {
+        let amount = |props: &str| {
+            let text = format!(r#"{{"props":{props}}}"#);
+            let w: Wire = serde_json::from_str(&text).unwrap();
+            match w.props.unwrap() {
+                Props::Object { amount, .. } => format!("Object({amount:?})"),
+                other => format!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            amount(r#"{"x":[1],"amount":12345678901234567.89}"#),
+            r#"Object(Some(Number("12345678901234567.89")))"#
+        );
+        assert_eq!(
+            amount(r#"{"amount":"1\u0030"}"#),
+            r#"Object(Some(Str("10")))"#
+        );
+        assert_eq!(
+            amount(r#"{"amount":null,"amount":5}"#),
+            r#"Object(Some(Other("null")))"#
+        );
+        assert_eq!(amount(r#"{"a":1}"#), "Object(None)");
+        assert_eq!(amount("[1]"), r#"Not("array")"#);
     }
 }

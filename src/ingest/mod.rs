@@ -1,8 +1,10 @@
 //! The edge: parse and validate lines, drop duplicates, count, and turn events into fact batches.
 
 mod dict;
+mod money;
 
 pub use dict::{Dictionary, Interner};
+pub use money::MoneyTotals;
 
 use std::collections::BTreeMap;
 
@@ -62,6 +64,7 @@ pub struct Ingest {
     day_dirty: HashMap<(Ident, Day), Option<i64>>,
     pending: FactBatch,
     counts: Counts,
+    money: MoneyTotals,
 }
 
 impl Ingest {
@@ -85,12 +88,18 @@ impl Ingest {
             day_dirty: HashMap::default(),
             pending: FactBatch::default(),
             counts: Counts::default(),
+            money: MoneyTotals::default(),
         }
     }
 
     /// Counts so far.
     pub fn counts(&self) -> &Counts {
         &self.counts
+    }
+
+    /// Live use: reject events stamped more than `max_future_ms` after the wall clock.
+    pub fn reject_future(&mut self, max_future_ms: i64) {
+        self.limits.max_future_ms = Some(max_future_ms);
     }
 
     /// Largest accepted event time so far.
@@ -143,6 +152,12 @@ impl Ingest {
         if !self.seen.insert(ev.id.as_ref().into()) {
             self.counts.duplicates += 1;
             return Outcome::Duplicate;
+        }
+        if ev.amount.is_some() {
+            if let Err(r) = self.money.add(&self.plan.class(&ev.name), ev.amount) {
+                self.seen.remove(ev.id.as_ref());
+                return self.reject(r);
+            }
         }
         self.counts.accepted += 1;
         self.apply(&ev);

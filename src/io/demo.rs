@@ -86,7 +86,7 @@ pub async fn play(live: Live, log: Vec<DemoEvent>, opts: DemoOptions) -> u64 {
     let mut sent = 0u64;
     for chunk in log[..split].chunks(20_000) {
         if live
-            .ingest(chunk.iter().map(|e| e.line.clone()).collect())
+            .ingest("demo", chunk.iter().map(|e| e.line.clone()).collect())
             .await
             .is_err()
         {
@@ -140,7 +140,7 @@ async fn play_part(
                 .iter()
                 .map(|e| shifted(&e.line, e.ts + shift, round))
                 .collect();
-            live.ingest(batch).await.ok()?;
+            live.ingest("demo", batch).await.ok()?;
             next = end;
         }
     }

@@ -1,7 +1,12 @@
-//! The ingest and read tokens: where a request may carry them, and a constant-time comparison.
+//! The ingest and read tokens: where a request may carry them, a constant-time comparison, and
+//! the middleware that checks them from the head alone, before any body is read.
 
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+
+use super::AppState;
 
 /// Configured tokens; `None` means that kind of request needs no token.
 #[derive(Clone, Default)]
@@ -48,8 +53,11 @@ fn offered<'a>(headers: &'a HeaderMap, query: &'a [(String, String)]) -> Vec<&'a
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        if let Some(t) = v.strip_prefix("Bearer ") {
-            out.push(t.trim());
+        // The scheme name is case-insensitive (RFC 7235, section 2.1).
+        if let Some((scheme, t)) = v.trim_start().split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") {
+                out.push(t.trim());
+            }
         }
     }
     out.extend(
@@ -123,6 +131,32 @@ impl Tokens {
     }
 }
 
+/// The query's pairs (none when it does not parse: then no token is offered there).
+pub fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    Query::<Vec<(String, String)>>::try_from_uri(uri)
+        .map(|q| q.0)
+        .unwrap_or_default()
+}
+
+/// Middleware: the ingest token, checked before the handler reads the body.
+pub async fn require_ingest(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match s
+        .tokens
+        .check_ingest(req.headers(), &query_pairs(req.uri()))
+    {
+        Ok(()) => next.run(req).await,
+        Err(denied) => denied.into_response(),
+    }
+}
+
+/// Middleware: the read token.
+pub async fn require_read(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    match s.tokens.check_read(req.headers(), &query_pairs(req.uri())) {
+        Ok(()) => next.run(req).await,
+        Err(denied) => denied.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +195,25 @@ mod tests {
             !format!("{tokens:?}").contains("0123"),
             "tokens are redacted"
         );
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_nothing_else_counts() {
+        let tokens = Tokens {
+            ingest: Some("0123456789abcdef".into()),
+            read: None,
+        };
+        for (value, ok) in [
+            ("Bearer 0123456789abcdef", true),
+            ("bearer 0123456789abcdef", true),
+            ("BEARER   0123456789abcdef ", true),
+            ("Basic 0123456789abcdef", false),
+            ("Bearer0123456789abcdef", false),
+            ("0123456789abcdef", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, value.parse().unwrap());
+            assert_eq!(tokens.check_ingest(&h, &[]).is_ok(), ok, "{value:?}");
+        }
     }
 }

@@ -1,13 +1,14 @@
-//! `POST /v1/events`: NDJSON or a JSON array (or one object) in, per-event outcomes out.
+//! `POST /v1/events`: NDJSON or a JSON array (or one object) in, per-event outcomes out. The
+//! token was checked from the head; the body is read under the limits of `body`.
 
-use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::{error, stopped, AppState};
-use crate::event::batch::{split, Format};
+use crate::event::batch::{check, Format};
 
 fn format_of(headers: &HeaderMap) -> Option<Format> {
     let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
@@ -25,26 +26,27 @@ fn format_of(headers: &HeaderMap) -> Option<Format> {
 
 /// Takes a batch of events; answers with counts, the time at which subscribers see them, and
 /// the index, outcome and reason of each event not accepted.
-pub async fn events(
-    State(state): State<AppState>,
-    Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = state.tokens.check_ingest(&headers, &query) {
-        return r.into_response();
-    }
+pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
     let Some(format) = format_of(&headers) else {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "send events as application/x-ndjson (one JSON object per line) or application/json (an object or an array of objects)",
         );
     };
-    let events = match split(&body, format) {
-        Ok(e) => e,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
+    let held = match state.bodies.read(&headers, body).await {
+        Ok(held) => held,
+        Err(refused) => return refused,
     };
-    match state.live.ingest(events).await {
+    if let Err(message) = check(&held.bytes, format) {
+        return error(StatusCode::BAD_REQUEST, message);
+    }
+    // The body keeps its room in `serve.ingest_memory` until the live service has taken it.
+    let answer = state
+        .live
+        .ingest_body("http", held.bytes.clone(), format)
+        .await;
+    drop(held);
+    match answer {
         Ok(report) => (StatusCode::OK, Json(report.to_json())).into_response(),
         Err(_) => stopped(),
     }

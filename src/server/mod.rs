@@ -1,8 +1,12 @@
 //! The HTTP interface: `app(state)` builds the router (ingest, reads, SSE, WebSocket, metrics,
-//! dashboard) so tests can call it without a socket; `auth` checks the two tokens.
+//! dashboard) so tests can call it without a socket. Every request passes the browser guard
+//! (`Host`, `Origin`), then its token check, before a handler reads anything of its body.
 
 mod actions;
 mod auth;
+mod body;
+mod browser;
+mod conn;
 mod dashboard;
 mod ingest;
 mod read;
@@ -13,6 +17,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -21,6 +26,9 @@ use tokio::sync::watch;
 use crate::live::Live;
 
 pub use auth::Tokens;
+pub use body::BodyLimits;
+pub use browser::Access;
+pub use conn::ConnStats;
 pub use run::{start, Running, ServeOptions, StartError};
 
 /// What every handler shares.
@@ -32,15 +40,21 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The rules' and alerts' actions, when any are configured.
     pub actions: Option<Arc<crate::io::actions::Actions>>,
+    /// The names and origins requests may come by.
+    pub access: Arc<Access>,
+    /// The limits request bodies are read under.
+    pub bodies: Arc<BodyLimits>,
+    /// Connection counts, for `/metrics`.
+    pub connections: Arc<ConnStats>,
 }
 
 /// The router of every endpoint.
-pub fn app(state: AppState, max_body: usize) -> Router {
-    Router::new()
-        .route("/", get(dashboard::page))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/metrics", get(read::metrics))
+pub fn app(state: AppState) -> Router {
+    let ingest = Router::new()
         .route("/v1/events", post(ingest::events))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
+    let reads = Router::new()
+        .route("/metrics", get(read::metrics))
         .route("/v1/snapshot", get(read::snapshot))
         .route("/v1/rows", get(read::rows))
         .route("/v1/identities/{kind}/{value}", get(read::identity))
@@ -49,7 +63,15 @@ pub fn app(state: AppState, max_body: usize) -> Router {
         .route("/v1/firings", get(actions::firings))
         .route("/v1/rules/{rule}/explain", get(actions::explain))
         .route("/v1/alerts", get(actions::alerts))
-        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(from_fn_with_state(state.clone(), auth::require_read));
+    Router::new()
+        // The dashboard checks the read token itself, to answer a browser with a page.
+        .route("/", get(dashboard::page))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .merge(ingest)
+        .merge(reads)
+        .layer(from_fn_with_state(state.clone(), browser::guard))
+        .layer(DefaultBodyLimit::max(state.bodies.max))
         .with_state(state)
 }
 

@@ -1,7 +1,9 @@
 //! Reads: the snapshot, rows with filters, identity look-up, and Prometheus metrics.
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
@@ -11,10 +13,7 @@ use crate::live::{prometheus, resident_memory};
 type Pairs = Query<Vec<(String, String)>>;
 
 /// `GET /v1/snapshot`: OUTPUT.md's snapshot, once every event accepted before is reflected.
-pub async fn snapshot(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
-    if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r.into_response();
-    }
+pub async fn snapshot(State(s): State<AppState>) -> Response {
     match s.live.snapshot().await {
         Ok(doc) => Json(doc).into_response(),
         Err(_) => stopped(),
@@ -22,10 +21,7 @@ pub async fn snapshot(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) 
 }
 
 /// `GET /v1/rows?metric=dau&day=2026-10-01`: current rows passing the filter.
-pub async fn rows(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
-    if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r.into_response();
-    }
+pub async fn rows(State(s): State<AppState>, Query(q): Pairs) -> Response {
     let filter = match filter_of(&q) {
         Ok(f) => f,
         Err(r) => return r.into_response(),
@@ -40,12 +36,7 @@ pub async fn rows(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> R
 pub async fn identity(
     State(s): State<AppState>,
     Path((kind, value)): Path<(String, String)>,
-    Query(q): Pairs,
-    h: HeaderMap,
 ) -> Response {
-    if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r.into_response();
-    }
     match s.live.whois(kind, value).await {
         Ok(doc) if doc["found"] == true => Json(doc).into_response(),
         Ok(doc) => (StatusCode::NOT_FOUND, Json(doc)).into_response(),
@@ -54,18 +45,41 @@ pub async fn identity(
 }
 
 /// `GET /metrics`: engine health in Prometheus text format.
-pub async fn metrics(State(s): State<AppState>, Query(q): Pairs, h: HeaderMap) -> Response {
-    if let Err(r) = s.tokens.check_read(&h, &q) {
-        return r.into_response();
-    }
+pub async fn metrics(State(s): State<AppState>) -> Response {
     match s.live.status().await {
         Ok(status) => {
             let mut text = prometheus(&status, resident_memory());
             if let Some(a) = &s.actions {
                 text.push_str(&crate::live::action_metrics(&a.stats));
             }
+            connections(&mut text, &s.connections);
             ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }
         Err(_) => stopped(),
+    }
+}
+
+/// The connection counts of the HTTP server, in the same format.
+fn connections(out: &mut String, c: &super::ConnStats) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_http_connections Open HTTP connections (serve.max_connections at most).\n# TYPE tidemark_http_connections gauge\ntidemark_http_connections {}",
+        c.open.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP tidemark_http_connections_closed_total HTTP connections closed by the server, by why.\n# TYPE tidemark_http_connections_closed_total counter"
+    );
+    for (why, n) in [
+        ("evicted", &c.evicted),
+        ("refused", &c.refused),
+        ("timeout", &c.timed_out),
+    ] {
+        let _ = writeln!(
+            out,
+            "tidemark_http_connections_closed_total{{reason=\"{why}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
     }
 }

@@ -1,14 +1,18 @@
-//! Running the server: bind (loopback only without tokens), start the live service and its
-//! sources and sinks, and shut everything down in order on a signal.
+//! Running the server: bind (loopback only without tokens; both tokens, or an explicit
+//! `serve.public_reads`, elsewhere), start the live service and its sources and sinks, and
+//! shut everything down in order on a signal.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::{app, AppState, Tokens};
+use super::conn::{self, ConnLimits, ConnStats};
+use super::{app, Access, AppState, BodyLimits, Tokens};
 use crate::config::Config;
+use crate::event::DeadLetters;
 use crate::io::demo::{demo_log, play, DemoOptions};
 use crate::live::{Live, LiveOptions};
 use crate::plan::Plan;
@@ -51,6 +55,49 @@ pub fn bind_address(listen: SocketAddr, tokens: &Tokens) -> (SocketAddr, Option<
     (forced, Some(note))
 }
 
+/// What a listener on `addr` with these tokens exposes: refused when one token alone would
+/// leave the other half open to the network; otherwise a warning to print, if any.
+pub fn exposure(
+    addr: SocketAddr,
+    tokens: &Tokens,
+    public_reads: bool,
+) -> Result<Option<String>, String> {
+    if public_reads && tokens.read.is_some() {
+        return Err("serve.public_reads = true but serve.read_token (or TIDEMARK_READ_TOKEN) is set; remove one of them".into());
+    }
+    let loopback = addr.ip().is_loopback();
+    match (&tokens.ingest, &tokens.read) {
+        (Some(_), Some(_)) | (None, None) => Ok(None),
+        (Some(_), None) if public_reads => Ok(Some(format!(
+            "serve.public_reads = true: rows, snapshots, identities (phone numbers included), subscriptions and /metrics on {addr} need no token"
+        ))),
+        (Some(_), None) if loopback => Ok(Some(format!(
+            "only serve.ingest_token is set: reads on {addr} (loopback) need no token"
+        ))),
+        (Some(_), None) => Err(format!(
+            "serve.read_token (or TIDEMARK_READ_TOKEN) is missing: on {addr} anyone could read rows, snapshots and identities (phone numbers included); set it, or set serve.public_reads = true to serve reads to everyone on purpose"
+        )),
+        (None, Some(_)) if loopback => Ok(Some(format!(
+            "only serve.read_token is set: anyone on this machine can post events to {addr}"
+        ))),
+        (None, Some(_)) => Err(format!(
+            "serve.ingest_token (or TIDEMARK_INGEST_TOKEN) is missing: on {addr} anyone could post events; set it"
+        )),
+    }
+}
+
+/// Binds `addr` with a long accept backlog: a burst of connections waits in the kernel's queue
+/// instead of having its handshakes dropped and retried a second later.
+fn listen_on(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Starts the live service, the HTTP server and the configured sources.
 pub async fn start(config: Config, options: ServeOptions) -> Result<Running, StartError> {
     let serve = config.serve.clone().with_env().map_err(|e| e.to_string())?;
@@ -69,6 +116,29 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     } else if !tokens.any() {
         eprintln!("tidemark: no tokens are configured; listening on loopback only");
     }
+    if let Some(warning) = exposure(addr, &tokens, serve.public_reads)? {
+        tracing::warn!("{warning}");
+        eprintln!("tidemark: {warning}");
+    }
+    // Room beside the connections for the engine, MQTT, the dead-letter file and sockets
+    // being refused: running out of descriptors would stop accepting altogether.
+    let mut max_connections = serve.max_connections;
+    if let Some(files) = conn::raise_open_files().filter(|f| *f < max_connections as u64 + 64) {
+        max_connections = (files.saturating_sub(64) as usize).max(16);
+        let note = format!("serve.max_connections is {} but the process may open only {files} files, so at most {max_connections} connections are kept open; raise the limit (ulimit -n) or lower serve.max_connections", serve.max_connections);
+        tracing::warn!("{note}");
+        eprintln!("tidemark: {note}");
+    }
+    let dead_letters = match &serve.dead_letter {
+        Some(path) => Some(
+            DeadLetters::open(path.as_ref(), serve.dead_letter_max)
+                .map_err(|e| format!("serve.dead_letter {path:?}: cannot open it: {e}"))?,
+        ),
+        None => {
+            eprintln!("tidemark: rejected events are counted but not kept; set serve.dead_letter to keep them");
+            None
+        }
+    };
     let mqtt = config.mqtt.clone();
     let (shutdown, stop) = watch::channel(false);
     let acting = config
@@ -85,33 +155,35 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         None
     };
     let plan = Arc::new(Plan::new(config));
-    let live = Live::start(
-        plan,
-        LiveOptions::from_config(&serve, options.workers.max(1)),
-        actions.as_ref().map(|a| a.sink()),
-    )
-    .map_err(|e| format!("cannot start the dataflow workers: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
+    let mut live_options = LiveOptions::from_config(&serve, options.workers.max(1));
+    live_options.dead_letters = dead_letters;
+    let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()))
+        .map_err(|e| format!("cannot start the dataflow workers: {e}"))?;
+    let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let connections = Arc::new(ConnStats::default());
     let state = AppState {
         live: live.clone(),
         tokens: Arc::new(tokens),
         shutdown: stop.clone(),
         actions: actions.clone(),
+        access: Arc::new(Access::new(addr, &serve.hosts, &serve.origins)),
+        bodies: Arc::new(BodyLimits::new(
+            serve.max_body,
+            Duration::from_millis(serve.body_timeout_ms),
+            serve.ingest_memory,
+        )),
+        connections: connections.clone(),
     };
-    let router = app(state, serve.max_body);
-    let mut stop_server = stop.clone();
+    let router = app(state);
+    let limits = ConnLimits {
+        max_connections,
+        header_timeout: Duration::from_millis(serve.header_timeout_ms),
+        idle_timeout: Duration::from_millis(serve.idle_timeout_ms),
+    };
     let server = tokio::spawn(
-        async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stop_server.wait_for(|down| *down).await;
-                })
-                .await
-        }
-        .instrument(tracing::info_span!("http-server")),
+        conn::serve(listener, router, limits, connections, stop.clone())
+            .instrument(tracing::info_span!("http-server")),
     );
     let mut tasks = Vec::new();
     if let Some(url) = &mqtt.url {
@@ -174,6 +246,47 @@ impl Running {
             tracing::warn!("MQTT did not disconnect within {TASKS_GRACE:?}; stopping anyway");
         }
         served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_token_alone_is_refused_off_loopback_and_says_which_is_missing() {
+        let t = |i: bool, r: bool| Tokens {
+            ingest: i.then(|| "i".repeat(16)),
+            read: r.then(|| "r".repeat(16)),
+        };
+        let public: SocketAddr = "0.0.0.0:7878".parse().unwrap();
+        let local: SocketAddr = "127.0.0.1:7878".parse().unwrap();
+        let e = exposure(public, &t(true, false), false).unwrap_err();
+        assert!(
+            e.contains("serve.read_token") && e.contains("public_reads"),
+            "{e}"
+        );
+        let e = exposure(public, &t(false, true), false).unwrap_err();
+        assert!(e.contains("serve.ingest_token"), "{e}");
+        assert!(
+            exposure(public, &t(false, true), true).is_err(),
+            "public_reads is for reads"
+        );
+        let w = exposure(public, &t(true, false), true).unwrap().unwrap();
+        assert!(w.contains("need no token"), "{w}");
+        assert!(
+            exposure(local, &t(true, false), false).unwrap().is_some(),
+            "a warning"
+        );
+        assert!(
+            exposure(local, &t(false, true), false).unwrap().is_some(),
+            "a warning"
+        );
+        assert_eq!(exposure(public, &t(true, true), false), Ok(None));
+        assert!(
+            exposure(public, &t(true, true), true).is_err(),
+            "contradiction"
+        );
     }
 }
 

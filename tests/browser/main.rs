@@ -1,8 +1,10 @@
 //! The dashboard in a real headless chromium: every number it shows equals the API's row as the
 //! page formats it, new events show without a reload, and screenshots of the demo for people.
+//! A page on another origin cannot ingest or subscribe (`cross_origin`).
 //! Without /usr/bin/chromium the tests say SKIPPED (TIDEMARK_REQUIRE_BROWSER=1 fails instead).
 
 mod cdp;
+mod cross_origin;
 mod format;
 mod server;
 

@@ -141,7 +141,7 @@ fn offer(live: &Live, publish: Publish) -> Answer {
             vec![payload]
         }
     };
-    let answer = live.ingest(events);
+    let answer = live.ingest("mqtt", events);
     Box::pin(async move { (publish, answer.await) })
 }
 
