@@ -52,22 +52,28 @@ pub enum Scope<P> {
     Person(P),
 }
 
-/// What an event is to a rule besides a trigger.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Named `unless`: cancels a trigger whose window it falls in.
-    Cancel,
-    /// Named `goal`: converts a firing whose goal window it falls in.
-    Goal,
+/// What a rule's cancel and goal events leave: each cancel, and per bucket of time the first
+/// and last goal events (a goal window spans at least one bucket, so that is enough to tell
+/// whether a goal fell in it).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Mark {
+    /// An event named `unless`: its time and id.
+    Cancel { rule: RuleId, ts: i64, id: String },
+    /// The first and last events named `goal`, `(time, id)`, in one bucket of the rule's goal
+    /// buckets (`goal_bucket_ms`).
+    Goals {
+        rule: RuleId,
+        bucket: i64,
+        first: (i64, String),
+        last: (i64, String),
+    },
 }
 
-/// A cancel or goal event of a rule.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Mark {
-    pub rule: RuleId,
-    pub role: Role,
-    pub ts: i64,
-    pub id: String,
+/// The goal buckets of a rule whose goal window is `goal_within_ms`: as wide as the window, so
+/// that every window ends in a later bucket than it starts, and a person's goal events leave one
+/// mark per window's length of time rather than one per event.
+pub fn goal_bucket_ms(goal_within_ms: i64) -> i64 {
+    goal_within_ms.max(1)
 }
 
 /// A change to the earliest active time of an identity on a day.
@@ -101,8 +107,8 @@ pub struct FactBatch {
     pub earliest: Option<(Option<i64>, i64)>,
     /// Rule triggers, by the identity of their event.
     pub triggers: Vec<(Ident, Trigger)>,
-    /// Rule cancel and goal events, by where they meet triggers.
-    pub marks: Vec<(Scope<Ident>, Mark)>,
+    /// Changes to rule cancel and goal marks, by where they meet triggers.
+    pub marks: Vec<((Scope<Ident>, Mark), isize)>,
     /// Purchases with their time and cents, for rules that read revenue.
     pub paid: Vec<(Ident, (i64, i64))>,
     /// Changes to the earliest active event time of each identity and day, for rules that read

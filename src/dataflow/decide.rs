@@ -86,9 +86,11 @@ pub enum ScopeItem<P> {
         ts: i64,
         id: String,
     },
-    Goal {
-        ts: i64,
-        id: String,
+    /// The first and last goal events `(ts, id)` of one goal bucket.
+    Goals {
+        bucket: i64,
+        first: (i64, String),
+        last: (i64, String),
     },
 }
 
@@ -104,16 +106,22 @@ pub fn survivors<P: Clone>(
     items: &[&ScopeItem<P>],
 ) -> Vec<Survivor<P>> {
     let mut cancels: Vec<(i64, &str)> = Vec::new();
-    let mut goals: Vec<(i64, &str)> = Vec::new();
+    // Per goal bucket (of one identity or key; a person may have several): first and last.
+    let mut goals: Vec<(i64, &(i64, String), &(i64, String))> = Vec::new();
     for item in items {
         match item {
             ScopeItem::Cancel { ts, id } => cancels.push((*ts, id)),
-            ScopeItem::Goal { ts, id } => goals.push((*ts, id)),
+            ScopeItem::Goals {
+                bucket,
+                first,
+                last,
+            } => goals.push((*bucket, first, last)),
             ScopeItem::Trigger { .. } => {}
         }
     }
     cancels.sort_unstable();
     goals.sort_unstable();
+    let width = crate::facts::goal_bucket_ms(rule.goal_within_ms);
     let mut out = Vec::new();
     for item in items {
         let ScopeItem::Trigger {
@@ -137,11 +145,7 @@ pub fn survivors<P: Clone>(
             None => deadline,
         };
         let goal = if rule.goal.is_some() && cancel.is_none() {
-            let after = goals.partition_point(|(g, _)| *g <= release);
-            goals
-                .get(after)
-                .filter(|(g, _)| *g <= release.saturating_add(rule.goal_within_ms))
-                .map(|(g, id)| (*g, id.to_string()))
+            first_goal_after(&goals, width, release, rule.goal_within_ms)
         } else {
             None
         };
@@ -160,6 +164,41 @@ pub fn survivors<P: Clone>(
         ));
     }
     out
+}
+
+/// A goal event in `(release, release + within]`, from the first and last goal events of each
+/// bucket (`buckets` sorted). A bucket is at most `within` wide, so the window ends in a later
+/// bucket than it starts: a goal in it is either a goal after the release in the release's own
+/// bucket (that bucket's last one then qualifies), or the first goal of a later bucket.
+fn first_goal_after(
+    buckets: &[(i64, &(i64, String), &(i64, String))],
+    width: i64,
+    release: i64,
+    within: i64,
+) -> Option<(i64, String)> {
+    let own = release.div_euclid(width);
+    let end = release.saturating_add(within);
+    let mut found: Option<&(i64, String)> = None;
+    for (bucket, first, last) in &buckets[buckets.partition_point(|(b, _, _)| *b < own)..] {
+        let candidate = if *bucket == own {
+            if first.0 > release {
+                *first
+            } else if last.0 > release {
+                *last
+            } else {
+                continue;
+            }
+        } else {
+            *first
+        };
+        if candidate.0 <= end && found.is_none_or(|f| candidate < f) {
+            found = Some(candidate);
+        }
+        if *bucket > own && found.is_some() {
+            break;
+        }
+    }
+    found.cloned()
 }
 
 /// What a person's decisions read, besides their candidates.

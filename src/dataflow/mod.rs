@@ -35,6 +35,8 @@ pub type Coll<'s, D> = VecCollection<'s, Time, D, isize>;
 pub type Rows<'s> = Coll<'s, (Key, Value)>;
 /// The person of each identity, arranged by identity.
 pub type PersonOf<'s> = Arranged<'s, TraceAgent<ValSpine<Ident, Person, Time, isize>>>;
+/// The identities of each person, arranged by person.
+pub type Members<'s> = Arranged<'s, TraceAgent<ValSpine<Person, Ident, Time, isize>>>;
 
 pub use alerts::{AlertRecord, AlertStatus, Transition};
 pub use decide::{Outcome, Verdict};
@@ -106,8 +108,8 @@ impl Inputs {
         for t in batch.triggers {
             self.triggers.insert(t);
         }
-        for m in batch.marks {
-            self.marks.insert(m);
+        for (m, d) in batch.marks {
+            self.marks.update(m, d);
         }
         for p in batch.paid {
             self.paid.insert(p);

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::decide::{decide, survivors, Candidate, Outcome, PersonFact, ScopeItem, Verdict};
 use super::series::{count_rows, rate_rows};
-use super::{temporal, Base, Coll, PersonOf, Rows};
-use crate::facts::{Ident, Mark, Person, Role, RuleId, Scope, Trigger};
+use super::{temporal, Base, Coll, Members, PersonOf, Rows};
+use crate::facts::{Ident, Mark, Person, RuleId, Scope, Trigger};
 use crate::ingest::Dictionary;
 use crate::metric::{Dims, Group, Metric, Value};
 use crate::time::Day;
@@ -56,6 +56,11 @@ pub fn build<'s>(
     facts: RuleFacts<'s>,
 ) -> RuleOutputs<'s> {
     let plan = base.plan.clone();
+    // Each person's identities, arranged by person.
+    let members = persons
+        .clone()
+        .map(|(i, p)| (p, i))
+        .arrange_by_key_named("Arrange: Members");
     let matched: Vec<bool> = plan
         .config
         .rules
@@ -88,28 +93,58 @@ pub fn build<'s>(
                 },
             ))
         });
-    let mark_item = |m: Mark| match m.role {
-        Role::Cancel => ScopeItem::Cancel { ts: m.ts, id: m.id },
-        Role::Goal => ScopeItem::Goal { ts: m.ts, id: m.id },
+    let rule_of = |m: &Mark| match m {
+        Mark::Cancel { rule, .. } | Mark::Goals { rule, .. } => *rule,
+    };
+    let mark_item = |m: Mark| match m {
+        Mark::Cancel { ts, id, .. } => ScopeItem::Cancel { ts, id },
+        Mark::Goals {
+            bucket,
+            first,
+            last,
+            ..
+        } => ScopeItem::Goals {
+            bucket,
+            first,
+            last,
+        },
     };
     let key_marks = facts.marks.clone().flat_map(move |(scope, m)| match scope {
-        Scope::Key(k) => Some(((m.rule, Scope::Key(k)), mark_item(m))),
+        Scope::Key(k) => Some(((rule_of(&m), Scope::Key(k)), mark_item(m))),
         Scope::Person(_) => None,
     });
-    let person_marks = facts
-        .marks
-        .flat_map(|(scope, m)| match scope {
-            Scope::Person(i) => Some((i, m)),
+    // Cancels and goals matter only where a trigger is: most goal events (a product view, say)
+    // belong to persons who never triggered the rule. A person's marks are kept by identity
+    // first (every identity of a person with a trigger of the rule), so that only those are
+    // resolved to their person.
+    let triggered = scoped_triggers
+        .clone()
+        .map(|(scope, _)| scope)
+        .distinct_total();
+    let triggered_idents = triggered
+        .clone()
+        .flat_map(|(rule, scope)| match scope {
+            Scope::Person(p) => Some((p, rule)),
             Scope::Key(_) => None,
         })
+        .join_core(members.clone(), |_p, rule, i| Some((*rule, *i)));
+    let person_marks = facts
+        .marks
+        .flat_map(move |(scope, m)| match scope {
+            Scope::Person(i) => Some(((rule_of(&m), i), m)),
+            Scope::Key(_) => None,
+        })
+        .semijoin(triggered_idents)
+        .map(|((_, i), m)| (i, m))
         .join_core(person_of.clone(), move |_i, m: &Mark, p| {
-            Some(((m.rule, Scope::Person(*p)), mark_item(m.clone())))
+            Some(((rule_of(m), Scope::Person(*p)), mark_item(m.clone())))
         });
     let cal = plan.config.calendar.clone();
     let rules = plan.config.rules.clone();
+    let key_marks = key_marks.semijoin(triggered.filter(|(_, s)| matches!(s, Scope::Key(_))));
+    let marks = key_marks.concat(person_marks);
     let scoped = scoped_triggers
-        .concat(key_marks)
-        .concat(person_marks)
+        .concat(marks)
         .reduce_named("RuleScope", move |(rule, _scope), input, out| {
             let items: Vec<&ScopeItem<Person>> = input.iter().map(|(i, _)| *i).collect();
             for c in survivors(&rules[*rule as usize], *rule, &cal, &items) {
@@ -129,7 +164,7 @@ pub fn build<'s>(
     let decided = decide_all(
         base,
         person_of,
-        persons,
+        &members,
         dict,
         candidates,
         facts.paid,
@@ -175,7 +210,7 @@ pub fn build<'s>(
 fn decide_all<'s>(
     base: &Base<'s>,
     person_of: &PersonOf<'s>,
-    persons: &Coll<'s, (Ident, Person)>,
+    members: &Members<'s>,
     dict: Arc<Dictionary>,
     candidates: Coll<'s, (Person, Candidate)>,
     paid: Coll<'s, (Ident, (i64, i64))>,
@@ -196,20 +231,26 @@ fn decide_all<'s>(
         .map(|(p, _)| p)
         .distinct_total();
     let mut facts = candidates.map(|(p, c)| (p, PersonFact::Candidate(c)));
+    // What the conditions read, kept first by identity (the identities of persons whose
+    // candidates have conditions), so that only those are resolved to their person.
+    let state_idents = needing_state
+        .clone()
+        .map(|p| (p, ()))
+        .join_core(members.clone(), |_p, (), i| Some(*i));
     if plan.rules_need_paid {
         let p_paid = paid
+            .semijoin(state_idents.clone())
             .join_core(person_of.clone(), |_i, (ts, cents), p| {
                 Some((*p, PersonFact::Paid(*ts, *cents)))
-            })
-            .semijoin(needing_state.clone());
+            });
         facts = facts.concat(p_paid);
     }
     if plan.rules_need_days {
         let p_days = day_firsts
+            .semijoin(state_idents)
             .join_core(person_of.clone(), |_i, (d, ts), p| {
                 Some((*p, PersonFact::DayFirst(*d, *ts)))
-            })
-            .semijoin(needing_state.clone());
+            });
         facts = facts.concat(p_days);
     }
     if rules.iter().any(|r| r.cond.needs_first()) {
@@ -223,10 +264,9 @@ fn decide_all<'s>(
     }
     if rules.iter().any(|r| r.holdout_bp > 0) {
         let names = dict.clone();
-        let canonical = persons
-            .clone()
-            .map(|(i, p)| (p, i))
-            .semijoin(needing_group)
+        let canonical = needing_group
+            .map(|p| (p, ()))
+            .join_core(members.clone(), |p, (), i| Some((*p, *i)))
             .reduce_named("CanonicalIdentity", move |_p, input, out| {
                 let least = input
                     .iter()

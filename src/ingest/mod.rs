@@ -12,7 +12,9 @@ use foldhash::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
-use crate::facts::{FactBatch, First, Ident, Mark, NameId, Role, Scope, Step, Trigger, NO_CHANNEL};
+use crate::facts::{
+    goal_bucket_ms, FactBatch, First, Ident, Mark, NameId, RuleId, Scope, Step, Trigger, NO_CHANNEL,
+};
 use crate::plan::{Plan, RuleRole};
 use crate::time::{Day, Hour};
 
@@ -38,6 +40,9 @@ impl Counts {
     }
 }
 
+type GoalKey = (RuleId, Scope<Ident>, i64);
+type GoalSpan = ((i64, String), (i64, String));
+
 /// Stateful ingest: dedupe set, interning, per-identity first events and the clock.
 pub struct Ingest {
     plan: Arc<Plan>,
@@ -62,6 +67,9 @@ pub struct Ingest {
     /// Earliest active event time per identity and day (kept only when rules read active days).
     day_firsts: HashMap<(Ident, Day), i64>,
     day_dirty: HashMap<(Ident, Day), Option<i64>>,
+    /// First and last goal event `(ts, id)` per rule, scope and goal bucket.
+    goals: HashMap<GoalKey, GoalSpan>,
+    goal_dirty: HashMap<GoalKey, Option<GoalSpan>>,
     pending: FactBatch,
     counts: Counts,
     money: MoneyTotals,
@@ -86,6 +94,8 @@ impl Ingest {
             earliest_before: None,
             day_firsts: HashMap::default(),
             day_dirty: HashMap::default(),
+            goals: HashMap::default(),
+            goal_dirty: HashMap::default(),
             pending: FactBatch::default(),
             counts: Counts::default(),
             money: MoneyTotals::default(),
@@ -288,20 +298,40 @@ impl Ingest {
                         Some(k) => Scope::Key(k.to_string()),
                         None => Scope::Person(anchor),
                     };
-                    let role = match role {
-                        RuleRole::Cancel => Role::Cancel,
-                        _ => Role::Goal,
-                    };
-                    let id = ev.id.to_string();
-                    self.pending.marks.push((
-                        scope,
-                        Mark {
+                    if role == RuleRole::Cancel {
+                        let id = ev.id.to_string();
+                        let mark = Mark::Cancel {
                             rule,
-                            role,
                             ts: ev.ts,
                             id,
-                        },
-                    ));
+                        };
+                        self.pending.marks.push(((scope, mark), 1));
+                        continue;
+                    }
+                    let bucket = ev.ts.div_euclid(goal_bucket_ms(r.goal_within_ms));
+                    let this = (ev.ts, ev.id.as_ref());
+                    let key = (rule, scope, bucket);
+                    match self.goals.get_mut(&key) {
+                        None => {
+                            let span = ((ev.ts, ev.id.to_string()), (ev.ts, ev.id.to_string()));
+                            self.goal_dirty.entry(key.clone()).or_insert(None);
+                            self.goals.insert(key, span);
+                        }
+                        Some(span) => {
+                            let earlier = this < (span.0 .0, span.0 .1.as_str());
+                            let later = this > (span.1 .0, span.1 .1.as_str());
+                            if earlier || later {
+                                let before = span.clone();
+                                if earlier {
+                                    span.0 = (ev.ts, ev.id.to_string());
+                                }
+                                if later {
+                                    span.1 = (ev.ts, ev.id.to_string());
+                                }
+                                self.goal_dirty.entry(key).or_insert(Some(before));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -325,6 +355,21 @@ impl Ingest {
         }
         if let (Some(before), Some(e)) = (self.earliest_before.take(), self.earliest) {
             batch.earliest = Some((before, e));
+        }
+        for (key, before) in self.goal_dirty.drain() {
+            let (rule, scope, bucket) = key.clone();
+            let mark = |(first, last): GoalSpan| Mark::Goals {
+                rule,
+                bucket,
+                first,
+                last,
+            };
+            if let Some(old) = before {
+                batch.marks.push(((scope.clone(), mark(old)), -1));
+            }
+            batch
+                .marks
+                .push(((scope, mark(self.goals[&key].clone())), 1));
         }
         for ((ident, day), before) in self.day_dirty.drain() {
             if let Some(old) = before {
