@@ -94,6 +94,9 @@ pub enum ScopeItem<P> {
     },
 }
 
+/// A goal bucket with its first and last goal events `(ts, id)`.
+type GoalBucket<'a> = (i64, &'a (i64, String), &'a (i64, String));
+
 /// A trigger of a scope with its person, and the cancel (id, time) that stopped it, if any.
 pub type Survivor<P> = (P, Candidate, Option<(String, i64)>);
 
@@ -107,7 +110,7 @@ pub fn survivors<P: Clone>(
 ) -> Vec<Survivor<P>> {
     let mut cancels: Vec<(i64, &str)> = Vec::new();
     // Per goal bucket (of one identity or key; a person may have several): first and last.
-    let mut goals: Vec<(i64, &(i64, String), &(i64, String))> = Vec::new();
+    let mut goals: Vec<GoalBucket> = Vec::new();
     for item in items {
         match item {
             ScopeItem::Cancel { ts, id } => cancels.push((*ts, id)),
@@ -171,7 +174,7 @@ pub fn survivors<P: Clone>(
 /// bucket than it starts: a goal in it is either a goal after the release in the release's own
 /// bucket (that bucket's last one then qualifies), or the first goal of a later bucket.
 fn first_goal_after(
-    buckets: &[(i64, &(i64, String), &(i64, String))],
+    buckets: &[GoalBucket],
     width: i64,
     release: i64,
     within: i64,
