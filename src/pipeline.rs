@@ -88,6 +88,32 @@ impl Pipeline {
         })
     }
 
+    /// From now on ingest keeps a copy of the facts it sends, so that `state` can be taken
+    /// (for checkpoints). Call before the first event.
+    pub fn keep_facts(&mut self) {
+        self.ingest.keep_facts();
+    }
+
+    /// Everything ingest holds, once what was accepted so far is sent to the dataflow.
+    pub fn state(&mut self) -> Result<crate::ingest::IngestState, crate::ingest::StateError> {
+        self.flush();
+        self.ingest.state()
+    }
+
+    /// Carries on from a state that `state` took: ingest as it was, and the dataflow given
+    /// the whole input that state stands for, as one batch. Call on a fresh pipeline.
+    pub fn restore(
+        &mut self,
+        state: crate::ingest::IngestState,
+    ) -> Result<(), crate::ingest::StateError> {
+        let fresh = Ingest::new(self.plan.clone(), self.dict.clone());
+        let (ingest, batch) = fresh.restore(state)?;
+        self.ingest = ingest;
+        self.send(batch);
+        self.note_sent();
+        Ok(())
+    }
+
     /// Live use: rejects events stamped more than `max_future_ms` after the wall clock as
     /// `future_timestamp`, so one bad clock cannot move `now` (compute keeps the log's clock).
     pub fn reject_future(&mut self, max_future_ms: i64) {
@@ -124,22 +150,34 @@ impl Pipeline {
     pub fn flush(&mut self) -> Time {
         self.in_batch = 0;
         let batch = self.ingest.take_batch();
-        if !batch.is_empty() {
-            let time = if self.wall_clock {
-                now_ms().max(self.sent + 1)
-            } else {
-                self.sent + 1
-            };
-            // A send fails only when the engine has stopped; `finish` reports why.
-            match self.engine.batches.send((time, batch)) {
-                Ok(()) => {
-                    self.sent = time;
-                    self.batches += 1;
-                }
-                Err(_) => self.stopped = true,
-            }
+        self.send(batch);
+        self.note_sent();
+        self.poll();
+        self.sent
+    }
+
+    /// Sends a batch to the engine at the next time, unless it changes nothing.
+    fn send(&mut self, batch: crate::facts::FactBatch) {
+        if batch.is_empty() {
+            return;
         }
-        // Everything accepted so far is reflected once progress reaches `sent`.
+        let time = if self.wall_clock {
+            now_ms().max(self.sent + 1)
+        } else {
+            self.sent + 1
+        };
+        // A send fails only when the engine has stopped; `finish` reports why.
+        match self.engine.batches.send((time, batch)) {
+            Ok(()) => {
+                self.sent = time;
+                self.batches += 1;
+            }
+            Err(_) => self.stopped = true,
+        }
+    }
+
+    /// Notes that everything accepted so far is reflected once progress reaches `sent`.
+    fn note_sent(&mut self) {
         let now = (
             self.sent,
             self.ingest.counts().clone(),
@@ -150,8 +188,6 @@ impl Pipeline {
             Some(last) if last.0 == now.0 => *last = now,
             _ => self.awaiting.push_back(now),
         }
-        self.poll();
-        self.sent
     }
 
     /// Moves the counts of batches the rows now reflect to `reflected`.

@@ -433,3 +433,42 @@ fn random_logs_fire_every_rule_and_alert() {
         );
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Ingest's state taken at any point and restored into a fresh pipeline carries on exactly:
+    /// the rest of the log gives the snapshot and firings of one uninterrupted run.
+    #[test]
+    fn a_restored_state_carries_on_exactly(seed in any::<u64>(), events in 1usize..250, cut in 0usize..250, batch in 1usize..40) {
+        let cfg = test_config(seed as usize);
+        let lines = random_log(seed, events, 25);
+        let cut = cut.min(lines.len());
+        let whole = common::run(&lines, &cfg, batch, 1, true);
+        let plan = std::sync::Arc::new(tidemark::plan::Plan::new(cfg.clone()));
+        let options = || tidemark::pipeline::PipelineOptions {
+            engine: tidemark::engine::EngineOptions { workers: 1, track_identities: true, ..Default::default() },
+            batch_events: batch,
+            wall_clock: false,
+        };
+        let mut first = tidemark::pipeline::Pipeline::new(plan.clone(), options()).unwrap();
+        first.keep_facts();
+        for l in &lines[..cut] {
+            first.offer(l);
+        }
+        let state = first.state().unwrap();
+        drop(first.finish().unwrap());
+        let mut second = tidemark::pipeline::Pipeline::new(plan, options()).unwrap();
+        second.restore(state).unwrap();
+        for l in &lines[cut..] {
+            second.offer(l);
+        }
+        let resumed = second.finish().unwrap();
+        let (a, b) = (whole.snapshot(), resumed.snapshot());
+        let diffs = common::differences(&a, &b);
+        prop_assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(10)]);
+        prop_assert_eq!(&a["extensions"], &b["extensions"]);
+        prop_assert_eq!(&a["clock"], &b["clock"]);
+        prop_assert_eq!(firings(&whole), firings(&resumed));
+    }
+}

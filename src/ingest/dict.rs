@@ -40,6 +40,11 @@ impl Dictionary {
             .unwrap_or_else(|| format!("#{id}"))
     }
 
+    /// Number of channels interned so far, `(none)` included.
+    pub fn channel_count(&self) -> usize {
+        self.channels.read().map(|v| v.len()).unwrap_or(1)
+    }
+
     /// Number of identities interned so far.
     pub fn ident_count(&self) -> usize {
         self.idents.read().map(|v| v.len()).unwrap_or(0)
@@ -63,6 +68,11 @@ impl Interner {
             channels: HashMap::default(),
             key: String::new(),
         }
+    }
+
+    /// The shared dictionary this interner appends to.
+    pub fn dictionary(&self) -> &Dictionary {
+        &self.dict
     }
 
     /// Id of an identity, and whether it is new.

@@ -2,9 +2,11 @@
 
 mod dict;
 mod money;
+mod state;
 
 pub use dict::{Dictionary, Interner};
 pub use money::MoneyTotals;
+pub use state::{IngestState, StateError};
 
 use std::collections::BTreeMap;
 
@@ -73,6 +75,8 @@ pub struct Ingest {
     pending: FactBatch,
     counts: Counts,
     money: MoneyTotals,
+    /// A copy of the facts sent, for checkpoints (see `keep_facts`).
+    kept: Option<state::Kept>,
 }
 
 impl Ingest {
@@ -99,6 +103,7 @@ impl Ingest {
             pending: FactBatch::default(),
             counts: Counts::default(),
             money: MoneyTotals::default(),
+            kept: None,
         }
     }
 
@@ -378,6 +383,9 @@ impl Ingest {
             batch
                 .day_firsts
                 .push(((ident, (day, self.day_firsts[&(ident, day)])), 1));
+        }
+        if let Some(kept) = self.kept.as_mut() {
+            kept.note(&batch);
         }
         batch
     }

@@ -13,6 +13,16 @@ pub struct MoneyTotals {
 }
 
 impl MoneyTotals {
+    /// The purchase and spend totals, in cents.
+    pub fn parts(&self) -> (i64, i64) {
+        (self.purchases, self.spend)
+    }
+
+    /// Totals as `parts` gave them.
+    pub fn from_parts((purchases, spend): (i64, i64)) -> Self {
+        MoneyTotals { purchases, spend }
+    }
+
     /// Adds an accepted event's amount to its total, or refuses it when the total would pass
     /// `MAX_CENTS` (the total is then unchanged).
     pub fn add(&mut self, class: &NameClass, cents: Option<i64>) -> Result<(), Rejection> {

@@ -1,0 +1,221 @@
+//! What ingest holds, as a checkpoint keeps it: enough to carry on exactly where it was, and to
+//! rebuild the dataflow's whole input from, without reading any event again.
+
+use foldhash::HashMap;
+use serde::{Deserialize, Serialize};
+
+use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals};
+use crate::event::Reason;
+use crate::facts::{ChannelId, FactBatch, First, Ident, Mark, NameId, Scope, Step, Trigger};
+use crate::time::{Day, Hour};
+
+/// Facts that ingest does not otherwise keep, kept so that a checkpoint can rebuild the
+/// dataflow's input (only when asked, in `serve` with a data directory).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Kept {
+    edges: Vec<(Ident, Ident)>,
+    steps: Vec<(Ident, Step)>,
+    purchases: HashMap<(Ident, Day), i64>,
+    spend: HashMap<(Day, ChannelId), i64>,
+    triggers: Vec<(Ident, Trigger)>,
+    cancels: Vec<(Scope<Ident>, Mark)>,
+    paid: Vec<(Ident, (i64, i64))>,
+}
+
+impl Kept {
+    /// Adds what a batch sends to the dataflow.
+    pub(super) fn note(&mut self, batch: &FactBatch) {
+        self.edges.extend_from_slice(&batch.edges);
+        self.steps.extend(batch.steps.iter().cloned());
+        for (k, cents) in &batch.purchases {
+            *self.purchases.entry(*k).or_insert(0) += cents;
+        }
+        for (k, cents) in &batch.spend {
+            *self.spend.entry(*k).or_insert(0) += cents;
+        }
+        self.triggers.extend(batch.triggers.iter().cloned());
+        for ((scope, mark), diff) in &batch.marks {
+            if matches!(mark, Mark::Cancel { .. }) && *diff > 0 {
+                self.cancels.push((scope.clone(), mark.clone()));
+            }
+        }
+        self.paid.extend_from_slice(&batch.paid);
+    }
+}
+
+/// Everything ingest holds, in a form that serialises.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IngestState {
+    idents: Vec<(String, String)>,
+    /// Channel labels after `(none)`, in id order.
+    channels: Vec<String>,
+    seen: Vec<String>,
+    hours: Vec<(Ident, Hour)>,
+    named: Vec<(Ident, Day, NameId)>,
+    firsts: Vec<(Ident, First)>,
+    clock: Option<i64>,
+    now: Option<i64>,
+    earliest: Option<i64>,
+    day_firsts: Vec<((Ident, Day), i64)>,
+    goals: Vec<(GoalKey, GoalSpan)>,
+    accepted: u64,
+    duplicates: u64,
+    rejected: Vec<(String, u64)>,
+    money: (i64, i64),
+    edges: Vec<(Ident, Ident)>,
+    steps: Vec<(Ident, Step)>,
+    purchases: Vec<((Ident, Day), i64)>,
+    spend: Vec<((Day, ChannelId), i64)>,
+    triggers: Vec<(Ident, Trigger)>,
+    cancels: Vec<(Scope<Ident>, Mark)>,
+    paid: Vec<(Ident, (i64, i64))>,
+}
+
+impl IngestState {
+    /// Events accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
+    }
+}
+
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort_unstable();
+    v
+}
+
+/// Why a state cannot be taken or used.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("ingest keeps no copy of its facts; call keep_facts() before the first event")]
+    NotKept,
+    #[error("the checkpoint names identity #{0} out of order; it is damaged")]
+    Order(usize),
+}
+
+impl Ingest {
+    /// From now on, keeps a copy of the facts sent to the dataflow, so that `state` can be
+    /// taken. Call before the first event.
+    pub fn keep_facts(&mut self) {
+        self.kept.get_or_insert_with(Kept::default);
+    }
+
+    /// Everything ingest holds. The pending batch must have been taken (`take_batch`).
+    pub fn state(&self) -> Result<IngestState, StateError> {
+        let kept = self.kept.as_ref().ok_or(StateError::NotKept)?;
+        let dict = self.interner.dictionary();
+        Ok(IngestState {
+            idents: (0..dict.ident_count() as Ident)
+                .map(|i| dict.ident(i).unwrap_or_default())
+                .collect(),
+            channels: (1..dict.channel_count() as ChannelId)
+                .map(|c| dict.channel(c))
+                .collect(),
+            seen: self.seen.iter().map(|s| s.to_string()).collect(),
+            hours: sorted(self.hours_sent.iter().copied().collect()),
+            named: sorted(self.named_sent.iter().copied().collect()),
+            firsts: sorted(self.firsts.iter().map(|(i, f)| (*i, f.clone())).collect()),
+            clock: self.clock,
+            now: self.now,
+            earliest: self.earliest,
+            day_firsts: sorted(self.day_firsts.iter().map(|(k, v)| (*k, *v)).collect()),
+            goals: sorted(
+                self.goals
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            accepted: self.counts.accepted,
+            duplicates: self.counts.duplicates,
+            rejected: self
+                .counts
+                .rejected
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
+            money: self.money.parts(),
+            edges: kept.edges.clone(),
+            steps: kept.steps.clone(),
+            purchases: sorted(kept.purchases.iter().map(|(k, v)| (*k, *v)).collect()),
+            spend: sorted(kept.spend.iter().map(|(k, v)| (*k, *v)).collect()),
+            triggers: kept.triggers.clone(),
+            cancels: kept.cancels.clone(),
+            paid: kept.paid.clone(),
+        })
+    }
+
+    /// Carries on from `state`: the ingest it held, keeping facts, and the one batch that
+    /// gives the dataflow its whole input.
+    pub fn restore(mut self, state: IngestState) -> Result<(Ingest, FactBatch), StateError> {
+        for (n, (kind, value)) in state.idents.iter().enumerate() {
+            let (id, _) = self.interner.ident(kind, value);
+            if id as usize != n {
+                return Err(StateError::Order(n));
+            }
+        }
+        for label in &state.channels {
+            self.interner.channel(label);
+        }
+        self.seen = state.seen.into_iter().map(String::into_boxed_str).collect();
+        self.hours_sent = state.hours.iter().copied().collect();
+        self.named_sent = state.named.iter().copied().collect();
+        self.firsts = state.firsts.iter().cloned().collect();
+        self.clock = state.clock;
+        self.now = state.now;
+        self.earliest = state.earliest;
+        self.day_firsts = state.day_firsts.iter().copied().collect();
+        self.goals = state.goals.iter().cloned().collect();
+        self.counts = Counts {
+            accepted: state.accepted,
+            duplicates: state.duplicates,
+            rejected: state
+                .rejected
+                .iter()
+                .filter_map(|(r, n)| {
+                    Reason::ALL
+                        .iter()
+                        .find(|x| x.as_str() == r)
+                        .map(|x| (x.as_str(), *n))
+                })
+                .collect(),
+        };
+        self.money = MoneyTotals::from_parts(state.money);
+        let mut batch = FactBatch {
+            idents: (0..state.idents.len() as Ident).collect(),
+            edges: state.edges.clone(),
+            hours: state.hours,
+            firsts: state.firsts.into_iter().map(|f| (f, 1)).collect(),
+            named: state
+                .named
+                .into_iter()
+                .map(|(i, d, n)| (i, (d, n)))
+                .collect(),
+            steps: state.steps.clone(),
+            purchases: state.purchases.clone(),
+            spend: state.spend.clone(),
+            clock: state.clock.map(|c| (None, c)),
+            now: state.now.map(|c| (None, c)),
+            earliest: state.earliest.map(|c| (None, c)),
+            triggers: state.triggers.clone(),
+            marks: state.cancels.iter().cloned().map(|m| (m, 1)).collect(),
+            paid: state.paid.clone(),
+            day_firsts: state
+                .day_firsts
+                .into_iter()
+                .map(|((i, d), ts)| ((i, (d, ts)), 1))
+                .collect(),
+        };
+        for ((rule, scope, bucket), (first, last)) in state.goals {
+            let mark = Mark::Goals {
+                rule,
+                bucket,
+                first,
+                last,
+            };
+            batch.marks.push(((scope, mark), 1));
+        }
+        let mut kept = Kept::default();
+        kept.note(&batch);
+        self.kept = Some(kept);
+        Ok((self, batch))
+    }
+}
