@@ -6,14 +6,19 @@
 
 mod fsutil;
 mod record;
+mod replay;
+mod scan;
 mod segment;
 #[cfg(test)]
 mod test_dir;
+mod wal;
 
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub use record::{HEADER_LEN, MAX_PAYLOAD};
+pub use replay::ReplayError;
+pub use wal::{Recovery, SyncStats, Wal, WalOptions};
 
 /// Everything that can go wrong in the storage layer.
 ///
