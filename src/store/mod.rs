@@ -6,6 +6,7 @@
 
 mod fsutil;
 mod record;
+mod repair;
 mod replay;
 mod scan;
 mod segment;
@@ -17,6 +18,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 pub use record::{HEADER_LEN, MAX_PAYLOAD};
+pub use repair::{repair, RepairReport};
 pub use replay::ReplayError;
 pub use wal::{Recovery, SyncStats, Wal, WalOptions};
 
