@@ -4,7 +4,9 @@
 //! records `(seq, kind, payload)` and whole files, and reports every problem
 //! as a [`StoreError`] whose message tells the operator what to do.
 
+mod atomic;
 mod fsutil;
+mod lock;
 mod record;
 mod repair;
 mod replay;
@@ -17,6 +19,8 @@ mod wal;
 use std::io;
 use std::path::{Path, PathBuf};
 
+pub use atomic::{read_if_exists, write_atomic};
+pub use lock::DirLock;
 pub use record::{HEADER_LEN, MAX_PAYLOAD};
 pub use repair::{repair, RepairReport};
 pub use replay::ReplayError;
