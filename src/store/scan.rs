@@ -184,15 +184,17 @@ fn scan_segment(
                     format!("a record header is cut short: {have} of 17 bytes"),
                 ))
             }
-            Step::ShortPayload { header, have } => break Some(damage(
-                start,
-                DamageKind::Record,
-                true,
-                format!(
+            Step::ShortPayload { header, have } => {
+                break Some(damage(
+                    start,
+                    DamageKind::Record,
+                    true,
+                    format!(
                     "a record is cut short: its header promises {} payload bytes, {have} follow",
                     header.len
                 ),
-            )),
+                ))
+            }
             Step::Header(h) => h,
         };
         let crc_ok = reader.payload(&header, buf).map_err(io_err("read", path))?;
