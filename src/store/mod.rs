@@ -7,6 +7,8 @@
 mod atomic;
 mod fsutil;
 mod lock;
+#[cfg(test)]
+mod proptests;
 mod record;
 mod repair;
 mod replay;
