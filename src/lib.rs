@@ -14,4 +14,5 @@ pub mod output;
 pub mod pipeline;
 pub mod plan;
 pub mod server;
+pub mod store;
 pub mod time;
