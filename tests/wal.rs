@@ -511,6 +511,23 @@ fn an_empty_log_starts_at_the_given_sequence_number() {
 }
 
 #[test]
+fn the_last_sequence_number_is_refused_not_wrapped() {
+    let dir = TestDir::new("exhausted");
+    let options = WalOptions {
+        segment_bytes: 1024,
+        start_seq: u64::MAX - 1,
+    };
+    let (mut wal, _) = Wal::open(dir.path(), options.clone()).unwrap();
+    assert_eq!(wal.append(0, b"last").unwrap(), u64::MAX - 1);
+    let err = wal.append(0, b"one too many").unwrap_err();
+    assert!(matches!(err, StoreError::SequenceExhausted { last, .. } if last == u64::MAX - 1));
+    wal.sync().unwrap();
+    drop(wal);
+    let (wal, rec) = Wal::open(dir.path(), options).unwrap();
+    assert_eq!((rec.records, rec.last_seq, wal.next_seq()), (1, u64::MAX - 1, u64::MAX));
+}
+
+#[test]
 fn replay_stops_at_the_first_callback_error_and_notices_changed_files() {
     let dir = TestDir::new("replay");
     let (mut wal, _) = Wal::open(dir.path(), small(1024)).unwrap();
@@ -870,4 +887,86 @@ fn a_full_tmpfs_fails_the_sync_cleanly_and_the_log_recovers() {
     assert_full_records(&wal, 120);
     drop(wal);
     drop(mount);
+}
+
+// ---- Measurement (not a timed test) ------------------------------------------------------
+
+/// Append+sync throughput for 200-byte records synced every 1,000, and sync latency.
+/// Run: `cargo test --release --test wal -- --ignored --nocapture measure`
+/// (set TIDEMARK_WAL_MEASURE_DIR to measure another disk than the temp directory's).
+#[test]
+#[ignore = "a measurement; run it by hand"]
+fn measure_append_sync_throughput_and_latency() {
+    use std::time::{Duration, Instant};
+    let scratch = TestDir::new("measure");
+    let base = std::env::var_os("TIDEMARK_WAL_MEASURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| scratch.path().to_path_buf());
+    let dir = base.join(format!("tidemark-wal-measure-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    let percentile = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() - 1) as f64 * p).round() as usize]
+    };
+
+    let (mut wal, _) = Wal::open(&dir, WalOptions::default()).unwrap();
+    let record = vec![b'x'; 200];
+    let (records, per_sync) = (300_000u64, 1_000u64);
+    let mut sync_wall = Vec::new();
+    let mut fsync = Vec::new();
+    let start = Instant::now();
+    for i in 1..=records {
+        wal.append(1, &record).unwrap();
+        if i % per_sync == 0 {
+            let t = Instant::now();
+            let stats = wal.sync().unwrap();
+            sync_wall.push(t.elapsed());
+            fsync.push(stats.fsync);
+        }
+    }
+    let elapsed = start.elapsed();
+    let bytes = wal.bytes();
+    println!(
+        "batched: {records} records of 200 B, a sync every {per_sync}: {:.2} s, {:.0} records/s, {:.1} MB/s on disk, {} segments",
+        elapsed.as_secs_f64(),
+        records as f64 / elapsed.as_secs_f64(),
+        bytes as f64 / elapsed.as_secs_f64() / 1e6,
+        wal.segments()
+    );
+    println!(
+        "batched: sync() p50 {:?} p99 {:?} max {:?}; of which fsync p50 {:?} p99 {:?}",
+        percentile(&mut sync_wall, 0.5),
+        percentile(&mut sync_wall, 0.99),
+        percentile(&mut sync_wall, 1.0),
+        percentile(&mut fsync, 0.5),
+        percentile(&mut fsync, 0.99),
+    );
+
+    let mut single = Vec::new();
+    for _ in 0..1_000 {
+        wal.append(1, &record).unwrap();
+        let t = Instant::now();
+        wal.sync().unwrap();
+        single.push(t.elapsed());
+    }
+    println!(
+        "one record per sync: p50 {:?} p99 {:?} max {:?}",
+        percentile(&mut single, 0.5),
+        percentile(&mut single, 0.99),
+        percentile(&mut single, 1.0),
+    );
+    drop(wal);
+    let t = Instant::now();
+    let (wal, rec) = Wal::open(&dir, WalOptions::default()).unwrap();
+    let opened = t.elapsed();
+    let t = Instant::now();
+    let n = wal.replay(0, |_, _, _| Ok::<(), ()>(())).unwrap();
+    println!(
+        "reopen of {} records ({:.1} MB): open {:?}, replay {:?} ({n} records)",
+        rec.records,
+        rec.bytes as f64 / 1e6,
+        opened,
+        t.elapsed()
+    );
+    let _ = fs::remove_dir_all(&dir);
 }

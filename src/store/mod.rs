@@ -90,6 +90,15 @@ pub enum StoreError {
         path: PathBuf,
     },
 
+    /// Every sequence number has been used (only a damaged or hand-made log gets here).
+    #[error("the log in {} has used every sequence number (the last is {last}); check the segment file names, or start from a new data directory", dir.display())]
+    SequenceExhausted {
+        /// The log directory.
+        dir: PathBuf,
+        /// The last sequence number in use.
+        last: u64,
+    },
+
     /// A record larger than the format can hold was offered to the log.
     #[error("a log record of {len} bytes is larger than the limit of {max} bytes; split it into smaller records")]
     RecordTooLarge {

@@ -214,6 +214,13 @@ impl Wal {
             });
         }
         let seq = self.next_seq;
+        if seq == u64::MAX {
+            // u64::MAX is never a valid record number: the scan rejects it.
+            return Err(StoreError::SequenceExhausted {
+                dir: self.wal_dir.clone(),
+                last: seq - 1,
+            });
+        }
         // How full is the segment this record would go to?
         let target = match self.pending.last() {
             Some(p) if p.new_segment => Some(p.bytes.len() as u64),
