@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod dataflow;
+pub mod durable;
 pub mod engine;
 pub mod event;
 pub mod facts;

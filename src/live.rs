@@ -38,6 +38,10 @@ pub struct LiveOptions {
     pub max_future_ms: Option<i64>,
     /// Where rejected inputs are kept, if anywhere.
     pub dead_letters: Option<DeadLetters>,
+    /// Events stamped earlier than the event clock minus this are rejected as `beyond_horizon`.
+    pub horizon_ms: Option<i64>,
+    /// Accepted events between checkpoints of the data directory.
+    pub checkpoint_every: u64,
 }
 
 impl LiveOptions {
@@ -61,6 +65,8 @@ impl LiveOptions {
             max_issues: serve.max_issues,
             max_future_ms: Some(serve.max_future_ms),
             dead_letters: None,
+            horizon_ms: Some(serve.horizon_ms),
+            checkpoint_every: serve.checkpoint_every,
         }
     }
 }
@@ -81,6 +87,9 @@ pub struct IngestReport {
     pub issues: Vec<(usize, Outcome)>,
     /// Events not accepted beyond those listed in `issues`.
     pub issues_truncated: u64,
+    /// The events could not be made durable (the data directory cannot be written): the
+    /// request must be sent again. A resend is answered once they are stored.
+    pub failed: Option<String>,
 }
 
 impl IngestReport {
@@ -125,6 +134,8 @@ pub struct Status {
     pub alerts: Vec<(String, i64)>,
     /// Rejected inputs not kept because the dead-letter writer was behind or had failed.
     pub dead_letter_dropped: u64,
+    /// The data directory's log and checkpoints, when events are kept.
+    pub durable: Option<crate::durable::DurableStatus>,
 }
 
 /// One input event of a request, as raw bytes.
@@ -148,12 +159,22 @@ enum Command {
     Status(oneshot::Sender<Status>),
     Explain(String, String, oneshot::Sender<Option<Json>>),
     Alerts(oneshot::Sender<Json>),
+    Shutdown(oneshot::Sender<()>),
 }
 
 /// The service stopped (its thread ended); requests cannot be answered.
 #[derive(Debug, thiserror::Error)]
 #[error("the tidemark engine has stopped")]
 pub struct Stopped;
+
+/// Why the live service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("cannot start the dataflow workers: {0}")]
+    Workers(#[from] std::io::Error),
+    #[error("cannot read the data directory back: {0}")]
+    Data(#[from] crate::durable::DurableError),
+}
 
 /// A cloneable handle to the live service.
 #[derive(Clone)]
@@ -163,16 +184,41 @@ pub struct Live {
 }
 
 impl Live {
-    /// Starts the service thread; it ends when every handle is dropped. Firings and alert
-    /// transitions go to `actions`, when given.
+    /// Starts the service thread; it ends on `shutdown` or when every handle is dropped.
+    /// Firings and alert transitions go to `actions`, when given. With a data directory,
+    /// first reads it back (the checkpoint, then the log after it), so that the service
+    /// answers exactly as it did before it stopped, and from then on logs what it accepts.
     pub fn start(
         plan: Arc<Plan>,
         options: LiveOptions,
         actions: Option<ActionSink>,
-    ) -> std::io::Result<Live> {
+        mut data: Option<crate::durable::DataDir>,
+    ) -> Result<Live, LiveError> {
         let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
         if let Some(ms) = options.max_future_ms {
             pipeline.reject_future(ms);
+        }
+        if let Some(ms) = options.horizon_ms {
+            pipeline.reject_beyond(ms);
+        }
+        let acting = !plan.config.rules.is_empty() || !plan.config.alerts.is_empty();
+        if let Some(dir) = data.as_mut() {
+            let r = crate::durable::recover(&mut pipeline, dir)?;
+            if options.wall_ticks.is_some() && acting {
+                // The rules' clock had followed the wall clock up to the stop: it goes on from
+                // here, so no firing decided before the stop is taken back for a moment.
+                pipeline.advance_now(crate::pipeline::now_ms() as i64);
+                pipeline.flush();
+            }
+            if r.checkpoint_events + r.records > 0 {
+                tracing::info!(
+                    "read back {}: a checkpoint of {} events and {} log records after it, in {:.2?}",
+                    dir.path().display(),
+                    r.checkpoint_events,
+                    r.records,
+                    r.took
+                );
+            }
         }
         pipeline.set_hub(Hub::with_policy(
             options.subscriber_queue,
@@ -181,11 +227,10 @@ impl Live {
         if actions.is_some() {
             pipeline.keep_actions();
         }
-        let acting = !plan.config.rules.is_empty() || !plan.config.alerts.is_empty();
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tidemark-live".into())
-            .spawn(move || Driver::new(pipeline, options, actions, acting).run(rx))?;
+            .spawn(move || Driver::new(pipeline, options, actions, acting, data).run(rx))?;
         Ok(Live { tx, plan })
     }
 
@@ -270,6 +315,12 @@ impl Live {
     pub async fn alerts(&self) -> Result<Json, Stopped> {
         self.ask(Command::Alerts).await
     }
+
+    /// Stops the service: sends what is pending, makes the log durable, writes a checkpoint,
+    /// and answers once that is done. Requests after it get `Stopped`.
+    pub async fn shutdown(&self) -> Result<(), Stopped> {
+        self.ask(Command::Shutdown).await
+    }
 }
 
 /// The service thread's state.
@@ -291,6 +342,12 @@ struct Driver {
     actions_clock: Option<i64>,
     /// When the rules' clock next follows the wall clock (rules or alerts configured).
     next_tick: Option<Instant>,
+    /// The data directory, when accepted events are kept.
+    data: Option<crate::durable::DataDir>,
+    /// Events accepted as of the last checkpoint.
+    accepted_at_checkpoint: u64,
+    /// Who asked the service to stop.
+    stopping: Option<oneshot::Sender<()>>,
 }
 
 enum Waiter {
@@ -305,12 +362,16 @@ impl Driver {
         options: LiveOptions,
         actions: Option<ActionSink>,
         acting: bool,
+        data: Option<crate::durable::DataDir>,
     ) -> Self {
         let next_tick = options
             .wall_ticks
             .filter(|_| acting)
             .map(|_| Instant::now());
         Driver {
+            accepted_at_checkpoint: pipeline.counts().accepted,
+            data,
+            stopping: None,
             actions,
             actions_clock: None,
             next_tick,
@@ -360,14 +421,80 @@ impl Driver {
             if self.pending_since.is_some() && (idle || overdue) {
                 self.flush();
             }
-            if self.pipeline.stopped() {
+            self.keep();
+            if self.pipeline.stopped() || self.stopping.is_some() {
                 // Requests get `Stopped` from here on rather than answers that never change.
                 break;
             }
         }
         self.flush();
+        self.close();
+        if let Some(reply) = self.stopping.take() {
+            let _ = reply.send(());
+        }
         if let Err(e) = self.pipeline.finish() {
             tracing::error!("the dataflow stopped: {e}");
+        }
+    }
+
+    /// The data directory's upkeep: retries a failed sync, finishes a written checkpoint, and
+    /// starts the next one once enough events were accepted since the last.
+    fn keep(&mut self) {
+        let Some(data) = self.data.as_mut() else {
+            return;
+        };
+        data.retry();
+        data.poll_checkpoint(false);
+        let every = self.options.checkpoint_every.max(1);
+        if data.failing().is_some()
+            || data.checkpointing()
+            || self.pipeline.counts().accepted < self.accepted_at_checkpoint + every
+        {
+            return;
+        }
+        self.checkpoint();
+    }
+
+    /// Sends what is pending, makes the log durable and starts writing a checkpoint of the
+    /// state as of its last record.
+    fn checkpoint(&mut self) {
+        self.flush();
+        let Some(data) = self.data.as_mut() else {
+            return;
+        };
+        if data.sync().is_err() {
+            return;
+        }
+        let seq = data.synced_seq();
+        match self.pipeline.state() {
+            Ok(state) => {
+                self.accepted_at_checkpoint = state.accepted();
+                if let Err(e) = data.start_checkpoint(seq, state) {
+                    tracing::error!("{e}");
+                }
+            }
+            Err(e) => tracing::error!("cannot take a checkpoint: {e}"),
+        }
+    }
+
+    /// At the stop: makes the log durable and leaves a checkpoint of everything accepted, so
+    /// that the next start reads little.
+    fn close(&mut self) {
+        let Some(data) = self.data.as_mut() else {
+            return;
+        };
+        data.poll_checkpoint(true);
+        if data.sync().is_err() {
+            tracing::error!("the last events could not be made durable at the stop (their requests were answered with an error)");
+            return;
+        }
+        if self.pipeline.counts().accepted > self.accepted_at_checkpoint
+            || data.status().checkpoints == 0
+        {
+            self.checkpoint();
+            if let Some(data) = self.data.as_mut() {
+                data.poll_checkpoint(true);
+            }
         }
     }
 
@@ -375,6 +502,11 @@ impl Driver {
         match command {
             Command::Ingest(source, events, reply) => {
                 let mut report = IngestReport::default();
+                if let Some(why) = self.data.as_ref().and_then(|d| d.failing()) {
+                    report.failed = Some(why.to_string());
+                    let _ = reply.send(report);
+                    return;
+                }
                 let mut index = 0;
                 let mut offer = |e: EventBytes| {
                     self.offer(source, index, &e, &mut report);
@@ -388,6 +520,15 @@ impl Driver {
                     // Nothing waits for a batch: the rows already reflect what these events
                     // changed (nothing, or batches already sent).
                     report.time = self.pipeline.sent();
+                    // Duplicates and rejections are logged too, so that their counts survive.
+                    if let Some(data) = self.data.as_mut().filter(|d| d.unsynced() > 0) {
+                        let _ = data.sync();
+                    }
+                    report.failed = self
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.failing())
+                        .map(String::from);
                     let _ = reply.send(report);
                 } else {
                     self.unsent.push((report, reply));
@@ -426,6 +567,9 @@ impl Driver {
                     p.output(),
                 ));
             }
+            Command::Shutdown(reply) => {
+                self.stopping = Some(reply);
+            }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
                 let lag_ms = self
@@ -462,6 +606,7 @@ impl Driver {
                         .dead_letters
                         .as_ref()
                         .map_or(0, DeadLetters::dropped),
+                    durable: self.data.as_ref().map(|d| d.status()),
                 });
             }
         }
@@ -472,6 +617,14 @@ impl Driver {
     fn offer(&mut self, source: Source, i: usize, e: &[u8], report: &mut IngestReport) {
         let before = self.pipeline.sent();
         let outcome = self.pipeline.offer_bytes(e);
+        if let Some(data) = self.data.as_mut() {
+            use crate::durable::kind;
+            match &outcome {
+                Outcome::Accepted => data.append(kind::EVENT, e),
+                Outcome::Duplicate => data.append(kind::OUTCOME, b"duplicate"),
+                Outcome::Rejected(r) => data.append(kind::OUTCOME, r.reason.as_str().as_bytes()),
+            }
+        }
         match &outcome {
             Outcome::Accepted => {
                 report.accepted += 1;
@@ -533,8 +686,14 @@ impl Driver {
             self.in_flight.push_back((t, since));
         }
         self.pending_since = None;
+        // Answers go out only once their events are durable (one fsync for all of them).
+        let failed = match self.data.as_mut() {
+            Some(data) if data.unsynced() > 0 || data.failing().is_some() => data.sync().err(),
+            _ => None,
+        };
         for (mut report, reply) in self.unsent.drain(..) {
             report.time = t;
+            report.failed = failed.clone();
             let _ = reply.send(report);
         }
     }

@@ -120,6 +120,17 @@ impl Pipeline {
         self.ingest.reject_future(max_future_ms);
     }
 
+    /// Live use: rejects events stamped earlier than the event clock minus `horizon_ms` as
+    /// `beyond_horizon`.
+    pub fn reject_beyond(&mut self, horizon_ms: i64) {
+        self.ingest.reject_beyond(horizon_ms);
+    }
+
+    /// Counts a duplicate or rejection read back from the data directory's log.
+    pub fn recount(&mut self, reason: &str) {
+        self.ingest.recount(reason);
+    }
+
     /// Keeps every delta the engine completes (for tests and subscribers).
     pub fn keep_deltas(&mut self) {
         self.state.keep_deltas = true;

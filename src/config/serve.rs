@@ -30,6 +30,9 @@ pub(super) struct RawServe {
     max_future: Option<String>,
     dead_letter: Option<String>,
     dead_letter_max: Option<String>,
+    horizon: Option<String>,
+    checkpoint_every: Option<i64>,
+    wal: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -108,6 +111,15 @@ pub struct Serve {
     pub dead_letter: Option<String>,
     /// Size at which the dead-letter file moves to `FILE.1` (replacing it) and starts anew.
     pub dead_letter_max: usize,
+    /// How late an event may be: one stamped before the event clock minus this is rejected
+    /// as `beyond_horizon`.
+    pub horizon_ms: i64,
+    /// Accepted events between checkpoints of the data directory.
+    pub checkpoint_every: u64,
+    /// Keep accepted events in the data directory's write-ahead log and answer only once they
+    /// are fsynced (false: nothing is kept and a restart starts empty; for measuring what
+    /// durability costs).
+    pub wal: bool,
 }
 
 impl Default for Serve {
@@ -367,7 +379,25 @@ impl Serve {
         if !((64 << 10)..=(64 << 30)).contains(&dead_letter_max) {
             return Err(invalid("serve.dead_letter_max", "allowed: 64KiB..=64GiB"));
         }
+        let horizon_ms = millis(
+            "serve.horizon",
+            raw.horizon.as_deref(),
+            "62d",
+            3_600_000,
+            3650 * 86_400_000,
+            "1h..=3650d",
+        )?;
+        let checkpoint_every = raw.checkpoint_every.unwrap_or(1_000_000);
+        if !(1_000..=1_000_000_000).contains(&checkpoint_every) {
+            return Err(invalid(
+                "serve.checkpoint_every",
+                "allowed: 1000..=1000000000 accepted events",
+            ));
+        }
         Ok(Serve {
+            horizon_ms,
+            checkpoint_every: checkpoint_every as u64,
+            wal: raw.wal.unwrap_or(true),
             data_dir: raw.data_dir,
             clock,
             listen,

@@ -28,11 +28,13 @@ pub enum Reason {
     NoIdentity,
     /// Live use only: stamped further ahead of the wall clock than `serve.max_future`.
     FutureTimestamp,
+    /// Live use only: stamped earlier than the event clock minus `serve.horizon`.
+    BeyondHorizon,
 }
 
 impl Reason {
     /// Every reason, in a fixed order.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::MalformedJson,
         Reason::BadEncoding,
         Reason::MissingField,
@@ -42,6 +44,7 @@ impl Reason {
         Reason::TooLarge,
         Reason::NoIdentity,
         Reason::FutureTimestamp,
+        Reason::BeyondHorizon,
     ];
 
     /// The reason's name as it appears in counts and dead-letter records.
@@ -56,6 +59,7 @@ impl Reason {
             Reason::TooLarge => "too_large",
             Reason::NoIdentity => "no_identity",
             Reason::FutureTimestamp => "future_timestamp",
+            Reason::BeyondHorizon => "beyond_horizon",
         }
     }
 }

@@ -51,6 +51,8 @@ pub struct Ingest {
     limits: Limits,
     interner: Interner,
     seen: HashSet<Box<str>>,
+    /// Live use: how late an event may be, before the event clock.
+    horizon_ms: Option<i64>,
     /// `(identity, hour)` pairs already sent: the dataflow keeps only whether a pair occurred,
     /// so a repeat would only cost it work (ten events per pair in a typical log).
     hours_sent: HashSet<(Ident, Hour)>,
@@ -86,6 +88,7 @@ impl Ingest {
             plan,
             interner: Interner::new(dict),
             seen: HashSet::default(),
+            horizon_ms: None,
             hours_sent: HashSet::default(),
             named_sent: HashSet::default(),
             firsts: HashMap::default(),
@@ -115,6 +118,22 @@ impl Ingest {
     /// Live use: reject events stamped more than `max_future_ms` after the wall clock.
     pub fn reject_future(&mut self, max_future_ms: i64) {
         self.limits.max_future_ms = Some(max_future_ms);
+    }
+
+    /// Live use: reject events stamped earlier than the event clock minus `horizon_ms` as
+    /// `beyond_horizon` (before dedupe: such an event is never looked up or kept).
+    pub fn reject_beyond(&mut self, horizon_ms: i64) {
+        self.horizon_ms = Some(horizon_ms);
+    }
+
+    /// Counts an outcome decided earlier and kept in the data directory's log (a duplicate or
+    /// a rejection) while the log is read back at start.
+    pub fn recount(&mut self, reason: &str) {
+        if reason == "duplicate" {
+            self.counts.duplicates += 1;
+        } else if let Some(r) = Reason::ALL.iter().find(|r| r.as_str() == reason) {
+            *self.counts.rejected.entry(r.as_str()).or_insert(0) += 1;
+        }
     }
 
     /// Largest accepted event time so far.
@@ -163,6 +182,17 @@ impl Ingest {
 
     /// Adds one validated event, unless its id was accepted before.
     pub fn accept(&mut self, ev: Event<'_>) -> Outcome {
+        if let (Some(h), Some(c)) = (self.horizon_ms, self.clock) {
+            if ev.ts < c.saturating_sub(h) {
+                return self.reject(Rejection::new(
+                    Reason::BeyondHorizon,
+                    format!(
+                        "stamped more than serve.horizon ({} h) before the latest event; raise serve.horizon to take events this late",
+                        h / 3_600_000
+                    ),
+                ));
+            }
+        }
         // One hash and probe per event; the key is built even for the rare duplicate.
         if !self.seen.insert(ev.id.as_ref().into()) {
             self.counts.duplicates += 1;

@@ -40,6 +40,9 @@ pub struct Running {
 /// Longest wait at start for the broker to confirm the ingest subscriptions.
 const MQTT_READY: std::time::Duration = std::time::Duration::from_secs(3);
 
+/// Longest wait at the stop for the last checkpoint.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Longest wait for the MQTT connections to hand back what they hold and disconnect.
 const TASKS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -140,6 +143,15 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         }
     };
     let mqtt = config.mqtt.clone();
+    // The data directory first: its lock keeps a second server off it before anything starts.
+    let data = if serve.wal {
+        Some(crate::durable::DataDir::open(&options.data_dir, &config).map_err(|e| e.to_string())?)
+    } else {
+        eprintln!(
+            "tidemark: serve.wal = false: accepted events are not kept, and a restart starts empty"
+        );
+        None
+    };
     let (shutdown, stop) = watch::channel(false);
     let acting = config
         .rules
@@ -157,8 +169,8 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     let plan = Arc::new(Plan::new(config));
     let mut live_options = LiveOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
-    let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()))
-        .map_err(|e| format!("cannot start the dataflow workers: {e}"))?;
+    let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
+        .map_err(|e| e.to_string())?;
     let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let connections = Arc::new(ConnStats::default());
@@ -244,6 +256,13 @@ impl Running {
         let tasks = futures_util::future::join_all(self.tasks);
         if tokio::time::timeout(TASKS_GRACE, tasks).await.is_err() {
             tracing::warn!("MQTT did not disconnect within {TASKS_GRACE:?}; stopping anyway");
+        }
+        // Intake has stopped: make what was accepted durable and leave a checkpoint.
+        match tokio::time::timeout(CLOSE_GRACE, self.live.shutdown()).await {
+            Ok(_) => {}
+            Err(_) => tracing::warn!(
+                "the engine did not finish its checkpoint within {CLOSE_GRACE:?}; stopping anyway (the log holds every answered event)"
+            ),
         }
         served
     }

@@ -97,6 +97,13 @@ async fn process(
             }
             Some((publish, answer)) = pending.next(), if !pending.is_empty() => {
                 match answer {
+                    Ok(report) if report.failed.is_some() => {
+                        // Not acknowledged: the broker sends it again on the next session.
+                        tracing::error!(
+                            "MQTT ingest: message on {} (id {}) could not be stored and is not acknowledged: {}",
+                            publish.topic, publish.pkid, report.failed.as_deref().unwrap_or("")
+                        );
+                    }
                     Ok(report) => {
                         log_report(&publish, &report);
                         let _ = acks.send(publish);
