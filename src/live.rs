@@ -894,7 +894,93 @@ pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
             &one(bytes),
         );
     }
+    if let Some(d) = &status.durable {
+        durable_metrics(&mut out, d);
+    }
     out
+}
+
+/// Prometheus text of the data directory: log size, fsync latency, checkpoints, recovery.
+fn durable_metrics(out: &mut String, d: &crate::durable::DurableStatus) {
+    use std::fmt::Write;
+    let mut one = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+        );
+    };
+    one(
+        "tidemark_wal_bytes",
+        "gauge",
+        "Bytes of the write-ahead log on disk (records after the last checkpoint, and the segment being written).",
+        d.wal_bytes.to_string(),
+    );
+    one(
+        "tidemark_wal_segments",
+        "gauge",
+        "Segment files of the write-ahead log.",
+        d.wal_segments.to_string(),
+    );
+    one(
+        "tidemark_wal_sync_failures_total",
+        "counter",
+        "Syncs of the write-ahead log that failed (ingest is refused while they do).",
+        d.sync_failures.to_string(),
+    );
+    one(
+        "tidemark_wal_failing",
+        "gauge",
+        "1 while the write-ahead log cannot be written and ingest is refused.",
+        (d.failing as u8).to_string(),
+    );
+    one(
+        "tidemark_checkpoints_total",
+        "counter",
+        "Checkpoints written since start.",
+        d.checkpoints.to_string(),
+    );
+    one(
+        "tidemark_checkpoint_bytes",
+        "gauge",
+        "Size of the last checkpoint.",
+        d.checkpoint_bytes.to_string(),
+    );
+    if let Some(at) = d.checkpoint_at_ms {
+        let age = crate::pipeline::now_ms().saturating_sub(at) as f64 / 1e3;
+        one(
+            "tidemark_checkpoint_age_seconds",
+            "gauge",
+            "Time since the last checkpoint was written.",
+            format!("{age}"),
+        );
+    }
+    one(
+        "tidemark_recovery_seconds",
+        "gauge",
+        "Time the data directory took to read back at start.",
+        format!("{}", d.recovery.as_secs_f64()),
+    );
+    one(
+        "tidemark_recovered_events",
+        "gauge",
+        "Events read back from the write-ahead log at start (after the checkpoint's).",
+        d.recovered_events.to_string(),
+    );
+    let name = "tidemark_wal_fsync_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time spent in fsync per sync of the write-ahead log.\n# TYPE {name} histogram"
+    );
+    let h = &d.fsync_us;
+    for le_us in [
+        100u64, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+    ] {
+        let n = h.count_between(0, le_us);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {n}", le_us as f64 / 1e6);
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+    let sum = h.mean() * h.len() as f64 / 1e6;
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", h.len());
 }
 
 /// Prometheus text of the actions' counters.

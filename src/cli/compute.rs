@@ -19,7 +19,8 @@ pub struct LogArgs {
     /// Configuration file (TOML); without it the defaults apply.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Event log as JSON Lines; `-` reads standard input.
+    /// Event log as JSON Lines; `-` reads standard input; a directory is read as the data
+    /// directory of `tidemark serve` (stop the server first).
     #[arg(long)]
     pub input: PathBuf,
     /// Dataflow worker threads.
@@ -78,6 +79,25 @@ pub fn read_log(
         wall_clock: false,
     };
     let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
+    if log.input.is_dir() {
+        // A data directory of `serve`: what it kept, read back as a restart would.
+        let cfg = &pipeline.plan.config;
+        let mut data = tidemark::durable::DataDir::open(&log.input, cfg)
+            .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
+        let r = tidemark::durable::recover(&mut pipeline, &mut data)
+            .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
+        if !quiet {
+            eprintln!(
+                "read {}: a checkpoint of {} events and {} log records after it",
+                log.input.display(),
+                r.checkpoint_events,
+                r.records
+            );
+        }
+        return pipeline
+            .finish()
+            .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"));
+    }
     let source: Box<dyn Read> = if log.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {

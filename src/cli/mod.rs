@@ -4,6 +4,7 @@ mod check;
 mod compute;
 mod explain;
 mod generate;
+mod repair;
 mod replay;
 mod serve;
 mod whois;
@@ -40,6 +41,8 @@ enum Command {
     Whois(whois::Args),
     /// Explain why a rule did or did not fire for one key, with the events behind the decision.
     Explain(explain::Args),
+    /// Repair a damaged data directory: keep the log up to the first damage, drop the rest.
+    Repair(repair::Args),
 }
 
 /// Runs the chosen subcommand.
@@ -52,6 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(a) => replay::run(a),
         Command::Whois(a) => whois::run(a),
         Command::Explain(a) => explain::run(a),
+        Command::Repair(a) => repair::run(a),
     }
 }
 
