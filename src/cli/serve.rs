@@ -109,6 +109,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     });
     let data_dir = data_dir(&args, config.serve.data_dir.as_deref())?;
+    // A file size limit (ulimit -f) makes a write to the log fail with an error that serve
+    // answers (503 until it can write again), instead of a signal that kills it.
+    // SAFETY: setting a signal's disposition to "ignore" touches no Rust state.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .thread_name("tidemark-io")
         .enable_all()

@@ -33,6 +33,7 @@ pub(super) struct RawServe {
     horizon: Option<String>,
     checkpoint_every: Option<i64>,
     wal: Option<bool>,
+    wal_segment: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -120,6 +121,8 @@ pub struct Serve {
     /// are fsynced (false: nothing is kept and a restart starts empty; for measuring what
     /// durability costs).
     pub wal: bool,
+    /// Size at which the write-ahead log starts a new segment file.
+    pub wal_segment: u64,
 }
 
 impl Default for Serve {
@@ -394,7 +397,13 @@ impl Serve {
                 "allowed: 1000..=1000000000 accepted events",
             ));
         }
+        let wal_segment = parse_size(raw.wal_segment.as_deref().unwrap_or("64MiB"))
+            .map_err(|e| invalid("serve.wal_segment", e))?;
+        if !((4 << 10)..=(1 << 30)).contains(&wal_segment) {
+            return Err(invalid("serve.wal_segment", "allowed: 4KiB..=1GiB"));
+        }
         Ok(Serve {
+            wal_segment: wal_segment as u64,
             horizon_ms,
             checkpoint_every: checkpoint_every as u64,
             wal: raw.wal.unwrap_or(true),

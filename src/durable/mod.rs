@@ -134,7 +134,7 @@ impl DataDir {
             dir,
             WalOptions {
                 start_seq,
-                ..WalOptions::default()
+                segment_bytes: config.serve.wal_segment,
             },
         )?;
         if recovery.torn_bytes_cut > 0 {
