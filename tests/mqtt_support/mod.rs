@@ -121,22 +121,66 @@ pub struct Broker {
     pub port: u16,
     pub log: Log,
     dir: PathBuf,
+    bin: PathBuf,
     _child: Guard,
 }
 
 impl Broker {
     pub fn start(bin: &Path, name: &str) -> Broker {
+        Broker::start_with(bin, name, false)
+    }
+
+    /// A broker that saves its sessions and queued messages when stopped, so that `restart`
+    /// keeps them.
+    pub fn start_persistent(bin: &Path, name: &str) -> Broker {
+        Broker::start_with(bin, name, true)
+    }
+
+    fn start_with(bin: &Path, name: &str, persistent: bool) -> Broker {
         let port = free_port();
         let dir = std::env::temp_dir().join(format!("tidemark-mqtt-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("mosquitto.conf");
+        let persistence = if persistent {
+            // Mosquitto started as root writes its database as the `mosquitto` user.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+            format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\nmax_queued_messages 0\n"
+                "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}log_dest stderr\nlog_type all\nmax_queued_messages 0\n"
             ),
         )
         .unwrap();
+        let log = Log::default();
+        let child = Broker::spawn(bin, &dir, port, &log);
+        Broker {
+            port,
+            log,
+            dir,
+            bin: bin.to_path_buf(),
+            _child: child,
+        }
+    }
+
+    /// Stops the broker with SIGTERM (it saves what it persists) and starts it again on the
+    /// same port and directory.
+    pub fn restart(&mut self) {
+        let pid = self._child.0.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self._child.0.wait();
+        self._child = Broker::spawn(&self.bin, &self.dir, self.port, &self.log);
+    }
+
+    fn spawn(bin: &Path, dir: &Path, port: u16, log: &Log) -> Guard {
+        let conf = dir.join("mosquitto.conf");
         let mut child = Command::new(bin)
             .arg("-c")
             .arg(&conf)
@@ -144,7 +188,6 @@ impl Broker {
             .stderr(Stdio::piped())
             .spawn()
             .expect("mosquitto starts");
-        let log = Log::default();
         log.follow("mosquitto", child.stderr.take().unwrap(), "", None);
         let child = Guard(child);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -156,12 +199,7 @@ impl Broker {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Broker {
-            port,
-            log,
-            dir,
-            _child: child,
-        }
+        child
     }
 
     pub fn url(&self) -> String {
