@@ -227,6 +227,7 @@ impl Live {
         if actions.is_some() {
             pipeline.keep_actions();
         }
+        let data = data.map(crate::durable::DataDir::start).transpose()?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("tidemark-live".into())
@@ -343,7 +344,7 @@ struct Driver {
     /// When the rules' clock next follows the wall clock (rules or alerts configured).
     next_tick: Option<Instant>,
     /// The data directory, when accepted events are kept.
-    data: Option<crate::durable::DataDir>,
+    data: Option<crate::durable::Journal>,
     /// Events accepted as of the last checkpoint.
     accepted_at_checkpoint: u64,
     /// Who asked the service to stop.
@@ -362,7 +363,7 @@ impl Driver {
         options: LiveOptions,
         actions: Option<ActionSink>,
         acting: bool,
-        data: Option<crate::durable::DataDir>,
+        data: Option<crate::durable::Journal>,
     ) -> Self {
         let next_tick = options
             .wall_ticks
@@ -437,64 +438,54 @@ impl Driver {
         }
     }
 
-    /// The data directory's upkeep: retries a failed sync, finishes a written checkpoint, and
-    /// starts the next one once enough events were accepted since the last.
+    /// The data directory's upkeep: starts the next checkpoint once enough events were
+    /// accepted since the last.
     fn keep(&mut self) {
-        let Some(data) = self.data.as_mut() else {
+        let Some(journal) = self.data.as_ref() else {
             return;
         };
-        data.retry();
-        data.poll_checkpoint(false);
         let every = self.options.checkpoint_every.max(1);
-        if data.failing().is_some()
-            || data.checkpointing()
+        if journal.checkpointing()
             || self.pipeline.counts().accepted < self.accepted_at_checkpoint + every
+            || journal.failing().is_some()
         {
             return;
         }
         self.checkpoint();
     }
 
-    /// Sends what is pending, makes the log durable and starts writing a checkpoint of the
-    /// state as of its last record.
+    /// Sends what is pending and hands the state, as of the last logged record, to the log's
+    /// writer, which writes it as the checkpoint once that record is durable.
     fn checkpoint(&mut self) {
         self.flush();
-        let Some(data) = self.data.as_mut() else {
-            return;
-        };
-        if data.sync().is_err() {
+        if self.data.is_none() {
             return;
         }
-        let seq = data.synced_seq();
         match self.pipeline.state() {
             Ok(state) => {
                 self.accepted_at_checkpoint = state.accepted();
-                if let Err(e) = data.start_checkpoint(seq, state) {
-                    tracing::error!("{e}");
+                if let Some(journal) = self.data.as_mut() {
+                    journal.checkpoint(state);
                 }
             }
             Err(e) => tracing::error!("cannot take a checkpoint: {e}"),
         }
     }
 
-    /// At the stop: makes the log durable and leaves a checkpoint of everything accepted, so
-    /// that the next start reads little.
+    /// At the stop: leaves a checkpoint of everything accepted, so that the next start reads
+    /// little, and waits until it and every logged record are durable.
     fn close(&mut self) {
-        let Some(data) = self.data.as_mut() else {
+        let Some(journal) = self.data.as_ref() else {
             return;
         };
-        data.poll_checkpoint(true);
-        if data.sync().is_err() {
-            tracing::error!("the last events could not be made durable at the stop (their requests were answered with an error)");
-            return;
-        }
-        if self.pipeline.counts().accepted > self.accepted_at_checkpoint
-            || data.status().checkpoints == 0
+        if journal.failing().is_none()
+            && (self.pipeline.counts().accepted > self.accepted_at_checkpoint
+                || journal.status().checkpoints == 0)
         {
             self.checkpoint();
-            if let Some(data) = self.data.as_mut() {
-                data.poll_checkpoint(true);
-            }
+        }
+        if let Some(journal) = self.data.as_mut() {
+            journal.close();
         }
     }
 
@@ -503,7 +494,7 @@ impl Driver {
             Command::Ingest(source, events, reply) => {
                 let mut report = IngestReport::default();
                 if let Some(why) = self.data.as_ref().and_then(|d| d.failing()) {
-                    report.failed = Some(why.to_string());
+                    report.failed = Some(why);
                     let _ = reply.send(report);
                     return;
                 }
@@ -520,16 +511,14 @@ impl Driver {
                     // Nothing waits for a batch: the rows already reflect what these events
                     // changed (nothing, or batches already sent).
                     report.time = self.pipeline.sent();
-                    // Duplicates and rejections are logged too, so that their counts survive.
-                    if let Some(data) = self.data.as_mut().filter(|d| d.unsynced() > 0) {
-                        let _ = data.sync();
+                    match self.data.as_mut() {
+                        // Duplicates and rejections are logged too, so that their counts
+                        // survive; the answer waits for them and for every earlier record.
+                        Some(journal) => journal.commit(vec![answer(report, reply)]),
+                        None => {
+                            let _ = reply.send(report);
+                        }
                     }
-                    report.failed = self
-                        .data
-                        .as_ref()
-                        .and_then(|d| d.failing())
-                        .map(String::from);
-                    let _ = reply.send(report);
                 } else {
                     self.unsent.push((report, reply));
                 }
@@ -686,14 +675,22 @@ impl Driver {
             self.in_flight.push_back((t, since));
         }
         self.pending_since = None;
-        // Answers go out only once their events are durable (one fsync for all of them).
-        let failed = match self.data.as_mut() {
-            Some(data) if data.unsynced() > 0 || data.failing().is_some() => data.sync().err(),
-            _ => None,
-        };
+        // With a data directory, answers go out once their events are durable (one fsync for
+        // all of them, on the log's writer thread).
+        if let Some(journal) = self.data.as_mut() {
+            let replies = self
+                .unsent
+                .drain(..)
+                .map(|(mut report, reply)| {
+                    report.time = t;
+                    answer(report, reply)
+                })
+                .collect();
+            journal.commit(replies);
+            return;
+        }
         for (mut report, reply) in self.unsent.drain(..) {
             report.time = t;
-            report.failed = failed.clone();
             let _ = reply.send(report);
         }
     }
@@ -754,6 +751,15 @@ impl Driver {
             }
         }
     }
+}
+
+/// An ingest answer that waits for the log: sent with `failed` set when its events could not
+/// be made durable.
+fn answer(mut report: IngestReport, reply: oneshot::Sender<IngestReport>) -> crate::durable::Reply {
+    Box::new(move |why: Option<&str>| {
+        report.failed = why.map(String::from);
+        let _ = reply.send(report);
+    })
 }
 
 /// Prometheus text exposition of a status.

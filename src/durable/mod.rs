@@ -9,19 +9,19 @@
 
 pub mod checkpoint;
 mod recover;
+mod writer;
 
 use std::path::{Path, PathBuf};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use crate::config::Config;
-use crate::ingest::IngestState;
 use crate::store::{DirLock, StoreError, Wal, WalOptions};
 use checkpoint::{Checkpoint, CheckpointError};
 
 pub use recover::{recover, Recovered};
+pub use writer::{Journal, Reply};
 
 /// Log record kinds.
 pub mod kind {
@@ -30,9 +30,6 @@ pub mod kind {
     /// One event not accepted: `duplicate` or the rejection reason's name.
     pub const OUTCOME: u8 = 2;
 }
-
-/// How long a failed sync waits before it is tried again.
-const RETRY: Duration = Duration::from_secs(1);
 
 /// Why the data directory cannot be opened, read back or written.
 #[derive(Debug, thiserror::Error)]
@@ -71,26 +68,15 @@ pub struct DurableStatus {
     pub recovered_events: u64,
 }
 
-/// A checkpoint being written by its own thread.
-struct Writing {
-    seq: u64,
-    handle: JoinHandle<Result<u64, CheckpointError>>,
-}
-
-/// The open data directory: locked for this process until dropped.
+/// The open data directory: locked for this process until dropped. `recover` reads it back;
+/// `start` hands its log to the writer thread.
 pub struct DataDir {
     dir: PathBuf,
-    _lock: DirLock,
+    lock: DirLock,
     wal: Wal,
     fingerprint: u32,
     /// The checkpoint found at open, until `recover` takes it.
     found: Option<Checkpoint>,
-    /// Copies of the records appended since the last successful sync, appended again when a
-    /// failed sync is retried.
-    unsynced: Vec<(u8, Vec<u8>)>,
-    /// Why the last sync failed and when to try again, while it keeps failing.
-    failing: Option<(String, Instant)>,
-    writing: Option<Writing>,
     status: DurableStatus,
 }
 
@@ -157,7 +143,6 @@ impl DataDir {
         }
         Ok(DataDir {
             dir: dir.to_path_buf(),
-            _lock: lock,
             status: DurableStatus {
                 wal_bytes: wal.bytes(),
                 wal_segments: wal.segments(),
@@ -171,11 +156,9 @@ impl DataDir {
                 recovered_events: 0,
             },
             wal,
+            lock,
             fingerprint,
             found,
-            unsynced: Vec::new(),
-            failing: None,
-            writing: None,
         })
     }
 
@@ -184,156 +167,9 @@ impl DataDir {
         &self.dir
     }
 
-    /// Appends one record; it is durable after the next successful `sync`.
-    pub fn append(&mut self, kind: u8, payload: &[u8]) {
-        self.unsynced.push((kind, payload.to_vec()));
-        if self.failing.is_none() {
-            if let Err(e) = self.wal.append(kind, payload) {
-                self.fail(e.to_string());
-            }
-        }
-    }
-
-    /// Records appended and not yet synced.
-    pub fn unsynced(&self) -> usize {
-        self.unsynced.len()
-    }
-
-    /// Makes every appended record durable. On failure the records are kept here and written
-    /// again by `retry`; the error says why, for the answers that now cannot be given.
-    pub fn sync(&mut self) -> Result<(), String> {
-        if let Some((why, _)) = &self.failing {
-            return Err(why.clone());
-        }
-        if self.unsynced.is_empty() {
-            return Ok(());
-        }
-        match self.wal.sync() {
-            Ok(stats) => {
-                let _ = self
-                    .status
-                    .fsync_us
-                    .record(stats.fsync.as_micros().max(1) as u64);
-                self.unsynced.clear();
-                self.status.wal_bytes = self.wal.bytes();
-                self.status.wal_segments = self.wal.segments();
-                Ok(())
-            }
-            Err(e) => {
-                let why = e.to_string();
-                self.fail(why.clone());
-                Err(why)
-            }
-        }
-    }
-
-    fn fail(&mut self, why: String) {
-        if self.failing.is_none() {
-            tracing::error!(
-                "the data directory cannot be written; ingest is refused until it can: {why}"
-            );
-        }
-        self.status.sync_failures += 1;
-        self.status.failing = true;
-        self.failing = Some((why, Instant::now() + RETRY));
-    }
-
-    /// Why ingest is refused, while the log cannot be written.
-    pub fn failing(&self) -> Option<&str> {
-        self.failing.as_ref().map(|(why, _)| why.as_str())
-    }
-
-    /// While failing, tries once a second to write the kept records again; true when the log
-    /// works again.
-    pub fn retry(&mut self) -> bool {
-        let Some((_, at)) = &self.failing else {
-            return false;
-        };
-        if Instant::now() < *at {
-            return false;
-        }
-        let written = (|| {
-            for (kind, payload) in &self.unsynced {
-                self.wal.append(*kind, payload)?;
-            }
-            self.wal.sync()
-        })();
-        match written {
-            Ok(_) => {
-                tracing::warn!(
-                    "the data directory can be written again; {} kept records are durable and ingest is open",
-                    self.unsynced.len()
-                );
-                self.unsynced.clear();
-                self.failing = None;
-                self.status.failing = false;
-                self.status.wal_bytes = self.wal.bytes();
-                self.status.wal_segments = self.wal.segments();
-                true
-            }
-            Err(e) => {
-                self.status.sync_failures += 1;
-                self.failing = Some((e.to_string(), Instant::now() + RETRY));
-                false
-            }
-        }
-    }
-
-    /// The last durable record: a checkpoint of the state as of now covers up to here.
-    pub fn synced_seq(&self) -> u64 {
-        self.wal.synced_seq()
-    }
-
-    /// Whether a checkpoint is being written.
-    pub fn checkpointing(&self) -> bool {
-        self.writing.is_some()
-    }
-
-    /// Starts writing `state` (everything up to record `seq`, which must be durable) as the
-    /// checkpoint, on its own thread; `poll_checkpoint` finishes it.
-    pub fn start_checkpoint(&mut self, seq: u64, state: IngestState) -> Result<(), DurableError> {
-        let dir = self.dir.clone();
-        let fingerprint = self.fingerprint;
-        let handle = std::thread::Builder::new()
-            .name("tidemark-checkpoint".into())
-            .spawn(move || {
-                let bytes = checkpoint::encode(seq, fingerprint, &state)?;
-                checkpoint::write(&dir, &bytes)?;
-                Ok(bytes.len() as u64)
-            })
-            .map_err(DurableError::Thread)?;
-        self.writing = Some(Writing { seq, handle });
-        Ok(())
-    }
-
-    /// Finishes a checkpoint whose thread is done (or, with `wait`, waits for it): removes
-    /// the log segments it covers. Returns true when one finished.
-    pub fn poll_checkpoint(&mut self, wait: bool) -> bool {
-        match &self.writing {
-            Some(w) if wait || w.handle.is_finished() => {}
-            _ => return false,
-        }
-        let Writing { seq, handle } = self.writing.take().expect("checked above");
-        match handle.join() {
-            Ok(Ok(bytes)) => {
-                self.status.checkpoints += 1;
-                self.status.checkpoint_bytes = bytes;
-                self.status.checkpoint_at_ms = Some(crate::pipeline::now_ms());
-                if let Err(e) = self.wal.remove_before(seq + 1) {
-                    tracing::warn!("the checkpoint is written, but old log segments could not be removed: {e}");
-                }
-                self.status.wal_bytes = self.wal.bytes();
-                self.status.wal_segments = self.wal.segments();
-                tracing::info!("checkpoint written: {bytes} bytes, up to log record {seq}");
-            }
-            Ok(Err(e)) => tracing::error!("the checkpoint could not be written (the log keeps everything, so nothing is lost): {e}"),
-            Err(_) => tracing::error!("the checkpoint writer failed (the log keeps everything, so nothing is lost)"),
-        }
-        true
-    }
-
-    /// The status for `/metrics`.
-    pub fn status(&self) -> DurableStatus {
-        self.status.clone()
+    /// Starts the writer thread that owns the log from here on; answers go out through it once
+    /// their records are durable.
+    pub fn start(self) -> Result<Journal, DurableError> {
+        writer::start(self)
     }
 }
