@@ -57,7 +57,7 @@ fn fill(wal: &mut Wal, last: u64, every: u64) {
     while wal.next_seq() <= last {
         let seq = wal.next_seq();
         assert_eq!(wal.append(kind(seq), &payload(seq)).unwrap(), seq);
-        if seq % every == 0 {
+        if seq.is_multiple_of(every) {
             wal.sync().unwrap();
         }
     }
@@ -524,7 +524,10 @@ fn the_last_sequence_number_is_refused_not_wrapped() {
     wal.sync().unwrap();
     drop(wal);
     let (wal, rec) = Wal::open(dir.path(), options).unwrap();
-    assert_eq!((rec.records, rec.last_seq, wal.next_seq()), (1, u64::MAX - 1, u64::MAX));
+    assert_eq!(
+        (rec.records, rec.last_seq, wal.next_seq()),
+        (1, u64::MAX - 1, u64::MAX)
+    );
 }
 
 #[test]
