@@ -59,7 +59,7 @@ printf '' >"$dir/default.toml"
 printf '[serve]\ncheckpoint_every = 1000000000\n' >"$dir/no-checkpoint.toml"
 printf '[serve]\nwal = false\n' >"$dir/no-wal.toml"
 
-for mode in checkpoint log-only; do
+for mode in ${DURABLE_MODES-checkpoint log-only}; do
   data=$dir/data-$mode
   rm -rf "$data"
   cfg=$dir/default.toml

@@ -1,6 +1,7 @@
 //! tidemark: exact, live, self-correcting growth metrics on timely and differential dataflow.
 
 pub mod config;
+pub mod console;
 pub mod dataflow;
 pub mod durable;
 pub mod engine;

@@ -14,12 +14,17 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = cli::Cli::parse();
     match cli::run(args) {
         Ok(code) => code,
+        // The reader of our output went away (`tidemark compute | head`): nothing is wrong.
+        Err(e) if e.chain().any(tidemark::console::is_broken_pipe) => {
+            std::process::ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            tidemark::say!("error: {e:#}");
             std::process::ExitCode::from(2)
         }
     }

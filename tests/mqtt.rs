@@ -250,8 +250,9 @@ async fn retained_rows_match(broker: &Broker, tm: &Tidemark, id: &str, served: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
 async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
-    let Some(bin) = mosquitto() else { return };
+    let bin = mosquitto();
     let broker = Broker::start(&bin, "flow");
     let tm = Tidemark::start(&config(broker.dir(), "tidemark-flow"), &broker);
     broker.logged("Sending SUBACK to tidemark-flow").await;
@@ -313,8 +314,9 @@ async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
 async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_down() {
-    let Some(bin) = mosquitto() else { return };
+    let bin = mosquitto();
     let broker = Broker::start(&bin, "session");
     let config = config(broker.dir(), "tidemark-session");
     let http = reqwest::Client::new();
@@ -358,8 +360,9 @@ async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
 async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
-    let Some(bin) = mosquitto() else { return };
+    let bin = mosquitto();
     let mut broker = Broker::start_persistent(&bin, "restart");
     let config = config(broker.dir(), "tidemark-restart");
     let http = reqwest::Client::new();

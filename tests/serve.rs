@@ -237,10 +237,24 @@ async fn bad_requests_get_statuses_that_say_what_to_do() {
         r.text().await.unwrap().contains("x-ndjson"),
         "says how to send lines instead"
     );
+    for bare in ["42", "\"x\"", "null", "true", " ", ""] {
+        let r = post(&client, &url, "application/json", bare.into()).await;
+        assert_eq!(
+            r.status(),
+            400,
+            "a JSON body {bare:?} is not an object or array"
+        );
+    }
+    let r = post(&client, &url, "application/json", "{oops".into()).await;
+    assert_eq!(r.status(), 200, "a broken object is one malformed event");
     let r = post(&client, &url, "application/json", event.into()).await;
     assert_eq!(r.status(), 200);
     let answer: Value = r.json().await.unwrap();
     assert_eq!(answer["accepted"], 1);
+    let icon = client.get(server.url("/favicon.ico")).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
     let r = client
         .get(server.url("/v1/rows?metric=no_such_metric"))
         .send()

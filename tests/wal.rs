@@ -57,7 +57,7 @@ fn fill(wal: &mut Wal, last: u64, every: u64) {
     while wal.next_seq() <= last {
         let seq = wal.next_seq();
         assert_eq!(wal.append(kind(seq), &payload(seq)).unwrap(), seq);
-        if seq % every == 0 {
+        if seq.is_multiple_of(every) {
             wal.sync().unwrap();
         }
     }

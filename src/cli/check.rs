@@ -13,8 +13,8 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = super::load_config(Some(&args.config))?;
-    println!(
-        "ok: {} is valid (timezone {}, {} funnel(s), {} ratio(s), retention up to day {}, sliding windows {:?}, {} rule(s), {} alert(s))",
+    tidemark::console::print(&format!(
+        "ok: {} is valid (timezone {}, {} funnel(s), {} ratio(s), retention up to day {}, sliding windows {:?}, {} rule(s), {} alert(s))\n",
         args.config.display(),
         cfg.timezone,
         cfg.funnels.len(),
@@ -23,6 +23,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         cfg.sliding_windows,
         cfg.rules.len(),
         cfg.alerts.len()
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ pub struct LogArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Dataflow worker threads.
-    #[arg(short = 'w', long, default_value_t = 1)]
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = super::workers)]
     pub workers: usize,
     /// Accepted events per dataflow batch.
     #[arg(long, default_value_t = 100_000)]
@@ -87,7 +87,7 @@ pub fn read_log(
         let r = tidemark::durable::recover(&mut pipeline, &mut data)
             .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
         if !quiet {
-            eprintln!(
+            tidemark::say!(
                 "read {}: a checkpoint of {} events and {} log records after it",
                 log.input.display(),
                 r.checkpoint_events,
@@ -132,11 +132,13 @@ pub fn read_log(
         {
             last_report = Instant::now();
             let rate = index as f64 / started.elapsed().as_secs_f64();
-            eprint!("\rread {index} lines ({rate:.0} lines/s)   ");
+            tidemark::console::say_raw(format_args!("\rread {index} lines ({rate:.0} lines/s)   "));
         }
     }
     if show_progress {
-        eprint!("\rread {index} lines; finishing the dataflow...   \r");
+        tidemark::console::say_raw(format_args!(
+            "\rread {index} lines; finishing the dataflow...   \r"
+        ));
     }
     pipeline
         .finish()
@@ -192,7 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let c = &finished.counts;
         let secs = started.elapsed().as_secs_f64();
         let total = c.accepted + c.duplicates + c.rejected_total();
-        eprintln!(
+        tidemark::say!(
             "tidemark compute: {} accepted, {} duplicates, {} rejected {:?}; {} rows; {:.2}s ({:.0} events/s){}",
             c.accepted,
             c.duplicates,
@@ -204,7 +206,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             peak_memory().map(|kb| format!("; peak memory {} MiB", kb / 1024)).unwrap_or_default()
         );
         if c.rejected_total() > 0 && args.rejects.is_none() {
-            eprintln!("tidemark compute: pass --rejects FILE to keep the rejected lines with their reasons");
+            tidemark::say!("tidemark compute: pass --rejects FILE to keep the rejected lines with their reasons");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         );
     };
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    tidemark::console::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
     Ok(if doc["decision"] == "no_trigger" {
         ExitCode::from(1)
     } else {

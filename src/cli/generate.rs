@@ -78,9 +78,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             n
         }
     };
-    eprintln!(
+    tidemark::say!(
         "tidemark generate: {lines} events, {} persons over {} days from {}",
-        args.persons, args.days, args.start
+        args.persons,
+        args.days,
+        args.start
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -12,7 +12,6 @@ mod whois;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tidemark::config::Config;
 
@@ -59,12 +58,24 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A number of dataflow workers: at least one.
+fn workers(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of workers; allowed: 1..=1024"
+        )),
+    }
+}
+
 /// Loads the configuration file, or the defaults without one.
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         None => Ok(Config::default()),
-        Some(p) => {
-            Config::from_file(p).with_context(|| format!("invalid configuration {}", p.display()))
-        }
+        Some(p) => Config::from_file(p).map_err(|e| match e {
+            // Already names the file and why it cannot be read.
+            tidemark::config::ConfigError::Read { .. } => anyhow::Error::new(e),
+            e => anyhow::Error::new(e).context(format!("invalid configuration {}", p.display())),
+        }),
     }
 }

@@ -183,11 +183,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            tidemark::say!("error: {e}");
             return Ok(ExitCode::from(1));
         }
     };
-    print!("{}", report.to_text());
+    tidemark::console::print(&report.to_text())?;
     if let Some(path) = &args.report {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         std::fs::write(path, text + "\n")
@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let problems = report.problems();
     for p in &problems {
-        eprintln!("tidemark replay: {p}");
+        tidemark::say!("tidemark replay: {p}");
     }
     Ok(if problems.is_empty() {
         ExitCode::SUCCESS

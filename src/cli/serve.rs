@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long)]
     open: bool,
     /// Dataflow worker threads.
-    #[arg(short = 'w', long, default_value_t = 1)]
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = super::workers)]
     workers: usize,
     /// Data directory (overrides serve.data_dir; default tidemark-data beside the config, or in
     /// the working directory without one; a fresh temporary one with --demo).
@@ -78,9 +78,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => super::load_config(args.config.as_ref())?,
     };
     if let Some(listen) = &args.listen {
-        listen.parse::<std::net::SocketAddr>().with_context(|| {
-            format!("--listen {listen:?} must be HOST:PORT, e.g. 127.0.0.1:7878")
-        })?;
+        tidemark::config::parse_listen(listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
         config.serve.listen = listen.clone();
     }
     if let Some(url) = &args.mqtt {
@@ -131,7 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
         .await?;
         let url = format!("http://{}/", running.addr);
-        eprintln!(
+        tidemark::say!(
             "tidemark: listening on {} (dashboard {url}); Ctrl-C stops",
             running.addr
         );
@@ -141,7 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let stop = running.stopper();
         tokio::spawn(async move {
             shutdown_signal().await;
-            eprintln!("tidemark: shutting down");
+            tidemark::say!("tidemark: shutting down");
             let _ = stop.send(true);
         });
         running.wait().await.context("the HTTP server failed")?;
@@ -171,18 +169,32 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Opens `url` with the desktop's opener, if there is one; says so when there is none.
+/// Opens `url` with the desktop's opener on a thread of its own, which waits for the opener
+/// (so no defunct child is left behind) and says plainly, with the URL, when it cannot.
 fn open_browser(url: &str) {
-    for opener in ["xdg-open", "open"] {
-        if std::process::Command::new(opener)
-            .arg(url)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .is_ok()
-        {
-            return;
-        }
+    let url = url.to_string();
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::thread::Builder::new()
+        .name("open-browser".into())
+        .spawn(move || {
+            let why = match std::process::Command::new(opener)
+                .arg(&url)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+            {
+                Ok(status) if status.success() => return,
+                Ok(status) => format!("{opener} failed ({status}); is there a desktop?"),
+                Err(e) => format!("{opener} cannot run ({e})"),
+            };
+            tidemark::say!("tidemark: cannot open a browser: {why}; open {url} yourself");
+        });
+    if spawned.is_err() {
+        tidemark::say!("tidemark: cannot open a browser; open the dashboard yourself");
     }
-    eprintln!("tidemark: no browser opener found; open {url} yourself");
 }

@@ -26,7 +26,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut finished = read_log(&args.log, track, true, |_, _, _| Ok(()))?;
     let out = finished.whois(kind, value);
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    tidemark::console::print(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     Ok(if out["found"] == true {
         ExitCode::SUCCESS
     } else {

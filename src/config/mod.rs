@@ -7,7 +7,9 @@ pub use actions::{
     dims_keys, parse_duration_or_zero, Action, Alert, Breach, Bucket, Condition, Delivery,
     QuietHours, Rule,
 };
-pub use serve::{parse_millis, parse_mqtt_url, parse_size, ClockMode, Mqtt, Serve, SlowSubscriber};
+pub use serve::{
+    parse_listen, parse_millis, parse_mqtt_url, parse_size, ClockMode, Mqtt, Serve, SlowSubscriber,
+};
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -19,11 +21,9 @@ use crate::time::Calendar;
 /// A configuration problem: which key, and what is allowed there.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The cause is in the message and not a `source`, so that it is said once.
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("config is not valid TOML or has an unknown key or a wrong type: {0}")]
     Syntax(String),
     #[error("config key `{key}`: {problem}")]
@@ -235,9 +235,9 @@ impl Config {
 
     /// Reads, parses and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Config::from_toml(&text)
     }

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{invalid, parse_duration, ConfigError};
+use super::{invalid, parse_duration, ConfigError, Problems};
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -248,65 +248,86 @@ fn origin(o: &str) -> bool {
     host_ok && port.is_none_or(|p| p.parse::<u16>().is_ok())
 }
 
+/// An address to listen on: `IP:PORT`, or `localhost:PORT` for `127.0.0.1:PORT`.
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let loopback = text
+        .rsplit_once(':')
+        .filter(|(host, _)| host.eq_ignore_ascii_case("localhost"))
+        .map(|(_, port)| format!("127.0.0.1:{port}"));
+    loopback
+        .as_deref()
+        .unwrap_or(text)
+        .parse()
+        .map_err(|_| {
+            format!("{text:?} is not an address; write HOST:PORT with an IP address or localhost, e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"")
+        })
+}
+
 impl Serve {
+    /// Validates the section, naming every problem at once (each with its key).
     pub(super) fn from_raw(raw: RawServe) -> Result<Self, ConfigError> {
+        let mut p = Problems::default();
         let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:7878".into());
-        if listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "serve.listen",
-                format!("{listen:?} is not an address; write HOST:PORT, e.g. \"0.0.0.0:7878\""),
-            ));
+        if let Err(e) = parse_listen(&listen) {
+            p.add("serve.listen", e);
         }
-        let max_body = parse_size(raw.max_body.as_deref().unwrap_or("8MiB"))
-            .map_err(|e| invalid("serve.max_body", e))?;
+        let max_body = parse_size(raw.max_body.as_deref().unwrap_or("8MiB")).unwrap_or_else(|e| {
+            p.add("serve.max_body", e);
+            0
+        });
         if !(1024..=(1 << 30)).contains(&max_body) {
-            return Err(invalid("serve.max_body", "allowed: 1KiB..=1GiB"));
+            p.add("serve.max_body", "allowed: 1KiB..=1GiB");
         }
         let queue = raw.subscriber_queue.unwrap_or(4096);
         if !(16..=10_000_000).contains(&queue) {
-            return Err(invalid("serve.subscriber_queue", "allowed: 16..=10000000"));
+            p.add("serve.subscriber_queue", "allowed: 16..=10000000");
         }
         let on_slow = match raw.on_slow_subscriber.as_deref().unwrap_or("resync") {
             "resync" => SlowSubscriber::Resync,
             "disconnect" => SlowSubscriber::Disconnect,
             other => {
-                return Err(invalid(
+                p.add(
                     "serve.on_slow_subscriber",
                     format!("{other:?}; allowed: \"resync\" or \"disconnect\""),
-                ))
+                );
+                SlowSubscriber::Resync
             }
         };
         let batch = raw.batch_max_events.unwrap_or(20_000);
         if !(1..=10_000_000).contains(&batch) {
-            return Err(invalid("serve.batch_max_events", "allowed: 1..=10000000"));
+            p.add("serve.batch_max_events", "allowed: 1..=10000000");
         }
-        let delay = parse_millis(raw.batch_max_delay.as_deref().unwrap_or("5ms"))
-            .map_err(|e| invalid("serve.batch_max_delay", e))?;
+        let delay =
+            parse_millis(raw.batch_max_delay.as_deref().unwrap_or("5ms")).unwrap_or_else(|e| {
+                p.add("serve.batch_max_delay", e);
+                0
+            });
         if !(0..=10_000).contains(&delay) {
-            return Err(invalid("serve.batch_max_delay", "allowed: 0ms..=10s"));
+            p.add("serve.batch_max_delay", "allowed: 0ms..=10s");
         }
         let clock = match raw.clock.as_deref().unwrap_or("wall") {
             "wall" => ClockMode::Wall,
             "event" => ClockMode::Event,
             other => {
-                return Err(invalid(
+                p.add(
                     "serve.clock",
                     format!("{other:?}; allowed: \"wall\" (later of event and wall clock) or \"event\" (event time only)"),
-                ))
+                );
+                ClockMode::Wall
             }
         };
         if raw.data_dir.as_deref() == Some("") {
-            return Err(invalid(
+            p.add(
                 "serve.data_dir",
                 "must not be empty; leave it out for tidemark-data beside the config",
-            ));
+            );
         }
         let hosts = raw.hosts.unwrap_or_default();
         if let Some(bad) = hosts.iter().find(|h| !host_name(h)) {
-            return Err(invalid(
+            p.add(
                 "serve.hosts",
                 format!("{bad:?} is not a host name; list names only, without scheme or port, e.g. [\"metrics.example.com\"]"),
-            ));
+            );
         }
         let origins: Vec<String> = raw
             .origins
@@ -315,14 +336,14 @@ impl Serve {
             .map(|o| o.trim_end_matches('/').to_ascii_lowercase())
             .collect();
         if let Some(bad) = origins.iter().find(|o| !origin(o)) {
-            return Err(invalid(
+            p.add(
                 "serve.origins",
                 format!("{bad:?} is not an origin; write scheme://host[:port], e.g. \"https://dash.example.com\""),
-            ));
+            );
         }
         let max_connections = raw.max_connections.unwrap_or(1024);
         if !(16..=1_000_000).contains(&max_connections) {
-            return Err(invalid("serve.max_connections", "allowed: 16..=1000000"));
+            p.add("serve.max_connections", "allowed: 16..=1000000");
         }
         let header_timeout = millis(
             "serve.header_timeout",
@@ -331,7 +352,11 @@ impl Serve {
             100,
             600_000,
             "100ms..=10m",
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            p.absorb(e);
+            0
+        });
         let body_timeout = millis(
             "serve.body_timeout",
             raw.body_timeout.as_deref(),
@@ -339,7 +364,11 @@ impl Serve {
             100,
             3_600_000,
             "100ms..=1h",
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            p.absorb(e);
+            0
+        });
         let idle_timeout = millis(
             "serve.idle_timeout",
             raw.idle_timeout.as_deref(),
@@ -347,18 +376,27 @@ impl Serve {
             100,
             3_600_000,
             "100ms..=1h",
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            p.absorb(e);
+            0
+        });
         let ingest_memory = parse_size(raw.ingest_memory.as_deref().unwrap_or("256MiB"))
-            .map_err(|e| invalid("serve.ingest_memory", e))?;
-        if !(max_body..=(64 << 30)).contains(&ingest_memory) {
-            return Err(invalid(
+            .unwrap_or_else(|e| {
+                p.add("serve.ingest_memory", e);
+                0
+            });
+        // Against the largest allowed body when max_body itself is wrong, so that one mistake
+        // is reported once.
+        if !(max_body.clamp(1024, 1 << 30)..=(64 << 30)).contains(&ingest_memory) {
+            p.add(
                 "serve.ingest_memory",
                 "allowed: serve.max_body..=64GiB (one largest body must fit)",
-            ));
+            );
         }
         let max_issues = raw.max_issues.unwrap_or(100);
         if !(0..=1_000_000).contains(&max_issues) {
-            return Err(invalid("serve.max_issues", "allowed: 0..=1000000"));
+            p.add("serve.max_issues", "allowed: 0..=1000000");
         }
         let max_future = millis(
             "serve.max_future",
@@ -367,20 +405,28 @@ impl Serve {
             0,
             366 * 86_400_000,
             "0s..=366d",
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            p.absorb(e);
+            0
+        });
         let dead_letter = match raw.dead_letter {
-            Some(p) if p.trim().is_empty() => {
-                return Err(invalid(
+            Some(path) if path.trim().is_empty() => {
+                p.add(
                     "serve.dead_letter",
                     "must be a file path; leave the key out to keep no rejected inputs",
-                ))
+                );
+                None
             }
             other => other,
         };
         let dead_letter_max = parse_size(raw.dead_letter_max.as_deref().unwrap_or("64MiB"))
-            .map_err(|e| invalid("serve.dead_letter_max", e))?;
+            .unwrap_or_else(|e| {
+                p.add("serve.dead_letter_max", e);
+                0
+            });
         if !((64 << 10)..=(64 << 30)).contains(&dead_letter_max) {
-            return Err(invalid("serve.dead_letter_max", "allowed: 64KiB..=64GiB"));
+            p.add("serve.dead_letter_max", "allowed: 64KiB..=64GiB");
         }
         let horizon_ms = millis(
             "serve.horizon",
@@ -389,20 +435,27 @@ impl Serve {
             3_600_000,
             3650 * 86_400_000,
             "1h..=3650d",
-        )?;
+        )
+        .unwrap_or_else(|e| {
+            p.absorb(e);
+            0
+        });
         let checkpoint_every = raw.checkpoint_every.unwrap_or(1_000_000);
         if !(1_000..=1_000_000_000).contains(&checkpoint_every) {
-            return Err(invalid(
+            p.add(
                 "serve.checkpoint_every",
                 "allowed: 1000..=1000000000 accepted events",
-            ));
+            );
         }
-        let wal_segment = parse_size(raw.wal_segment.as_deref().unwrap_or("64MiB"))
-            .map_err(|e| invalid("serve.wal_segment", e))?;
+        let wal_segment =
+            parse_size(raw.wal_segment.as_deref().unwrap_or("64MiB")).unwrap_or_else(|e| {
+                p.add("serve.wal_segment", e);
+                0
+            });
         if !((4 << 10)..=(1 << 30)).contains(&wal_segment) {
-            return Err(invalid("serve.wal_segment", "allowed: 4KiB..=1GiB"));
+            p.add("serve.wal_segment", "allowed: 4KiB..=1GiB");
         }
-        Ok(Serve {
+        let serve = Serve {
             wal_segment: wal_segment as u64,
             horizon_ms,
             checkpoint_every: checkpoint_every as u64,
@@ -410,8 +463,14 @@ impl Serve {
             data_dir: raw.data_dir,
             clock,
             listen,
-            ingest_token: token("serve.ingest_token", raw.ingest_token)?,
-            read_token: token("serve.read_token", raw.read_token)?,
+            ingest_token: token("serve.ingest_token", raw.ingest_token).unwrap_or_else(|e| {
+                p.absorb(e);
+                None
+            }),
+            read_token: token("serve.read_token", raw.read_token).unwrap_or_else(|e| {
+                p.absorb(e);
+                None
+            }),
             max_body,
             subscriber_queue: queue as usize,
             on_slow_subscriber: on_slow,
@@ -429,7 +488,8 @@ impl Serve {
             max_future_ms: max_future,
             dead_letter,
             dead_letter_max,
-        })
+        };
+        p.finish(serve)
     }
 
     /// Applies `TIDEMARK_INGEST_TOKEN` / `TIDEMARK_READ_TOKEN` from the environment.
@@ -531,6 +591,28 @@ mod tests {
     fn serve(toml: &str) -> Result<Serve, String> {
         let raw: RawServe = toml::from_str(toml).map_err(|e| e.to_string())?;
         Serve::from_raw(raw).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn every_problem_of_the_section_is_named_at_once_with_its_key() {
+        let err = serve(
+            "listen = \"nowhere\"\nmax_body = \"2GiB\"\nclock = \"sundial\"\nread_token = \"short\"",
+        )
+        .unwrap_err();
+        for key in [
+            "serve.listen",
+            "serve.max_body",
+            "serve.clock",
+            "serve.read_token",
+        ] {
+            assert!(err.contains(&format!("`{key}`")), "{key} in {err}");
+        }
+        assert!(err.starts_with("4 problems"), "{err}");
+        assert!(serve("listen = \"localhost:7878\"").is_ok());
+        assert_eq!(
+            parse_listen("localhost:0").unwrap(),
+            "127.0.0.1:0".parse().unwrap()
+        );
     }
 
     #[test]

@@ -238,7 +238,9 @@ impl Writer {
         let stats = self.wal.sync().map_err(|e| e.to_string())?;
         let mut status = self.shared.status.lock().expect("not poisoned");
         if stats.records > 0 {
-            let _ = status.fsync_us.record(stats.fsync.as_micros().max(1) as u64);
+            let _ = status
+                .fsync_us
+                .record(stats.fsync.as_micros().max(1) as u64);
         }
         status.wal_bytes = self.wal.bytes();
         status.wal_segments = self.wal.segments();
@@ -289,7 +291,9 @@ impl Writer {
     fn start_checkpoint(&mut self, seq: u64, state: IngestState) {
         if self.retry_at.is_some() || self.writing.is_some() {
             // Not every record it covers is durable (or one is being written): skip this one.
-            self.shared.checkpointing.store(self.writing.is_some(), Ordering::SeqCst);
+            self.shared
+                .checkpointing
+                .store(self.writing.is_some(), Ordering::SeqCst);
             return;
         }
         let dir = self.dir.clone();

@@ -13,6 +13,20 @@ const PAGE: &str = include_str!("dashboard.html");
 const CHARTS: &str = include_str!("dashboard_charts.js");
 const SCRIPT: &str = include_str!("dashboard.js");
 const ACTIONS: &str = include_str!("dashboard_actions.js");
+const FAVICON: &str = include_str!("favicon.svg");
+
+/// `GET /favicon.ico`: the tab icon, an SVG (browsers take one at this address too). It tells
+/// nothing about the data, so it needs no token.
+pub async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
+}
 
 /// The page; a valid `?token=` is kept in a cookie so the page's EventSource can use it.
 pub async fn page(
@@ -28,7 +42,7 @@ pub async fn page(
             .into_response();
     }
     let token = q.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone());
-    let mut response = Html(render(&s.live.plan.config)).into_response();
+    let mut response = Html(render(&s.live.plan.config, s.demo)).into_response();
     if let Some(t) = token {
         if let Ok(v) = format!("{COOKIE}={t}; HttpOnly; SameSite=Strict; Path=/").parse() {
             response.headers_mut().insert(header::SET_COOKIE, v);
@@ -38,7 +52,7 @@ pub async fn page(
 }
 
 /// The page with what it cannot learn from rows: funnel step names, ratio definitions, timezone.
-fn render(config: &Config) -> String {
+fn render(config: &Config, demo: bool) -> String {
     let funnels: Vec<_> = config
         .funnels
         .iter()
@@ -69,6 +83,7 @@ fn render(config: &Config) -> String {
         "rules": rules,
         "alerts": alerts,
         "timezone": config.timezone,
+        "demo": demo,
         "retention_max_day": config.retention_max_day,
         "funnels": funnels,
         "ratios": ratios,
@@ -90,7 +105,7 @@ mod tests {
     fn the_page_carries_its_scripts_and_a_script_safe_configuration() {
         let mut config = Config::default();
         config.funnels[0].name = "</script><b>".into();
-        let page = render(&config);
+        let page = render(&config, false);
         assert!(!page.contains("/*TIDEMARK_"), "every placeholder is filled");
         assert!(page.contains("function lineChart(") && page.contains("function renderFunnels("));
         assert_eq!(

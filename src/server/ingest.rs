@@ -24,6 +24,16 @@ fn format_of(headers: &HeaderMap) -> Option<Format> {
     }
 }
 
+/// Whether a JSON body starts as an object or an array: a bare `42`, `"x"`, `null` or `true`
+/// (or nothing) is not a body of events. A body that starts as an object but is broken is
+/// judged as one malformed event.
+fn object_or_array(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
 /// Takes a batch of events; answers with counts, the time at which subscribers see them, and
 /// the index, outcome and reason of each event not accepted.
 pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -37,6 +47,12 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(held) => held,
         Err(refused) => return refused,
     };
+    if format == Format::Json && !object_or_array(&held.bytes) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "an application/json body must be one event (a JSON object) or an array of events; send one event per line as application/x-ndjson to have each line judged on its own",
+        );
+    }
     if let Err(message) = check(&held.bytes, format) {
         return error(StatusCode::BAD_REQUEST, message);
     }

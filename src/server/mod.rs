@@ -46,6 +46,8 @@ pub struct AppState {
     pub bodies: Arc<BodyLimits>,
     /// Connection counts, for `/metrics`.
     pub connections: Arc<ConnStats>,
+    /// Whether `--demo` plays into this server (the dashboard shows a badge).
+    pub demo: bool,
 }
 
 /// The router of every endpoint.
@@ -68,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         // The dashboard checks the read token itself, to answer a browser with a page.
         .route("/", get(dashboard::page))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/favicon.ico", get(dashboard::favicon))
         .merge(ingest)
         .merge(reads)
         .layer(from_fn_with_state(state.clone(), browser::guard))

@@ -108,20 +108,16 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         ingest: serve.ingest_token.clone(),
         read: serve.read_token.clone(),
     };
-    let listen: SocketAddr = serve
-        .listen
-        .parse()
-        .map_err(|e| format!("serve.listen {:?}: {e}", serve.listen))?;
+    let listen =
+        crate::config::parse_listen(&serve.listen).map_err(|e| format!("serve.listen: {e}"))?;
     let (addr, note) = bind_address(listen, &tokens);
     if let Some(note) = note {
-        tracing::warn!("{note}");
-        eprintln!("tidemark: {note}");
+        crate::say!("tidemark: {note}");
     } else if !tokens.any() {
-        eprintln!("tidemark: no tokens are configured; listening on loopback only");
+        crate::say!("tidemark: no tokens are configured; listening on loopback only");
     }
     if let Some(warning) = exposure(addr, &tokens, serve.public_reads)? {
-        tracing::warn!("{warning}");
-        eprintln!("tidemark: {warning}");
+        crate::say!("tidemark: {warning}");
     }
     // Room beside the connections for the engine, MQTT, the dead-letter file and sockets
     // being refused: running out of descriptors would stop accepting altogether.
@@ -129,8 +125,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     if let Some(files) = conn::raise_open_files().filter(|f| *f < max_connections as u64 + 64) {
         max_connections = (files.saturating_sub(64) as usize).max(16);
         let note = format!("serve.max_connections is {} but the process may open only {files} files, so at most {max_connections} connections are kept open; raise the limit (ulimit -n) or lower serve.max_connections", serve.max_connections);
-        tracing::warn!("{note}");
-        eprintln!("tidemark: {note}");
+        crate::say!("tidemark: {note}");
     }
     let dead_letters = match &serve.dead_letter {
         Some(path) => Some(
@@ -138,7 +133,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
                 .map_err(|e| format!("serve.dead_letter {path:?}: cannot open it: {e}"))?,
         ),
         None => {
-            eprintln!("tidemark: rejected events are counted but not kept; set serve.dead_letter to keep them");
+            crate::say!("tidemark: rejected events are counted but not kept; set serve.dead_letter to keep them");
             None
         }
     };
@@ -147,7 +142,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     let data = if serve.wal {
         Some(crate::durable::DataDir::open(&options.data_dir, &config).map_err(|e| e.to_string())?)
     } else {
-        eprintln!(
+        crate::say!(
             "tidemark: serve.wal = false: accepted events are not kept, and a restart starts empty"
         );
         None
@@ -186,6 +181,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
             serve.ingest_memory,
         )),
         connections: connections.clone(),
+        demo: options.demo.is_some(),
     };
     let router = app(state);
     let limits = ConnLimits {
@@ -209,8 +205,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
             Ok(Ok(()))
         ) {
             let note = format!("the MQTT broker at {url} has not confirmed the subscriptions within {MQTT_READY:?}; serving anyway and reading events once it does");
-            tracing::warn!("{note}");
-            eprintln!("tidemark: {note}");
+            crate::say!("tidemark: {note}");
         }
     }
     if let Some(demo) = options.demo {

@@ -14,18 +14,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Whether the browser tests can run; says loudly why not. With TIDEMARK_REQUIRE_BROWSER=1 a
-/// missing browser fails the test instead.
-pub fn available(test: &str) -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    let why = format!("{test}: {CHROMIUM} chromium not found; apt-get install -y chromium");
-    if std::env::var("TIDEMARK_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-        panic!("TIDEMARK_REQUIRE_BROWSER=1 but {why}");
-    }
-    eprintln!("\n==============================\nSKIPPED: {why}\n==============================\n");
-    false
+/// Fails the test when the browser is missing: the browser tests are ignored unless asked for,
+/// so one that runs must really run.
+pub fn require() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} not found; apt-get install -y chromium (these tests need a real browser)"
+    );
 }
 
 /// A running chromium and its throw-away profile directory; both go away on drop.

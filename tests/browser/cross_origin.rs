@@ -70,10 +70,9 @@ fn attempt(target: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
 async fn a_page_on_another_origin_cannot_ingest_or_subscribe() {
-    if !cdp::available("a_page_on_another_origin_cannot_ingest_or_subscribe") {
-        return;
-    }
+    cdp::require();
     let server = Server::start(&[]);
     let (elsewhere, site) = foreign_site().await;
     let mut browser = Browser::start().await;

@@ -1,7 +1,7 @@
 //! The dashboard in a real headless chromium: every number it shows equals the API's row as the
 //! page formats it, new events show without a reload, and screenshots of the demo for people.
 //! A page on another origin cannot ingest or subscribe (`cross_origin`).
-//! Without /usr/bin/chromium the tests say SKIPPED (TIDEMARK_REQUIRE_BROWSER=1 fails instead).
+//! The tests are ignored unless asked for (`-- --ignored`), and then fail without /usr/bin/chromium.
 
 mod cdp;
 mod cross_origin;
@@ -80,10 +80,9 @@ fn keys_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
 async fn every_number_on_the_dashboard_is_the_api_row_and_new_events_show_without_reload() {
-    if !cdp::available("every_number_on_the_dashboard_is_the_api_row") {
-        return;
-    }
+    cdp::require();
     // The demo's rules and alerts, so that the campaigns and alerts sections have something.
     let config = std::env::temp_dir().join(format!("tidemark-browser-{}.toml", std::process::id()));
     std::fs::write(&config, tidemark::io::demo::DEMO_CONFIG).expect("write the config");
@@ -290,10 +289,9 @@ const AFTERNOON: &str = "(() => {
 })()";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
 async fn the_demo_dashboard_renders_on_a_laptop_and_a_phone() {
-    if !cdp::available("the_demo_dashboard_renders_on_a_laptop_and_a_phone") {
-        return;
-    }
+    cdp::require();
     // A simulated day per 24 s: waiting for the afternoon shows a day with some history.
     let server = Server::start(&["--demo", "--demo-speed", "3600"]);
     let mut browser = Browser::start().await;

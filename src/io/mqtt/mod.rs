@@ -57,7 +57,7 @@ pub fn start(config: &Mqtt, live: Live, stop: watch::Receiver<bool>) -> Result<S
         p = config.publish_prefix,
     );
     tracing::info!("{note}");
-    eprintln!("tidemark: {note}");
+    crate::say!("tidemark: {note}");
     let (ready, subscribed) = oneshot::channel();
     let connection = |client_id: &str| options(config, client_id, &host, port);
     let ingest = connection(&config.client_id);

@@ -131,11 +131,14 @@ async fn answer(
             shared
                 .counters
                 .ack(events, a.accepted, a.duplicates, a.rejected);
+            // A batch with nothing accepted changes no row, so no progress mark measures it:
+            // it gives no latency sample (duplicates alone would read as 0 ms).
+            let measured = if a.accepted > 0 { events } else { 0 };
             shared
                 .tracker
                 .lock()
                 .expect("tracker lock")
-                .acknowledged(a.time, sent, events);
+                .acknowledged(a.time, sent, measured);
         }
         Err(e) => failed(
             shared,

@@ -189,7 +189,7 @@ impl Report {
                 "latency (ms)  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   ({} events; {})\n",
                 l.p50, l.p90, l.p99, l.p999, l.max, l.events, self.latency_note
             )),
-            None => out.push_str("latency       none recorded (no acknowledged event after the warm-up)\n"),
+            None => out.push_str("latency       no latency samples (no event was accepted after the warm-up: every acknowledged one was a duplicate or rejected, or none came)\n"),
         }
         out
     }
