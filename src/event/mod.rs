@@ -4,6 +4,8 @@ mod amount;
 pub mod batch;
 mod dead_letter;
 mod parse;
+#[cfg(test)]
+mod proptests;
 mod wire;
 
 pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};

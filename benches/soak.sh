@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Memory over months of event time: `tidemark serve` (with its data directory) takes a
+# generated log covering 180 days at a steady rate through `tidemark replay`; every 10 s the
+# resident memory and the events accepted so far are sampled from /metrics.
+# Usage: benches/soak.sh [RATE] [PERSONS]   (default 20000 events/s, 60000 persons)
+# Output: ${TMPDIR:-/tmp}/tidemark-soak/soak.tsv (seconds, accepted, rss_mib) and a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-20000}
+persons=${2:-60000}
+dir=${TMPDIR:-/tmp}/tidemark-soak
+mkdir -p "$dir"
+cargo build --release -q
+bin=$PWD/target/release/tidemark
+port=17980
+url=http://127.0.0.1:$port
+# 180 days that end before today, so that no event is ahead of the wall clock.
+start_day=$(date -u -d '-200 days' +%F)
+log=$dir/soak-$persons.ndjson
+[ -s "$log" ] || "$bin" generate --persons "$persons" --days 180 --seed 11 --start "$start_day" --output "$log"
+events=$(wc -l <"$log")
+rm -rf "$dir/data"
+"$bin" serve --listen "127.0.0.1:$port" --data "$dir/data" >"$dir/serve.log" 2>&1 &
+serve=$!
+trap 'kill -9 $serve 2>/dev/null || true' EXIT
+for _ in $(seq 500); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.02; done
+"$bin" replay --input "$log" --target "$url" --rate "$rate" --report "$dir/replay.json" >"$dir/replay.log" 2>&1 &
+replay=$!
+t0=$(date +%s)
+printf 'seconds\taccepted\trss_mib\n' >"$dir/soak.tsv"
+while kill -0 "$replay" 2>/dev/null; do
+  sleep 10
+  m=$(curl -sf "$url/metrics" || true)
+  acc=$(echo "$m" | awk '/^tidemark_events_accepted_total/ {print $2}')
+  rss=$(echo "$m" | awk '/^tidemark_resident_memory_bytes/ {printf "%.0f", $2/1048576}')
+  printf '%s\t%s\t%s\n' "$(($(date +%s) - t0))" "$acc" "$rss" | tee -a "$dir/soak.tsv"
+done
+wait "$replay" || true
+echo "soak: $events events over 180 days at $rate/s; RSS by accepted events in $dir/soak.tsv"
