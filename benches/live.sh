@@ -73,6 +73,9 @@ for transport in http mqtt; do
       target=mqtt://127.0.0.1:$mqtt_port
       extra=(--http "http://127.0.0.1:$http_port")
     fi
+    # A fresh data directory per run: serve keeps what it accepts.
+    rm -rf "$dir/data"
+    serve_args+=(--data "$dir/data")
     "$bin" "${serve_args[@]}" >"$dir/serve-$transport-$rate.log" 2>&1 &
     pids+=($!)
     wait_for "http://127.0.0.1:$http_port/healthz"

@@ -349,6 +349,8 @@ struct Driver {
     accepted_at_checkpoint: u64,
     /// Who asked the service to stop.
     stopping: Option<oneshot::Sender<()>>,
+    /// Duplicates and rejections by reason since the last batch handed to the log.
+    outcomes: BTreeMap<&'static str, u64>,
 }
 
 enum Waiter {
@@ -373,6 +375,7 @@ impl Driver {
             accepted_at_checkpoint: pipeline.counts().accepted,
             data,
             stopping: None,
+            outcomes: BTreeMap::new(),
             actions,
             actions_clock: None,
             next_tick,
@@ -514,7 +517,10 @@ impl Driver {
                     match self.data.as_mut() {
                         // Duplicates and rejections are logged too, so that their counts
                         // survive; the answer waits for them and for every earlier record.
-                        Some(journal) => journal.commit(vec![answer(report, reply)]),
+                        Some(journal) => {
+                            log_outcomes(journal, &mut self.outcomes);
+                            journal.commit(vec![answer(report, reply)]);
+                        }
                         None => {
                             let _ = reply.send(report);
                         }
@@ -610,8 +616,10 @@ impl Driver {
             use crate::durable::kind;
             match &outcome {
                 Outcome::Accepted => data.append(kind::EVENT, e),
-                Outcome::Duplicate => data.append(kind::OUTCOME, b"duplicate"),
-                Outcome::Rejected(r) => data.append(kind::OUTCOME, r.reason.as_str().as_bytes()),
+                // Counted here and logged as one record per reason with the batch: a flood of
+                // bad or repeated events costs the log a few bytes, not a record each.
+                Outcome::Duplicate => *self.outcomes.entry("duplicate").or_insert(0) += 1,
+                Outcome::Rejected(r) => *self.outcomes.entry(r.reason.as_str()).or_insert(0) += 1,
             }
         }
         match &outcome {
@@ -686,6 +694,7 @@ impl Driver {
                     answer(report, reply)
                 })
                 .collect();
+            log_outcomes(journal, &mut self.outcomes);
             journal.commit(replies);
             return;
         }
@@ -750,6 +759,17 @@ impl Driver {
                 }
             }
         }
+    }
+}
+
+/// Appends the counted duplicates and rejections to the log, one record per reason
+/// (`reason<TAB>count`).
+fn log_outcomes(journal: &mut crate::durable::Journal, outcomes: &mut BTreeMap<&'static str, u64>) {
+    for (reason, n) in std::mem::take(outcomes) {
+        journal.append(
+            crate::durable::kind::OUTCOME,
+            format!("{reason}\t{n}").as_bytes(),
+        );
     }
 }
 

@@ -127,8 +127,8 @@ impl Pipeline {
     }
 
     /// Counts a duplicate or rejection read back from the data directory's log.
-    pub fn recount(&mut self, reason: &str) {
-        self.ingest.recount(reason);
+    pub fn recount(&mut self, reason: &str, n: u64) {
+        self.ingest.recount(reason, n);
     }
 
     /// Keeps every delta the engine completes (for tests and subscribers).

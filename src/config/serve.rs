@@ -386,9 +386,14 @@ impl Serve {
                 p.add("serve.ingest_memory", e);
                 0
             });
-        // Against the largest allowed body when max_body itself is wrong, so that one mistake
+        // Against the smallest allowed body when max_body itself is wrong, so that one mistake
         // is reported once.
-        if !(max_body.clamp(1024, 1 << 30)..=(64 << 30)).contains(&ingest_memory) {
+        let body_floor = if (1024..=(1 << 30)).contains(&max_body) {
+            max_body
+        } else {
+            1024
+        };
+        if !(body_floor..=(64 << 30)).contains(&ingest_memory) {
             p.add(
                 "serve.ingest_memory",
                 "allowed: serve.max_body..=64GiB (one largest body must fit)",

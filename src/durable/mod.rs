@@ -27,7 +27,7 @@ pub use writer::{Journal, Reply};
 pub mod kind {
     /// One accepted event's JSON text.
     pub const EVENT: u8 = 1;
-    /// One event not accepted: `duplicate` or the rejection reason's name.
+    /// Events not accepted: `duplicate` or the rejection reason's name, a tab and how many.
     pub const OUTCOME: u8 = 2;
 }
 

@@ -50,10 +50,19 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
                 Outcome::Accepted => recovered.events += 1,
                 _ => recovered.changed += 1,
             },
-            kind::OUTCOME => match std::str::from_utf8(payload) {
-                Ok(reason) => pipeline.recount(reason),
-                Err(_) => return Err(format!("an outcome record that is not text")),
-            },
+            kind::OUTCOME => {
+                let text = std::str::from_utf8(payload)
+                    .map_err(|_| "an outcome record that is not text".to_string())?;
+                let (reason, n) = match text.split_once('\t') {
+                    Some((r, n)) => (
+                        r,
+                        n.parse::<u64>()
+                            .map_err(|e| format!("an outcome count: {e}"))?,
+                    ),
+                    None => (text, 1),
+                };
+                pipeline.recount(reason, n);
+            }
             other => return Err(format!("unknown record kind {other}")),
         }
         Ok(())

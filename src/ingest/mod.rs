@@ -127,12 +127,12 @@ impl Ingest {
     }
 
     /// Counts an outcome decided earlier and kept in the data directory's log (a duplicate or
-    /// a rejection) while the log is read back at start.
-    pub fn recount(&mut self, reason: &str) {
+    /// a rejection), `n` times, while the log is read back at start.
+    pub fn recount(&mut self, reason: &str, n: u64) {
         if reason == "duplicate" {
-            self.counts.duplicates += 1;
+            self.counts.duplicates += n;
         } else if let Some(r) = Reason::ALL.iter().find(|r| r.as_str() == reason) {
-            *self.counts.rejected.entry(r.as_str()).or_insert(0) += 1;
+            *self.counts.rejected.entry(r.as_str()).or_insert(0) += n;
         }
     }
 
