@@ -30,7 +30,7 @@ enum Job {
     },
     Checkpoint {
         seq: u64,
-        state: IngestState,
+        state: Box<IngestState>,
     },
     Close(mpsc::Sender<()>),
 }
@@ -92,7 +92,10 @@ impl Journal {
         self.commit(Vec::new());
         self.shared.checkpointing.store(true, Ordering::SeqCst);
         let seq = self.next_seq - 1;
-        let _ = self.tx.send(Job::Checkpoint { seq, state });
+        let _ = self.tx.send(Job::Checkpoint {
+            seq,
+            state: Box::new(state),
+        });
     }
 
     /// Waits until everything handed over is durable and any checkpoint is written.
@@ -288,7 +291,7 @@ impl Writer {
         }
     }
 
-    fn start_checkpoint(&mut self, seq: u64, state: IngestState) {
+    fn start_checkpoint(&mut self, seq: u64, state: Box<IngestState>) {
         if self.retry_at.is_some() || self.writing.is_some() {
             // Not every record it covers is durable (or one is being written): skip this one.
             self.shared
