@@ -52,7 +52,7 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
             },
             kind::OUTCOME => match std::str::from_utf8(payload) {
                 Ok(reason) => pipeline.recount(reason),
-                Err(_) => return Err(format!("an outcome record that is not text")),
+                Err(_) => return Err("an outcome record that is not text".to_string()),
             },
             other => return Err(format!("unknown record kind {other}")),
         }

@@ -30,7 +30,8 @@ enum Job {
     },
     Checkpoint {
         seq: u64,
-        state: IngestState,
+        // Boxed: the state is large, and every queued Write job would otherwise take its size.
+        state: Box<IngestState>,
     },
     Close(mpsc::Sender<()>),
 }
@@ -92,7 +93,10 @@ impl Journal {
         self.commit(Vec::new());
         self.shared.checkpointing.store(true, Ordering::SeqCst);
         let seq = self.next_seq - 1;
-        let _ = self.tx.send(Job::Checkpoint { seq, state });
+        let _ = self.tx.send(Job::Checkpoint {
+            seq,
+            state: Box::new(state),
+        });
     }
 
     /// Waits until everything handed over is durable and any checkpoint is written.
@@ -185,7 +189,7 @@ impl Writer {
                         r(why.as_deref());
                     }
                 }
-                Ok(Job::Checkpoint { seq, state }) => self.start_checkpoint(seq, state),
+                Ok(Job::Checkpoint { seq, state }) => self.start_checkpoint(seq, *state),
                 Ok(Job::Close(done)) => {
                     self.finish_checkpoint(true);
                     if self.retry_at.is_some() {

@@ -66,7 +66,7 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
         Ok(report) => match &report.failed {
             Some(why) => error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("the events could not be stored, so none of this request is taken yet; send it again (events stored in the meantime are answered as duplicates): {why}"),
+                format!("the events could not be stored, so none of this request is taken yet; send it again (events stored in the meantime are answered as duplicates): {why}"),
             ),
             None => (StatusCode::OK, Json(report.to_json())).into_response(),
         },
