@@ -11,6 +11,8 @@ const COLORS = [1, 2, 3, 4, 5, 6, 7, 8].map((i) => `var(--c${i})`);
 const $ = (id) => document.getElementById(id);
 let source = null, retry = null, scheduled = false, receivedAt = 0;
 const funnelDay = new Map(); // funnel name -> day picked in its selector
+let pickedCohort = null; // cohort day whose row a click highlighted
+const TZ = CONFIG.timezone || 'UTC';
 
 function connect() {
   const token = new URLSearchParams(location.search).get('token');
@@ -109,6 +111,7 @@ function render() {
   const at = tidemark.received;
   const ix = index();
   $('today').textContent = ix.today || '–';
+  renderDemo(ix);
   renderKpis(ix);
   renderActivity(ix);
   renderHourly(ix);
@@ -122,11 +125,23 @@ function render() {
   $('foot').textContent = `${rows.size.toLocaleString('en-US')} rows · progress ${at == null ? '–' : new Date(at).toISOString()}${tz}`;
   tidemark.progress = at;
   tidemark.renders += 1;
+  refreshTip();
   tick();
 }
 
 const KPIS = [['dau', 'Daily active'], ['wau', 'Weekly active'], ['mau', 'Monthly active'],
   ['stickiness', 'Stickiness'], ['new_users', 'New users'], ['revenue', 'Revenue']];
+
+// While the demo plays: a badge with the simulated date and hour (the latest hour with activity).
+function renderDemo(ix) {
+  const el = $('demo');
+  if (!CONFIG.demo || !ix.today) { el.hidden = true; return; }
+  const hours = ix.get('hau').map((r) => String(r.dims.hour)).filter((h) => h.startsWith(ix.today + 'T')).sort();
+  const hour = hours.length ? ` ${hours[hours.length - 1].slice(11, 13)}:00` : '';
+  el.textContent = `demo · simulated ${ix.today}${hour}`;
+  el.title = 'tidemark serve --demo: a synthetic shop played in accelerated time';
+  el.hidden = false;
+}
 
 function renderKpis(ix) {
   for (const [metric, label] of KPIS) {
@@ -153,7 +168,7 @@ function renderActivity(ix) {
   const maps = Object.fromEntries(lines.map(([m]) => [m, ix.byDay(m)]));
   set(part(el, 'legend'), lines.map(([, n, c]) => `<span><i style="background:${c}"></i>${n}</span>`).join(''));
   const series = lines.map(([m, name, color]) => ({ name, color, values: days.map((d) => (maps[m].get(d) || { value: null }).value) }));
-  set(part(el, 'chart'), days.length ? lineChart(width(part(el, 'chart')), 230, days, series, compact, true) : '<div class="empty">No activity yet</div>');
+  set(part(el, 'chart'), days.length ? lineChart(width(part(el, 'chart')), 254, days, series, compact, true, { y: 'persons', x: `day (${TZ})` }) : '<div class="empty">No activity yet</div>');
   const stick = ix.byDay('stickiness');
   const recent = lastN(ix.days, 7).reverse();
   set(part(el, 'table'), '<table><tr><th>Day</th><th>DAU</th><th>WAU</th><th>MAU</th><th>Stickiness</th></tr>' +
@@ -169,7 +184,7 @@ function renderHourly(ix) {
   const hours = [...Array(24).keys()].map((h) => String(h).padStart(2, '0'));
   const byHour = new Map(ix.get('hau').filter((r) => ix.today && String(r.dims.hour).startsWith(ix.today + 'T')).map((r) => [r.dims.hour.slice(11, 13), r]));
   const slots = hours.map((h) => byHour.get(h) || null);
-  set(part(el, 'chart'), byHour.size ? barChart(width(part(el, 'chart')), 220, hours, slots, 'var(--bar)', phone() ? 6 : 3) : '<div class="empty">No activity on the latest day yet</div>');
+  set(part(el, 'chart'), byHour.size ? barChart(width(part(el, 'chart')), 244, hours, slots, 'var(--bar)', phone() ? 6 : 3, { y: 'persons active', x: `hour (${TZ})` }) : '<div class="empty">No activity on the latest day yet</div>');
   const peak = slots.reduce((best, r) => (r && (!best || r.value > best.value) ? r : best), null);
   const dau = ix.today && ix.byDay('dau').get(ix.today);
   set(part(el, 'note'), peak ? `Peak at ${esc(peak.dims.hour.slice(11, 13))}:00 with ${num(peak)} · ${numOr(dau, 'dau')} active so far today` : '');
@@ -190,7 +205,7 @@ function renderAcquisition(ix) {
     return { name: c, color: color(c), values: days.map((d) => m.get(d) || 0) };
   });
   set(part(el, 'legend'), channels.map((c) => `<span><i style="background:${color(c)}"></i>${esc(c)}</span>`).join(''));
-  set(part(el, 'chart'), nu.length ? stackedBars(width(part(el, 'chart')), 230, days, stacks, (v) => fmt('new_users', v)) : '<div class="empty">No new users yet</div>');
+  set(part(el, 'chart'), nu.length ? stackedBars(width(part(el, 'chart')), 254, days, stacks, (v) => fmt('new_users', v), { y: 'new persons', x: `day (${TZ})` }) : '<div class="empty">No new users yet</div>');
   const one = (m, c, day) => ix.get(m).find((r) => r.dims.channel === c && (day === undefined || r.dims.day === day));
   const total = (c) => nu.filter((r) => r.dims.channel === c).reduce((a, r) => a + r.value, 0);
   set(part(el, 'table'), '<table><tr><th>Channel</th><th>New today</th><th class="wide">New, all days</th><th class="wide">Spend today</th>' +
@@ -212,24 +227,26 @@ function renderRetention(ix) {
   const top = Math.max(0.01, ...rates.filter((r) => cohorts.includes(r.dims.cohort_day)).map((r) => r.value));
   const sizes = ix.byDay('new_users');
   const ns = [...Array(maxN).keys()].map((i) => i + 1);
-  const head = `<tr><th class="cohort">Cohort</th><th>New</th>${ns.map((n) => `<th>${n === 1 ? 'day 1' : n}</th>`).join('')}</tr>`;
-  const body = cohorts.slice().reverse().map((c) => `<tr><td class="cohort">${esc(shortDay(c))}</td><td class="size">${numOr(sizes.get(c), 'new_users')}</td>` +
+  const head = `<tr><th class="cohort" title="first day (${esc(TZ)})">Cohort</th><th title="persons">New</th>${ns.map((n) => `<th title="days after the cohort day">${n === 1 ? 'day 1' : n}</th>`).join('')}</tr>`;
+  const kept = new Map(ix.get('retention').map((r) => [r.dims.cohort_day + '/' + r.dims.n, r.value]));
+  const body = cohorts.slice().reverse().map((c) => `<tr data-cohort="${esc(c)}"${c === pickedCohort ? ' class="picked"' : ''}><td class="cohort">${esc(shortDay(c))}</td><td class="size">${numOr(sizes.get(c), 'new_users')}</td>` +
     ns.map((n) => {
       const r = cell.get(c + '/' + n);
       if (r) {
         const h = heat(r.value / top);
-        return `<td class="${h.dark ? 'dark' : ''}" style="background:${h.bg}">${num(r)}</td>`;
+        const of = sizes.get(c) ? ` of ${fmt('new_users', sizes.get(c).value)}` : '';
+        const tip = tipAttr([`cohort ${c}, day ${n}`, `${fmt('retention_rate', r.value)} active (${fmt('retention', kept.get(c + '/' + n) || 0)}${of} persons)`]);
+        return `<td class="${h.dark ? 'dark' : ''}" style="background:${h.bg}"${tip}>${num(r)}</td>`;
       }
-      return ix.today && addDays(c, n) <= ix.today ? '<td class="zero">0</td>' : '<td></td>';
+      return ix.today && addDays(c, n) <= ix.today ? `<td class="zero"${tipAttr([`cohort ${c}, day ${n}`, 'nobody active'])}>0</td>` : '<td></td>';
     }).join('') + '</tr>').join('');
   // Summary: of everyone in the shown cohorts whose day n is over, the share active on it.
-  const kept = new Map(ix.get('retention').map((r) => [r.dims.cohort_day + '/' + r.dims.n, r.value]));
   const all = ns.map((n) => {
     const done = cohorts.filter((c) => ix.today && addDays(c, n) < ix.today && sizes.get(c));
     const base = done.reduce((a, c) => a + sizes.get(c).value, 0);
     if (!base) return '<td></td>';
     const v = done.reduce((a, c) => a + (kept.get(c + '/' + n) || 0), 0) / base, h = heat(v / top);
-    return `<td class="${h.dark ? 'dark' : ''}" style="background:${h.bg}">${fixed(100 * v, 1)}%</td>`;
+    return `<td class="${h.dark ? 'dark' : ''}" style="background:${h.bg}"${tipAttr([`all cohorts, day ${n}`, `${fixed(100 * v, 1)}% of ${fmt('new_users', base)} persons`])}>${fixed(100 * v, 1)}%</td>`;
   }).join('');
   const summary = `<tr class="all" title="Weighted over the cohorts whose day n is over"><td class="cohort">all</td><td class="size"></td>${all}</tr>`;
   set(part(el, 'heatwrap'), cohorts.length ? `<table class="heat">${head}${summary}${body}</table>` : '<div class="empty">No cohorts yet</div>');
@@ -285,4 +302,16 @@ document.addEventListener('change', (e) => {
 });
 window.addEventListener('resize', schedule);
 setInterval(tick, 1000);
+// A click on a cohort row highlights it (again: no longer); it stays across updates.
+document.addEventListener('click', (e) => {
+  const tr = e.target.closest && e.target.closest('table.heat tr[data-cohort]');
+  if (!tr) return;
+  const c = tr.getAttribute('data-cohort');
+  pickedCohort = pickedCohort === c ? null : c;
+  for (const row of document.querySelectorAll('table.heat tr[data-cohort]')) {
+    row.classList.toggle('picked', row.getAttribute('data-cohort') === pickedCohort);
+  }
+});
+
+const refreshTip = tooltips();
 connect();

@@ -26,7 +26,7 @@ function renderCampaigns(ix) {
     }
   });
   set(part(el, 'legend'), stacks.map((s) => `<span><i style="background:${s.color}"></i>${esc(s.name)}</span>`).join(''));
-  set(part(el, 'chart'), stacks.length ? stackedBars(width(part(el, 'chart')), 200, shown, stacks, (v) => fixed(v, 0) + ' firings') : '<div class="empty">No firings yet</div>');
+  set(part(el, 'chart'), stacks.length ? stackedBars(width(part(el, 'chart')), 224, shown, stacks, (v) => fixed(v, 0) + ' firings', { y: 'firings', x: `day (${TZ})` }) : '<div class="empty">No firings yet</div>');
   const one = (m, rule, g) => ix.get(m).find((r) => r.dims.rule === rule && (g === undefined || r.dims.group === g));
   const total = (rule, g) => fired.filter((r) => r.dims.rule === rule && r.dims.group === g).reduce((a, r) => a + r.value, 0);
   const today = (rule) => fired.filter((r) => r.dims.rule === rule && r.dims.day === ix.today).reduce((a, r) => a + r.value, 0);

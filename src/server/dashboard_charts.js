@@ -60,6 +60,16 @@ function ticks(max, whole) {
 
 const shortDay = (d) => d.slice(5); // "2026-10-01" -> "10-01"
 
+// Axis titles with units: the y one above the value labels, the x one under the x labels.
+// Charts leave 14 px at the top and bottom for them.
+function axisTitles(height, axes, right) {
+  return `<text class="axt" x="4" y="10">${esc(axes.y)}</text>` +
+    `<text class="axt" x="${right}" y="${height - 2}" text-anchor="end">${esc(axes.x)}</text>`;
+}
+
+// Hover text of a chart part, shown by the page's tooltip (lines separated by "\n").
+const tipAttr = (lines) => ` data-tip="${esc(lines.join('\n'))}"`;
+
 // x positions and which labels fit, for `n` slots across [left, right].
 function xAxis(labels, left, right, minGap) {
   const n = labels.length;
@@ -87,8 +97,8 @@ function yGrid(top, bottom, left, right, t, format) {
 
 // Lines over days. series: [{name, color, values: [number|null]}]; the first one gets an area.
 // `whole`: the values are counts.
-function lineChart(width, height, days, series, format, whole) {
-  const left = 44, right = width - 20, top = 10, bottom = height - 22;
+function lineChart(width, height, days, series, format, whole, axes) {
+  const left = 44, right = width - 20, top = 22, bottom = height - 36;
   const t = ticks(Math.max(0, ...series.flatMap((s) => s.values.filter((v) => v != null))), whole);
   const y = (v) => bottom - (v / t.top) * (bottom - top);
   const ax = xAxis(days.map(shortDay), left, right, 46);
@@ -109,16 +119,17 @@ function lineChart(width, height, days, series, format, whole) {
   const w = Math.max(ax.step, 8);
   days.forEach((d, i) => {
     const tip = [d, ...series.map((s) => `${s.name}: ${s.values[i] == null ? '–' : format(s.values[i], true)}`)];
-    svg += `<rect x="${(ax.at(i) - w / 2).toFixed(1)}" y="${top}" width="${w.toFixed(1)}" height="${bottom - top}"` +
-      ` fill="transparent"><title>${esc(tip.join('\n'))}</title></rect>`;
+    svg += `<rect class="hit" x="${(ax.at(i) - w / 2).toFixed(1)}" y="${top}" width="${w.toFixed(1)}" height="${bottom - top}"` +
+      ` fill="transparent"${tipAttr(tip)}/>`;
   });
-  svg += ax.labels.replace(/HEIGHT/g, String(height - 5));
+  svg += ax.labels.replace(/HEIGHT/g, String(height - 19));
+  svg += axisTitles(height, axes, right);
   return `<svg width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">${svg}</svg>`;
 }
 
 // Vertical bars, one per slot; rows[i] is a row or null. Value labels sit above the bars.
-function barChart(width, height, labels, rows, color, labelEvery) {
-  const left = 36, right = width - 6, top = 16, bottom = height - 22;
+function barChart(width, height, labels, rows, color, labelEvery, axes) {
+  const left = 36, right = width - 6, top = 28, bottom = height - 36;
   const vals = rows.map((r) => (r ? r.value : 0));
   const t = ticks(Math.max(0, ...vals), true), max = t.top;
   const slot = (right - left) / Math.max(rows.length, 1);
@@ -130,21 +141,25 @@ function barChart(width, height, labels, rows, color, labelEvery) {
     const h = ((r ? r.value : 0) / max) * (bottom - top);
     const tip = `${labels[i]}: ${r ? fmt(r.metric, r.value) : 0}`;
     svg += `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}"` +
-      ` rx="2" style="fill:${color}"><title>${esc(tip)}</title></rect>`;
+      ` rx="2" style="fill:${color}"/>`;
+    // The whole slot answers the hover, so a short bar is as easy to point at as a tall one.
+    svg += `<rect class="hit" x="${(left + i * slot).toFixed(1)}" y="${top}" width="${slot.toFixed(1)}" height="${bottom - top}"` +
+      ` fill="transparent"${tipAttr([tip])}/>`;
     if (r) {
       svg += `<text class="n val${dense}" x="${(x + bw / 2).toFixed(1)}" y="${(bottom - h - 4).toFixed(1)}"` +
         ` text-anchor="middle" data-metric="${esc(r.metric)}" data-dims="${esc(r.dj)}">${esc(fmt(r.metric, r.value))}</text>`;
     }
     if (i % labelEvery === 0) {
-      svg += `<text x="${(x + bw / 2).toFixed(1)}" y="${height - 5}" text-anchor="middle">${esc(labels[i])}</text>`;
+      svg += `<text x="${(x + bw / 2).toFixed(1)}" y="${height - 19}" text-anchor="middle">${esc(labels[i])}</text>`;
     }
   });
+  svg += axisTitles(height, axes, right);
   return `<svg width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">${svg}</svg>`;
 }
 
 // Stacked bars per day. stacks: [{name, color, values: [number]}].
-function stackedBars(width, height, days, stacks, format) {
-  const left = 40, right = width - 14, top = 10, bottom = height - 22;
+function stackedBars(width, height, days, stacks, format, axes) {
+  const left = 40, right = width - 14, top = 22, bottom = height - 36;
   const totals = days.map((_, i) => stacks.reduce((a, s) => a + (s.values[i] || 0), 0));
   const t = ticks(Math.max(0, ...totals), true), max = t.top;
   const slot = (right - left) / Math.max(days.length, 1);
@@ -163,10 +178,11 @@ function stackedBars(width, height, days, stacks, format) {
       svg += `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}" style="fill:${s.color}"/>`;
       tip.push(`${s.name}: ${format(v)}`);
     }
-    svg += `<rect x="${(left + i * slot).toFixed(1)}" y="${top}" width="${slot.toFixed(1)}" height="${bottom - top}"` +
-      ` fill="transparent"><title>${esc(tip.join('\n'))}</title></rect>`;
+    svg += `<rect class="hit" x="${(left + i * slot).toFixed(1)}" y="${top}" width="${slot.toFixed(1)}" height="${bottom - top}"` +
+      ` fill="transparent"${tipAttr(tip)}/>`;
   });
-  svg += ax.labels.replace(/HEIGHT/g, String(height - 5));
+  svg += ax.labels.replace(/HEIGHT/g, String(height - 19));
+  svg += axisTitles(height, axes, right);
   return `<svg width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">${svg}</svg>`;
 }
 
@@ -189,4 +205,34 @@ function sparkline(width, height, values, color) {
 function heat(t) {
   const a = 0.08 + 0.87 * Math.sqrt(Math.max(0, Math.min(1, t)));
   return { bg: `rgba(var(--heat), ${a.toFixed(3)})`, dark: a > 0.5 };
+}
+
+// One tooltip for the page: hovering (or tapping) anything with data-tip shows its text next to
+// the pointer. Returns a function that shows the tip of what is under the pointer now, for after
+// an update replaced the part the pointer rests on.
+function tooltips() {
+  const tip = document.createElement('div');
+  tip.id = 'tip';
+  tip.setAttribute('role', 'tooltip');
+  tip.hidden = true;
+  document.body.appendChild(tip);
+  let at = null; // the pointer's last position
+  const place = (x, y) => {
+    const under = document.elementFromPoint(x, y);
+    const el = under && under.closest('[data-tip]');
+    if (!el) { tip.hidden = true; return; }
+    tip.textContent = el.getAttribute('data-tip');
+    tip.hidden = false;
+    const pad = 12, w = tip.offsetWidth, h = tip.offsetHeight;
+    const left = Math.min(x + pad, window.innerWidth - w - 4);
+    const top = y + pad + h > window.innerHeight ? y - h - pad : y + pad;
+    tip.style.left = Math.max(4, left) + 'px';
+    tip.style.top = Math.max(4, top) + 'px';
+  };
+  const show = (e) => { at = [e.clientX, e.clientY]; place(...at); };
+  document.addEventListener('pointermove', show);
+  document.addEventListener('pointerdown', show);
+  document.documentElement.addEventListener('pointerleave', () => { tip.hidden = true; });
+  window.addEventListener('scroll', () => { tip.hidden = true; }, { passive: true });
+  return () => { if (at && !tip.hidden) place(...at); };
 }

@@ -179,7 +179,8 @@ impl Browser {
         while self.eval(expression).await != json!(true) {
             assert!(
                 Instant::now() < deadline,
-                "timed out after {limit:?} waiting until {what}"
+                "timed out after {limit:?} waiting until {what}; page exceptions: {:?}",
+                self.exceptions
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

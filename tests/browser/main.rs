@@ -6,6 +6,7 @@
 mod cdp;
 mod cross_origin;
 mod format;
+mod hover;
 mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,6 +106,8 @@ async fn every_number_on_the_dashboard_is_the_api_row_and_new_events_show_withou
     browser
         .wait_for(&reached, WAIT, "the page shows the ingested log")
         .await;
+    let badge = browser.eval("document.getElementById('demo').hidden").await;
+    assert_eq!(badge, json!(true), "no demo badge without --demo");
     let shown = shown(&mut browser).await;
 
     let mut wrong = Vec::new();
@@ -304,7 +307,7 @@ async fn the_demo_dashboard_renders_on_a_laptop_and_a_phone() {
         "ratios",
     ];
     for (name, width, height, scale, mobile) in [
-        ("dashboard.png", 1366, 900, 1.0, false),
+        ("dashboard.png", 1440, 900, 1.0, false),
         ("dashboard-phone.png", 390, 844, 2.0, true),
     ] {
         browser.viewport(width, height, scale, mobile).await;
@@ -341,6 +344,19 @@ async fn the_demo_dashboard_renders_on_a_laptop_and_a_phone() {
                 WAIT,
                 "the demo's alerts are listed",
             )
+            .await;
+        hover::demo_badge_shows_the_simulated_date(&mut browser).await;
+        hover::hover_values_show(&mut browser, width).await;
+        hover::cohort_click_highlights(&mut browser).await;
+        // The screenshot without a tooltip over it.
+        browser
+            .call(
+                "Input.dispatchMouseEvent",
+                json!({"type": "mouseMoved", "x": 0, "y": 0}),
+            )
+            .await;
+        browser
+            .eval("window.scrollTo(0, 0); for (const w of document.querySelectorAll('.heatwrap')) w.scrollLeft = 0")
             .await;
         let page_width = browser.eval("document.documentElement.scrollWidth").await;
         assert!(
