@@ -73,6 +73,18 @@ fn repair(data: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
+/// A data directory filled with a generated log by a server that was then SIGKILLed: the
+/// directory, the log and the events answered as accepted.
+async fn filled_then_killed(cfg_arg: &str) -> (PathBuf, Vec<String>, u64) {
+    let lines = generated(50, 7);
+    let data = fresh_data_dir();
+    let mut s = Server::start_in(&data, &["--config", cfg_arg], &[]);
+    let n = send(&reqwest::Client::new(), &s, &lines, 40).await;
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    (data, lines, n)
+}
+
 async fn accepted(client: &reqwest::Client, s: &Server) -> u64 {
     get_json(client, &s.url("/v1/snapshot")).await["events"]["accepted"]
         .as_u64()
@@ -83,13 +95,8 @@ async fn accepted(client: &reqwest::Client, s: &Server) -> u64 {
 async fn a_torn_last_record_is_cut_and_everything_before_it_comes_back() {
     let cfg = small_segments();
     let cfg_arg = cfg.to_str().unwrap();
-    let lines = generated(50, 7);
-    let data = fresh_data_dir();
+    let (data, _, n) = filled_then_killed(cfg_arg).await;
     let c = reqwest::Client::new();
-    let mut s = Server::start_in(&data, &["--config", cfg_arg], &[]);
-    let n = send(&c, &s, &lines, 40).await;
-    let _ = s.child.kill();
-    let _ = s.child.wait();
     // Half a record's header at the end: what a crash in the middle of a write leaves.
     let last = segments(&data).pop().unwrap();
     let mut bytes = std::fs::read(&last).unwrap();
@@ -103,13 +110,8 @@ async fn a_torn_last_record_is_cut_and_everything_before_it_comes_back() {
 async fn a_flipped_bit_stops_start_up_until_repair_keeps_what_precedes_it() {
     let cfg = small_segments();
     let cfg_arg = cfg.to_str().unwrap();
-    let lines = generated(50, 7);
-    let data = fresh_data_dir();
+    let (data, lines, n) = filled_then_killed(cfg_arg).await;
     let c = reqwest::Client::new();
-    let mut s = Server::start_in(&data, &["--config", cfg_arg], &[]);
-    let n = send(&c, &s, &lines, 40).await;
-    let _ = s.child.kill();
-    let _ = s.child.wait();
     let segs = segments(&data);
     assert!(segs.len() >= 3, "{} segments", segs.len());
     let victim = &segs[1];
@@ -138,13 +140,8 @@ async fn a_flipped_bit_stops_start_up_until_repair_keeps_what_precedes_it() {
 async fn a_missing_segment_stops_start_up_until_repair_keeps_what_precedes_it() {
     let cfg = small_segments();
     let cfg_arg = cfg.to_str().unwrap();
-    let lines = generated(50, 7);
-    let data = fresh_data_dir();
+    let (data, _, n) = filled_then_killed(cfg_arg).await;
     let c = reqwest::Client::new();
-    let mut s = Server::start_in(&data, &["--config", cfg_arg], &[]);
-    let n = send(&c, &s, &lines, 40).await;
-    let _ = s.child.kill();
-    let _ = s.child.wait();
     let segs = segments(&data);
     assert!(segs.len() >= 3, "{} segments", segs.len());
     std::fs::remove_file(&segs[1]).unwrap();
@@ -162,7 +159,6 @@ async fn a_missing_segment_stops_start_up_until_repair_keeps_what_precedes_it() 
 
 /// Starts serve with a file size limit of `limit` bytes (a full disk, as a file sees it).
 fn start_limited(data: &Path, cfg: &Path, limit: u64) -> Server {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(binary());
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -184,23 +180,7 @@ fn start_limited(data: &Path, cfg: &Path, limit: u64) -> Server {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix("tidemark: listening on ") {
-                let _ = tx.send(rest.split_whitespace().next().unwrap_or("").to_string());
-            }
-            eprintln!("[serve] {line}");
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-    Server {
-        child,
-        addr,
-        data: data.to_path_buf(),
-    }
+    Server::spawn(cmd, data)
 }
 
 #[tokio::test(flavor = "multi_thread")]

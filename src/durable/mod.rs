@@ -44,7 +44,7 @@ pub enum DurableError {
         seq: u64,
         detail: String,
     },
-    #[error("cannot start the checkpoint writer: {0}")]
+    #[error("cannot start the data directory's writer thread: {0}; the process may be out of threads or memory (check ulimit -u and free memory)")]
     Thread(std::io::Error),
 }
 
@@ -60,7 +60,8 @@ pub struct DurableStatus {
     pub checkpoint_bytes: u64,
     pub checkpoints: u64,
     pub sync_failures: u64,
-    /// Whether ingest is refused because the log cannot be written.
+    /// Whether ingest is refused because the log cannot be written (filled in by
+    /// `Journal::status` from the writer's reason).
     pub failing: bool,
     /// How long reading the data directory back took at start.
     pub recovery: Duration,

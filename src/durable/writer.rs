@@ -50,7 +50,6 @@ pub struct Journal {
     /// The sequence number the next appended record gets (the writer numbers them the same).
     next_seq: u64,
     thread: Option<JoinHandle<()>>,
-    path: std::path::PathBuf,
 }
 
 impl Journal {
@@ -112,12 +111,9 @@ impl Journal {
 
     /// The status for `/metrics`.
     pub fn status(&self) -> DurableStatus {
-        self.shared.status.lock().expect("not poisoned").clone()
-    }
-
-    /// The data directory.
-    pub fn path(&self) -> &std::path::Path {
-        &self.path
+        let mut status = self.shared.status.lock().expect("not poisoned").clone();
+        status.failing = self.failing().is_some();
+        status
     }
 }
 
@@ -130,7 +126,6 @@ pub(super) fn start(data: DataDir) -> Result<Journal, DurableError> {
     });
     let (tx, rx) = mpsc::channel();
     let next_seq = data.wal.next_seq();
-    let path = data.dir.clone();
     let writer = Writer {
         dir: data.dir,
         _lock: data.lock,
@@ -151,7 +146,6 @@ pub(super) fn start(data: DataDir) -> Result<Journal, DurableError> {
         batch: Vec::new(),
         next_seq,
         thread: Some(thread),
-        path,
     })
 }
 
@@ -261,7 +255,6 @@ impl Writer {
         drop(failing);
         let mut status = self.shared.status.lock().expect("not poisoned");
         status.sync_failures += 1;
-        status.failing = true;
         self.retry_at = Some(Instant::now() + RETRY);
         why
     }
@@ -283,7 +276,6 @@ impl Writer {
                 self.kept.clear();
                 self.retry_at = None;
                 *self.shared.failing.lock().expect("not poisoned") = None;
-                self.shared.status.lock().expect("not poisoned").failing = false;
             }
             Err(why) => {
                 self.fail(why);

@@ -49,6 +49,12 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd, data)
+    }
+
+    /// Runs `cmd` (a `tidemark serve` with stderr piped, e.g. with limits set on it) and waits
+    /// until it says where it listens; its other stderr lines are echoed with `[serve]`.
+    pub fn spawn(mut cmd: Command, data: &std::path::Path) -> Server {
         let mut child = cmd.spawn().expect("tidemark serve starts");
         let stderr = child.stderr.take().expect("stderr piped");
         let (tx, rx) = std::sync::mpsc::channel();
