@@ -16,7 +16,9 @@ fn logging() {
     let default = || Targets::new().with_default(tracing::Level::WARN);
     let filter = match std::env::var("TIDEMARK_LOG") {
         Ok(text) => text.parse::<Targets>().unwrap_or_else(|e| {
-            tidemark::say!("warning: TIDEMARK_LOG={text:?} is not a log filter ({e}); logging warnings");
+            tidemark::say!(
+                "warning: TIDEMARK_LOG={text:?} is not a log filter ({e}); logging warnings"
+            );
             default()
         }),
         Err(_) => default(),

@@ -54,6 +54,11 @@ pub struct Args {
     /// MQTT topic the events are published to.
     #[arg(long, default_value = "tidemark/events/replay")]
     topic: String,
+    /// Listen here (HOST:PORT) for the rules' webhooks and report the latency from each
+    /// firing's release to its receipt; point the rules' `webhook` actions at it and run the
+    /// server with `serve.clock = "event"`.
+    #[arg(long, value_name = "HOST:PORT")]
+    webhook: Option<String>,
     /// Also write the report as JSON to this file.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -126,6 +131,7 @@ fn options(args: &Args) -> anyhow::Result<ReplayOptions> {
             .clone()
             .or_else(|| env("TIDEMARK_READ_TOKEN")),
         timeout,
+        webhook: args.webhook.clone(),
     })
 }
 

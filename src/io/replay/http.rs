@@ -31,14 +31,14 @@ struct Answer {
 pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
     while let Some(batch) = queue.next().await {
         let events = batch.events.len() as u64;
-        let body = shared.log.ndjson(batch.events);
+        let body = shared.log.ndjson(batch.events.clone());
         let request = post(
             &target.client,
             &target.url,
             target.token.as_deref(),
             target.timeout,
         );
-        let sent = shared.note_sent(events);
+        let sent = shared.note_sent(batch.events);
         match request.body(body).send().await {
             Ok(response) => answer(response, events, sent, &target, &shared).await,
             Err(e) => failed(

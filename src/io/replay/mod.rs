@@ -3,6 +3,7 @@
 //! to the progress mark that shows its effect.
 
 mod counts;
+mod firings;
 mod http;
 mod latency;
 mod mqtt;
@@ -11,6 +12,7 @@ mod report;
 mod run;
 mod watch;
 
+pub use firings::{ListenError, WebhookReport};
 pub use mqtt::MqttTarget;
 pub use plan::{Batch, Log, Pace};
 pub use report::{Failure, Latency, Report};
@@ -32,6 +34,8 @@ pub enum ReplayError {
     Broker(String),
     #[error("cannot build an HTTP client ({0}); check the system's TLS and proxy settings")]
     Client(String),
+    #[error(transparent)]
+    Webhook(#[from] ListenError),
 }
 
 /// Where the events go.
@@ -103,6 +107,8 @@ pub struct ReplayOptions {
     pub read_token: Option<String>,
     /// How long an answer (or PUBACK, or the last progress mark) may take.
     pub timeout: Duration,
+    /// Listen here for the rules' webhooks and measure release-to-receipt latency.
+    pub webhook: Option<String>,
 }
 
 /// The state of a running replay, for a progress display.
@@ -125,15 +131,21 @@ struct Shared {
     /// Sends before this instant are warm-up.
     record_from: Instant,
     warmup_events: AtomicU64,
+    /// Send times of every event, when firings are timed.
+    releases: Option<Arc<firings::Releases>>,
 }
 
 impl Shared {
     /// Counts `events` as sent now; returns the instant.
-    fn note_sent(&self, events: u64) -> Instant {
-        self.counters.sent.fetch_add(events, Relaxed);
+    fn note_sent(&self, events: std::ops::Range<usize>) -> Instant {
+        let n = events.len() as u64;
+        self.counters.sent.fetch_add(n, Relaxed);
         let now = Instant::now();
         if now < self.record_from {
-            self.warmup_events.fetch_add(events, Relaxed);
+            self.warmup_events.fetch_add(n, Relaxed);
+        }
+        if let Some(r) = &self.releases {
+            r.note_sent(events, now);
         }
         now
     }

@@ -68,8 +68,8 @@ pub async fn sender(
     let publishing = async {
         while let Some(batch) = queue.next().await {
             let events = batch.events.len() as u64;
-            let payload = shared.log.json_array(batch.events);
-            let sent = shared.note_sent(events);
+            let payload = shared.log.json_array(batch.events.clone());
+            let sent = shared.note_sent(batch.events);
             unwritten
                 .lock()
                 .expect("unwritten")

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use super::WebhookReport;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value as Json};
 
@@ -97,6 +98,12 @@ impl Latency {
     }
 }
 
+fn latency_json(l: &Latency) -> Json {
+    json!({
+        "events": l.events, "p50": l.p50, "p90": l.p90, "p99": l.p99, "p99_9": l.p999, "max": l.max,
+    })
+}
+
 /// The outcome of a replay.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
@@ -123,6 +130,8 @@ pub struct Report {
     pub watch_reconnects: u64,
     /// Why acknowledged events may not have reached the server (MQTT: the broker acknowledges).
     pub delivery: Option<String>,
+    /// What the webhook receiver saw, when the replay ran one (`--webhook`).
+    pub webhook: Option<WebhookReport>,
 }
 
 impl Report {
@@ -132,12 +141,7 @@ impl Report {
     }
 
     pub fn to_json(&self) -> Json {
-        let latency = self.latency.as_ref().map(|l| {
-            json!({
-                "events": l.events, "p50": l.p50, "p90": l.p90, "p99": l.p99,
-                "p99_9": l.p999, "max": l.max,
-            })
-        });
+        let latency = self.latency.as_ref().map(latency_json);
         let failures: serde_json::Map<String, Json> = self
             .failures
             .iter()
@@ -166,6 +170,11 @@ impl Report {
             "unreflected": self.unreflected,
             "watch_reconnects": self.watch_reconnects,
             "delivery_problem": self.delivery,
+            "webhook": self.webhook.as_ref().map(|w| json!({
+                "listen": w.listen, "firings": w.firings, "retractions": w.retractions,
+                "repeats": w.repeats, "undated": w.undated,
+                "release_to_receipt_ms": w.latency.as_ref().map(latency_json),
+            })),
         })
     }
 
@@ -190,6 +199,25 @@ impl Report {
                 l.p50, l.p90, l.p99, l.p999, l.max, l.events, self.latency_note
             )),
             None => out.push_str("latency       no latency samples (no event was accepted after the warm-up: every acknowledged one was a duplicate or rejected, or none came)\n"),
+        }
+        if let Some(w) = &self.webhook {
+            out.push_str(&format!(
+                "webhook       {} firings, {} retractions, {} repeated deliveries at {}\n",
+                w.firings, w.retractions, w.repeats, w.listen
+            ));
+            match &w.latency {
+                Some(l) => out.push_str(&format!(
+                    "release (ms)  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   ({} firings released after the warm-up; from the send of the event that made each due to its receipt)\n",
+                    l.p50, l.p90, l.p99, l.p999, l.max, l.events
+                )),
+                None => out.push_str("release       no firing released after the warm-up was received\n"),
+            }
+            if w.undated > 0 {
+                out.push_str(&format!(
+                    "              {} firings were released by the wall clock, not by a sent event (set serve.clock = \"event\" to time them all)\n",
+                    w.undated
+                ));
+            }
         }
         out
     }

@@ -10,6 +10,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::counts::{self, ServerCounts};
+use super::firings::{Releases, Webhook};
 use super::http::HttpTarget;
 use super::latency::Tracker;
 use super::{
@@ -17,6 +18,9 @@ use super::{
     Target,
 };
 use crate::event::Limits;
+
+/// The webhook receiver is done once no delivery came for this long.
+const WEBHOOK_QUIET: Duration = Duration::from_secs(2);
 
 /// How often `on_tick` is called.
 const TICK: Duration = Duration::from_millis(200);
@@ -55,12 +59,21 @@ pub async fn run(
     let start = Instant::now();
     let record_from = start + options.warmup;
     tracker.lock().expect("tracker lock").record_from = record_from;
+    let releases = options
+        .webhook
+        .is_some()
+        .then(|| Arc::new(Releases::new(&log, &limits, start)));
+    let webhook = match (&options.webhook, &releases) {
+        (Some(listen), Some(r)) => Some(Webhook::start(listen, r.clone(), record_from).await?),
+        _ => None,
+    };
     let shared = Arc::new(Shared {
         log,
         counters: Default::default(),
         tracker: tracker.clone(),
         record_from,
         warmup_events: Default::default(),
+        releases,
     });
     let (tx, rx) = mpsc::channel::<Batch>(connections);
     let queue = Queue(Arc::new(tokio::sync::Mutex::new(rx)));
@@ -179,6 +192,14 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     on_tick(&progress(true));
+    let webhook = match webhook {
+        Some(w) => {
+            // Firings come after their releasing events; wait until they stop coming.
+            w.settle(WEBHOOK_QUIET, options.timeout).await;
+            Some(w.finish())
+        }
+        None => None,
+    };
     let watch_reconnects = watcher.reconnects.load(Relaxed);
     watcher.stop().await;
     let seconds = last_ack.map_or(0.0, |t| t.duration_since(start).as_secs_f64());
@@ -203,5 +224,6 @@ pub async fn run(
         },
         watch_reconnects,
         delivery,
+        webhook,
     })
 }
