@@ -44,6 +44,13 @@ enum Command {
     Repair(repair::Args),
 }
 
+impl Cli {
+    /// Whether the command keeps running until stopped (`serve`), rather than finishing a job.
+    pub fn long_running(&self) -> bool {
+        matches!(self.command, Command::Serve(_))
+    }
+}
+
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
