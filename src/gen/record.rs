@@ -146,6 +146,10 @@ impl Renderer {
 
     fn push_ids(&self, buf: &mut Vec<u8>, ev: &Ev) {
         let n = ev.person + 1;
+        if ev.ids == 0 {
+            // The spend event: it belongs to a channel, not to a person.
+            return;
+        }
         if !self.links {
             buf.extend_from_slice(b",\"ids\":{\"openid\":\"o_");
             push_u64(buf, n);
@@ -245,6 +249,52 @@ mod tests {
         let mut buf = Vec::new();
         r.line(e, 2, &mut buf);
         String::from_utf8(buf).unwrap()
+    }
+
+    /// Every kind, with and without identity links, is an event EVENTS.md accepts: spend
+    /// carries a channel and an amount and no identity; every other kind has an identity.
+    #[test]
+    fn every_kind_is_a_valid_event_of_its_shape() {
+        use crate::event::{parse_event, Limits};
+        let limits = Limits::from_config(&Default::default());
+        let kinds = [
+            Kind::PageView,
+            Kind::ProductView,
+            Kind::AddToCart,
+            Kind::OrderCreated,
+            Kind::OrderPaid,
+            Kind::Register,
+            Kind::Login,
+            Kind::Share,
+            Kind::AdSpend,
+        ];
+        for links in [true, false] {
+            let r = Renderer::new(0, TimeZone::UTC).with_links(links);
+            for kind in kinds {
+                for style in [0, TS_TEXT | AMOUNT_TEXT] {
+                    let spend = kind == Kind::AdSpend;
+                    let mut e = ev(kind, if spend { 0 } else { OPENID | UID | USER }, style);
+                    (e.channel, e.arg) = (Some(1), 1);
+                    let line = text(&r, &e);
+                    let parsed = parse_event(line.trim_end(), &limits)
+                        .unwrap_or_else(|x| panic!("{line}: {x:?}"));
+                    assert_eq!(parsed.name, kind.name(), "{line}");
+                    assert_eq!(parsed.ts, e.ts, "{line}");
+                    assert_eq!(parsed.ids.is_empty(), spend, "{line}");
+                    if spend {
+                        assert!(
+                            parsed.channel.is_some() && parsed.amount == Some(e.cents),
+                            "{line}"
+                        );
+                    }
+                    if matches!(kind, Kind::OrderCreated | Kind::OrderPaid) {
+                        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                        assert!(v["props"]["order_id"].is_string(), "{line}");
+                        assert_eq!(parsed.amount, Some(e.cents), "{line}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

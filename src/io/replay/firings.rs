@@ -259,10 +259,10 @@ mod tests {
     #[test]
     fn a_release_is_dated_by_the_first_event_reaching_it_or_by_a_later_trigger() {
         let l = log(&[
-            r#"{"id":"a","ts":1000,"event":"x","user":"u"}"#,
-            r#"{"id":"b","ts":3000,"event":"x","user":"u"}"#,
-            r#"{"id":"c","ts":2000,"event":"x","user":"u"}"#,
-            r#"{"id":"d","ts":5000,"event":"x","user":"u"}"#,
+            r#"{"id":"a","ts":1790000001000,"event":"x","user":"u"}"#,
+            r#"{"id":"b","ts":1790000003000,"event":"x","user":"u"}"#,
+            r#"{"id":"c","ts":1790000002000,"event":"x","user":"u"}"#,
+            r#"{"id":"d","ts":1790000005000,"event":"x","user":"u"}"#,
         ]);
         let start = Instant::now();
         let r = Releases::new(&l, &Limits::from_config(&Default::default()), start);
@@ -270,11 +270,12 @@ mod tests {
         for i in 0..4 {
             r.note_sent(i..i + 1, at(10 * (i as u64 + 1)));
         }
-        // Release at 2500: the clock reaches it at "b" (sent at 20 ms).
-        assert_eq!(r.released(2500, "a"), Some(at(20)));
+        let t0 = 1_790_000_000_000;
+        // Release at +2.5 s: the clock reaches it at "b" (sent at 20 ms).
+        assert_eq!(r.released(t0 + 2500, "a"), Some(at(20)));
         // The trigger "c" came after "b": the firing is due on its arrival.
-        assert_eq!(r.released(2500, "c"), Some(at(30)));
-        // Nothing sent reaches 6000: the wall clock would release it, undated here.
-        assert_eq!(r.released(6000, "a"), None);
+        assert_eq!(r.released(t0 + 2500, "c"), Some(at(30)));
+        // Nothing sent reaches +6 s: the wall clock would release it, undated here.
+        assert_eq!(r.released(t0 + 6000, "a"), None);
     }
 }
