@@ -146,6 +146,15 @@ impl Engine {
                         fed = time;
                         inputs.advance_to(fed + 1);
                         worker.step();
+                        // Under sustained input the queue never empties: report each batch as
+                        // soon as it is complete, not only when input pauses.
+                        let through = probe.with_frontier(|f| {
+                            f.iter().next().map_or(fed, |t| t.saturating_sub(1))
+                        });
+                        if through > reported {
+                            reported = through;
+                            let _ = out.send(Update::Progress(reported));
+                        }
                     }
                     drop(inputs);
                     while !probe.done() {
@@ -188,4 +197,46 @@ where
                 let _ = out.send(wrap(data.to_vec()));
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches queued faster than the workers take them still get their progress reported
+    /// one by one, not only once the queue runs dry.
+    #[test]
+    fn progress_is_reported_while_input_keeps_coming() {
+        let plan = Arc::new(Plan::new(crate::config::Config::default()));
+        let options = EngineOptions {
+            queue: 1000,
+            ..Default::default()
+        };
+        let engine = Engine::start(plan, Dictionary::new(), options).unwrap();
+        let batches = 300u64;
+        for t in 1..=batches {
+            let ident = t as Ident;
+            let batch = FactBatch {
+                idents: vec![ident],
+                hours: vec![(ident, t as crate::time::Hour)],
+                ..Default::default()
+            };
+            engine.batches.send((t, batch)).unwrap();
+        }
+        let updates = engine.finish().unwrap();
+        let marks: Vec<Time> = updates
+            .try_iter()
+            .filter_map(|u| match u {
+                Update::Progress(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        assert!(marks.windows(2).all(|w| w[0] < w[1]), "{marks:?}");
+        assert_eq!(marks.last(), Some(&batches));
+        assert!(
+            marks.len() > 10,
+            "progress came in {} marks: {marks:?}",
+            marks.len()
+        );
+    }
 }
