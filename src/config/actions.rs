@@ -9,7 +9,6 @@ use super::{parse_duration, Problems};
 use crate::metric::Metric;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawRule {
     name: Option<String>,
     when: Option<String>,
@@ -30,21 +29,18 @@ pub(super) struct RawRule {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawCap {
     max: Option<i64>,
     per: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawQuiet {
     from: Option<String>,
     to: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawCondition {
     min_revenue: Option<toml::Value>,
     max_revenue: Option<toml::Value>,
@@ -56,7 +52,6 @@ struct RawCondition {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawAction {
     webhook: Option<String>,
     mqtt: Option<String>,
@@ -64,7 +59,6 @@ pub(super) struct RawAction {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawDelivery {
     timeout: Option<String>,
     max_attempts: Option<i64>,
@@ -124,7 +118,6 @@ pub(super) fn delivery(raw: RawDelivery, p: &mut Problems) -> Delivery {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawAlert {
     name: Option<String>,
     metric: Option<String>,
@@ -144,7 +137,6 @@ pub(super) struct RawAlert {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawBaseline {
     lag: Option<String>,
     count: Option<i64>,

@@ -24,7 +24,7 @@ pub enum ConfigError {
     /// The cause is in the message and not a `source`, so that it is said once.
     #[error("cannot read config file {path}: {cause}")]
     Read { path: String, cause: std::io::Error },
-    #[error("config is not valid TOML or has an unknown key or a wrong type: {0}")]
+    #[error("config is not valid TOML or has a value of the wrong type: {0}")]
     Syntax(String),
     #[error("config key `{key}`: {problem}")]
     Invalid { key: String, problem: String },
@@ -73,7 +73,6 @@ impl Problems {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawConfig {
     timezone: Option<String>,
     #[serde(default)]
@@ -99,34 +98,29 @@ struct RawConfig {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawActivity {
     exclude: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawIdentity {
     blocked_values: Option<Vec<String>>,
     max_persons_per_value: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawRetention {
     max_day: Option<i64>,
     sliding_windows: Option<Vec<i64>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 struct RawAcquisition {
     spend_event: Option<String>,
     purchase_event: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawFunnel {
     name: String,
     steps: Vec<String>,
@@ -134,7 +128,6 @@ struct RawFunnel {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRatio {
     name: String,
     numerator: Vec<String>,
@@ -192,7 +185,8 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config::from_raw(RawConfig::default()).expect("the built-in defaults are valid")
+        Config::validate(RawConfig::default(), Problems::default())
+            .expect("the built-in defaults are valid")
     }
 }
 
@@ -225,12 +219,36 @@ fn default_ratios() -> Vec<Ratio> {
     ]
 }
 
+/// A key path as a config file writes it: `rules.0.when` becomes `rules[0].when` (and the `?`
+/// that stands for an optional value goes).
+fn key_path(dotted: &str) -> String {
+    let mut out = String::new();
+    for part in dotted.split('.').filter(|p| *p != "?") {
+        if !out.is_empty() && part.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{part}]"));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
-        Config::from_raw(raw)
+        let mut unknown = Vec::new();
+        let raw: RawConfig = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
+            unknown.push(key_path(&path.to_string()))
+        })
+        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let mut p = Problems::default();
+        for key in unknown {
+            p.add(key, "unknown key; CONFIG.md lists the keys of each table");
+        }
+        Config::validate(raw, p)
     }
 
     /// Reads, parses and validates a TOML file.
@@ -242,8 +260,8 @@ impl Config {
         Config::from_toml(&text)
     }
 
-    fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
-        let mut p = Problems::default();
+    /// Checks every value, adding to the problems `p` already holds; all are reported at once.
+    fn validate(raw: RawConfig, mut p: Problems) -> Result<Self, ConfigError> {
         let timezone = raw.timezone.unwrap_or_else(|| "UTC".to_string());
         let calendar = Calendar::new(&timezone).unwrap_or_else(|e| {
             p.add(
@@ -535,7 +553,26 @@ mod tests {
         let e = Config::from_toml("[retention]\nmax_days = 3\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("max_days"), "{e}");
+        assert!(e.contains("retention.max_days"), "{e}");
+    }
+
+    /// Unknown keys in any table and bad values come in one report, each with its key.
+    #[test]
+    fn every_problem_comes_at_once() {
+        let text = "bogus = 1\ntimezone = \"Mars/Base\"\n[serve]\nhorizn = \"5d\"\n\
+                    [[rules]]\nname = \"r\"\nwhen = \"x\"\nwait = \"xyz\"\ncolour = 1\n\
+                    [[rules.actions]]\nwebhok = \"http://a\"\n";
+        let e = Config::from_toml(text).unwrap_err().to_string();
+        for key in [
+            "`bogus`",
+            "`timezone`",
+            "`serve.horizn`",
+            "`rules[0].colour`",
+            "`rules[0].actions[0].webhok`",
+            "`rules[0].wait",
+        ] {
+            assert!(e.contains(key), "{key} missing from: {e}");
+        }
     }
 
     #[test]

@@ -6,7 +6,6 @@ use serde::Deserialize;
 use super::{invalid, parse_duration, ConfigError, Problems};
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawServe {
     listen: Option<String>,
     ingest_token: Option<String>,
@@ -37,7 +36,6 @@ pub(super) struct RawServe {
 }
 
 #[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RawMqtt {
     url: Option<String>,
     client_id: Option<String>,
