@@ -184,7 +184,7 @@ function renderHourly(ix) {
   const hours = [...Array(24).keys()].map((h) => String(h).padStart(2, '0'));
   const byHour = new Map(ix.get('hau').filter((r) => ix.today && String(r.dims.hour).startsWith(ix.today + 'T')).map((r) => [r.dims.hour.slice(11, 13), r]));
   const slots = hours.map((h) => byHour.get(h) || null);
-  set(part(el, 'chart'), byHour.size ? barChart(width(part(el, 'chart')), 244, hours, slots, 'var(--bar)', phone() ? 6 : 3, { y: 'persons active', x: `hour (${TZ})` }) : '<div class="empty">No activity on the latest day yet</div>');
+  set(part(el, 'chart'), byHour.size ? barChart(width(part(el, 'chart')), 244, hours, slots, 'var(--bar)', phone() ? 6 : 3, { y: 'persons active', x: `hour (${TZ})`, slot: (h) => `${h}:00–${h}:59` }) : '<div class="empty">No activity on the latest day yet</div>');
   const peak = slots.reduce((best, r) => (r && (!best || r.value > best.value) ? r : best), null);
   const dau = ix.today && ix.byDay('dau').get(ix.today);
   set(part(el, 'note'), peak ? `Peak at ${esc(peak.dims.hour.slice(11, 13))}:00 with ${num(peak)} · ${numOr(dau, 'dau')} active so far today` : '');

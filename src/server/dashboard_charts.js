@@ -127,7 +127,8 @@ function lineChart(width, height, days, series, format, whole, axes) {
   return `<svg width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img">${svg}</svg>`;
 }
 
-// Vertical bars, one per slot; rows[i] is a row or null. Value labels sit above the bars.
+// Vertical bars, one per slot; rows[i] is a row or null. Value labels sit above the bars. The
+// hover text names the slot (axes.slot(label) when given) and the value with the y axis's unit.
 function barChart(width, height, labels, rows, color, labelEvery, axes) {
   const left = 36, right = width - 6, top = 28, bottom = height - 36;
   const vals = rows.map((r) => (r ? r.value : 0));
@@ -139,7 +140,8 @@ function barChart(width, height, labels, rows, color, labelEvery, axes) {
   rows.forEach((r, i) => {
     const x = left + i * slot + (slot - bw) / 2;
     const h = ((r ? r.value : 0) / max) * (bottom - top);
-    const tip = `${labels[i]}: ${r ? fmt(r.metric, r.value) : 0}`;
+    const name = axes && axes.slot ? axes.slot(labels[i]) : labels[i];
+    const tip = `${name}: ${r ? fmt(r.metric, r.value) : 0}${axes && axes.y ? ' ' + axes.y : ''}`;
     svg += `<rect x="${x.toFixed(1)}" y="${(bottom - h).toFixed(1)}" width="${bw.toFixed(1)}" height="${h.toFixed(1)}"` +
       ` rx="2" style="fill:${color}"/>`;
     // The whole slot answers the hover, so a short bar is as easy to point at as a tall one.
