@@ -2,13 +2,12 @@
 //! retract, duplicates and restarts never fire twice, caps hold across merges, quiet hours hold
 //! across daylight saving, holdout groups are stable, webhooks retry to exactly one delivery.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::receiver::{Answer, Receiver};
-use common::server::{config_file, get_json, post_events, settled, Server};
+use crate::common;
+use crate::common::receiver::{Answer, Receiver};
+use crate::common::server::{config_file, get_json, post_events, settled, Server};
 use serde_json::{json, Value};
 
 /// 2026-09-21T14:13:20Z.

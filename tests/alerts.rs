@@ -2,14 +2,13 @@
 //! generated log, replayed at the log's own timing, fires and resolves as `compute` says; a
 //! bucket is judged only once its grace has passed, so events within grace are never too late.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
-use common::receiver::Receiver;
-use common::server::{binary, config_file, get_json, post_events, settled, Server};
+use crate::common;
+use crate::common::receiver::Receiver;
+use crate::common::server::{binary, config_file, get_json, post_events, settled, Server};
 use serde_json::{json, Value};
 
 fn ts_of(line: &Value) -> i64 {

@@ -2,13 +2,11 @@
 //! pipe ends a run quietly, `--listen localhost:PORT` works, and `--open` without a desktop
 //! says so, prints the URL and leaves no defunct child behind.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{binary, fresh_data_dir};
+use crate::common::server::{binary, fresh_data_dir};
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(binary()).args(args).output().unwrap();

@@ -3,16 +3,15 @@
 //! its webhook under two keys or goes missing; SIGTERM with clients connected and the output
 //! pipe closed exits 0 quickly and loses nothing acknowledged.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::receiver::Receiver;
-use common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
+use crate::common;
+use crate::common::receiver::Receiver;
+use crate::common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
 use serde_json::Value;
 
 /// SIGKILLs in the test run (the bench variant, benches/crash.sh, does 50).

@@ -3,13 +3,12 @@
 //! keeps what precedes the damage; a full disk answers 503 and loses nothing answered 200; events
 //! beyond the horizon are rejected and counted.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
+use crate::common;
+use crate::common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
 use serde_json::Value;
 
 /// A config with small log segments, so that a few requests make several.

@@ -1,11 +1,9 @@
 //! One far-future event in `serve` is rejected as `future_timestamp`, counted and dead-lettered,
 //! and leaves the clock and every row as they were; `compute` keeps the log's own clock.
 
-mod common;
-
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::server::{compute, Server};
+use crate::common::server::{compute, Server};
 use serde_json::Value;
 
 fn now_ms() -> i64 {

@@ -1,9 +1,9 @@
 //! The golden contract: `tidemark compute` on each set of tests/golden matches its expected snapshot.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
+
+use crate::common;
 
 fn golden(name: &str) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");

@@ -2,8 +2,6 @@
 //! it should, `/healthz` keeps answering within 100 ms while the attacks run, and the server's
 //! peak resident memory stays under `RSS_BOUND`.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::server::{binary, Server};
+use crate::common::server::{binary, Server};
 use serde_json::Value;
 
 const INGEST: &str = "ingest-0123456789abcdef";

@@ -1,10 +1,9 @@
 //! Identity resolution seen from outside: late merges correct history as deltas, the merge guard, `whois`.
 
-mod common;
-
 use std::process::Command;
 use std::sync::Arc;
 
+use crate::common;
 use tidemark::config::Config;
 use tidemark::metric::{Dims, Metric, Value};
 use tidemark::pipeline::{Pipeline, PipelineOptions};

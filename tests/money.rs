@@ -2,9 +2,7 @@
 //! `compute` and `serve` alike, values print as exact decimals, and negative amounts are
 //! rejected (EVENTS.md: an amount is 0 or more; a refund is its own event).
 
-mod common;
-
-use common::server::{compute, Server};
+use crate::common::server::{compute, Server};
 use serde_json::{json, Value};
 
 fn purchase(id: &str, user: &str, amount: &str) -> String {

@@ -2,15 +2,13 @@
 //! WebSocket and MQTT, retained rows for late subscribers, and the persistent ingest session
 //! across a restart; every result is compared with `tidemark compute` on the same events.
 
-mod common;
-mod mqtt_support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use mqtt_support::listen::{self, Rows, Shared};
-use mqtt_support::{eventually, mosquitto, Broker, Tidemark};
+use crate::common;
+use crate::mqtt_support::listen::{self, Rows, Shared};
+use crate::mqtt_support::{eventually, mosquitto, Broker, Tidemark};
 use serde_json::Value as Json;
 
 const PREFIX: &str = "tidemark";

@@ -1,9 +1,8 @@
 //! Properties: batching, order and worker count never change a row; persons match a union-find reference.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::common;
 use proptest::prelude::*;
 use tidemark::config::Config;
 

@@ -9,12 +9,10 @@
 //! type); `json ingest` blocks are posted to the server as NDJSON and must all be accepted;
 //! `toml file=NAME` blocks are written to NAME, and `toml check` blocks must pass `tidemark check`.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::server::{binary, fresh_data_dir, Server};
+use crate::common::server::{binary, fresh_data_dir, Server};
 use serde_json::Value;
 
 /// A fenced block: the line it starts on, its language, its other markers and its text.

@@ -2,15 +2,13 @@
 //! every line must arrive once (the server's snapshot equals `tidemark compute` of the log),
 //! missing acknowledgements must fail the run, and the same over MQTT through mosquitto.
 
-mod common;
-mod mqtt_support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{compute, Server};
-use mqtt_support::{free_port, Broker, Guard};
+use crate::common;
+use crate::common::server::{compute, Server};
+use crate::mqtt_support::{free_port, mosquitto, Broker, Guard};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tidemark");
@@ -283,7 +281,7 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
 #[test]
 #[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
 fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
-    let bin = mqtt_support::mosquitto();
+    let bin = mosquitto();
     let dir = Scratch::new("mqtt");
     let broker = Broker::start(&bin, "replay");
     let server = Server::start(&["--mqtt", &broker.url()], &[]);

@@ -1,12 +1,11 @@
 //! `tidemark serve` over real HTTP: ingest answers, SSE and WebSocket feeds, the snapshot equal
 //! to `tidemark compute`, status codes for bad requests and tokens, and graceful shutdown.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::server::{compute, generated, Server};
+use crate::common;
+use crate::common::server::{compute, generated, Server};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

@@ -738,7 +738,13 @@ fn assert_full_records(wal: &Wal, last: u64) {
     }
 }
 
+/// Sets this process's file size limit; only ever called in the child, since the limit (and
+/// ignoring SIGXFSZ) would otherwise reach every test of the binary.
 fn set_file_size_limit(bytes: Option<u64>) {
+    assert!(
+        std::env::var_os(FSIZE_CHILD).is_some(),
+        "the file size limit is set only in the child process"
+    );
     let limit = libc::rlimit {
         rlim_cur: bytes.map_or(libc::RLIM_INFINITY, |b| b as libc::rlim_t),
         rlim_max: libc::RLIM_INFINITY,
@@ -816,7 +822,8 @@ fn a_file_size_limit_fails_the_sync_cleanly_and_the_log_recovers() {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "a_file_size_limit_fails_the_sync_cleanly_and_the_log_recovers",
+            // The test's path in the integration binary: its module, then its name.
+            "wal::a_file_size_limit_fails_the_sync_cleanly_and_the_log_recovers",
             "--nocapture",
             "--test-threads=1",
         ])

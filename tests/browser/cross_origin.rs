@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cdp::{self, Browser};
-use crate::server::Server;
+use super::cdp::{self, Browser};
+use super::server::Server;
 
 /// Serves one empty HTML page at every path: the foreign origin.
 async fn foreign_site() -> (String, tokio::task::JoinHandle<()>) {

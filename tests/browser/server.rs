@@ -1,12 +1,11 @@
 //! A `tidemark serve` process for the browser tests (the shared test server, killed on drop)
 //! and its HTTP API.
 
-#[path = "../common/server.rs"]
-mod common_server;
-
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+
+use crate::common::server as common_server;
 
 pub const TIDEMARK: &str = env!("CARGO_BIN_EXE_tidemark");
 

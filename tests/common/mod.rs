@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests: running logs through tidemark and comparing snapshots.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

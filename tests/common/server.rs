@@ -1,5 +1,4 @@
 //! A `tidemark serve` child process for integration tests: started on a free port, killed on drop.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,6 +1,5 @@
 //! Processes of the MQTT integration tests: a private Mosquitto and `tidemark serve` children
 //! (killed on drop), their stderr logs, and polling with a deadline.
-#![allow(dead_code)]
 
 pub mod listen;
 

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use cdp::Browser;
-use format::matches;
-use server::{generate, Server, TIDEMARK};
+use self::cdp::Browser;
+use self::format::matches;
+use self::server::{generate, Server, TIDEMARK};
 
 const WAIT: Duration = Duration::from_secs(90);
 

@@ -1,0 +1,25 @@
+//! The integration tests of tidemark, one module per area, built as one test binary
+//! (`cargo test --release --test integration`); `common` and `mqtt_support` are their shared parts.
+
+mod common;
+mod mqtt_support;
+
+mod actions;
+mod alerts;
+mod browser;
+mod cli;
+mod crash;
+mod durable;
+mod explain;
+mod future;
+mod golden;
+mod hostile;
+mod hub;
+mod identity;
+mod money;
+mod mqtt;
+mod properties;
+mod readme;
+mod replay;
+mod serve;
+mod wal;
