@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-50}
 start=$(date +%s)
-TIDEMARK_CRASH_KILLS=$kills cargo test --release -q --test crash sigkill -- --nocapture 2>&1 |
+TIDEMARK_CRASH_KILLS=$kills cargo test --release -q --test integration crash::sigkill -- --nocapture 2>&1 |
   grep -v '^\[serve\]' | grep -E 'sent|firings|test result|panicked|differences'
 echo "crash bench: $kills SIGKILLs, $(($(date +%s) - start)) s in all (build included)"

@@ -248,7 +248,7 @@ async fn retained_rows_match(broker: &Broker, tm: &Tidemark, id: &str, served: &
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
     let bin = mosquitto();
     let broker = Broker::start(&bin, "flow");
@@ -312,7 +312,7 @@ async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_down() {
     let bin = mosquitto();
     let broker = Broker::start(&bin, "session");
@@ -358,7 +358,7 @@ async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     let bin = mosquitto();
     let mut broker = Broker::start_persistent(&bin, "restart");

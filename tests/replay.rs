@@ -279,7 +279,7 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
 }
 
 #[test]
-#[ignore = "needs mosquitto; run with: cargo test --release --test mqtt --test replay -- --ignored"]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     let bin = mosquitto();
     let dir = Scratch::new("mqtt");

@@ -902,10 +902,10 @@ fn a_full_tmpfs_fails_the_sync_cleanly_and_the_log_recovers() {
 // ---- Measurement (not a timed test) ------------------------------------------------------
 
 /// Append+sync throughput for 200-byte records synced every 1,000, and sync latency.
-/// Run: `cargo test --release --test wal -- --ignored --nocapture measure`
+/// Run: `cargo test --release --test integration -- --ignored --nocapture wal::measure`
 /// (set TIDEMARK_WAL_MEASURE_DIR to measure another disk than the temp directory's).
 #[test]
-#[ignore = "a measurement; run it by hand"]
+#[ignore = "a measurement; run it by hand: cargo test --release --test integration -- --ignored --nocapture wal::measure"]
 fn measure_append_sync_throughput_and_latency() {
     use std::time::{Duration, Instant};
     let scratch = TestDir::new("measure");

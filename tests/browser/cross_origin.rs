@@ -70,7 +70,7 @@ fn attempt(target: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
+#[ignore = "needs chromium; run with: cargo test --release --test integration -- --ignored browser::"]
 async fn a_page_on_another_origin_cannot_ingest_or_subscribe() {
     cdp::require();
     let server = Server::start(&[]);

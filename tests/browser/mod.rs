@@ -1,7 +1,7 @@
 //! The dashboard in a real headless chromium: every number it shows equals the API's row as the
 //! page formats it, new events show without a reload, and screenshots of the demo for people.
 //! A page on another origin cannot ingest or subscribe (`cross_origin`).
-//! The tests are ignored unless asked for (`-- --ignored`), and then fail without /usr/bin/chromium.
+//! The tests are ignored unless asked for (`-- --ignored browser::`), and then fail without /usr/bin/chromium.
 
 mod cdp;
 mod cross_origin;
@@ -81,7 +81,7 @@ fn keys_of(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
+#[ignore = "needs chromium; run with: cargo test --release --test integration -- --ignored browser::"]
 async fn every_number_on_the_dashboard_is_the_api_row_and_new_events_show_without_reload() {
     cdp::require();
     // The demo's rules and alerts, so that the campaigns and alerts sections have something.
@@ -292,7 +292,7 @@ const AFTERNOON: &str = "(() => {
 })()";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs chromium; run with: cargo test --release --test browser -- --ignored"]
+#[ignore = "needs chromium; run with: cargo test --release --test integration -- --ignored browser::"]
 async fn the_demo_dashboard_renders_on_a_laptop_and_a_phone() {
     cdp::require();
     // A simulated day per 24 s: waiting for the afternoon shows a day with some history.
