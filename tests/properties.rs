@@ -274,6 +274,7 @@ proptest! {
     /// Many small batches in any order give the snapshot of one big batch.
     #[test]
     fn batching_and_order_do_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..40, zone in 0usize..3) {
+        let _busy = common::busy();
         let cfg = test_config(zone);
         let lines = random_log(seed, events, 25);
         let whole_run = common::run(&lines, &cfg, usize::MAX, 1, true);
@@ -295,6 +296,7 @@ proptest! {
     /// Two workers give the snapshot of one.
     #[test]
     fn worker_count_does_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..60) {
+        let _busy = common::busy();
         let cfg = test_config(seed as usize);
         let lines = random_log(seed, events, 25);
         let one_run = common::run(&lines, &cfg, batch, 1, true);
@@ -310,6 +312,7 @@ proptest! {
     /// batching, and DAU/new users per day equal a from-scratch count over those persons.
     #[test]
     fn persons_match_union_find(seed in any::<u64>(), events in 1usize..300, batch in 1usize..30, links in 0u64..80) {
+        let _busy = common::busy();
         // Holdout groups hash the person's identities, which the resolved log below renames.
         let cfg = config_with(0, &ACTIONS.replace("holdout = ", "# holdout = "));
         let mut lines = random_log(seed, events, links);
@@ -408,6 +411,7 @@ proptest! {
 /// The random logs exercise the rules and alerts: the properties above are not vacuous.
 #[test]
 fn random_logs_fire_every_rule_and_alert() {
+    let _busy = common::busy();
     let cfg = test_config(0);
     // Few links, so that the small universe of identities stays several persons.
     let lines = random_log(7, 3000, 2);
@@ -440,6 +444,7 @@ proptest! {
     /// the rest of the log gives the snapshot and firings of one uninterrupted run.
     #[test]
     fn a_restored_state_carries_on_exactly(seed in any::<u64>(), events in 1usize..250, cut in 0usize..250, batch in 1usize..40) {
+        let _busy = common::busy();
         let cfg = test_config(seed as usize);
         let lines = random_log(seed, events, 25);
         let cut = cut.min(lines.len());

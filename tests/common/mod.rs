@@ -1,13 +1,29 @@
 //! Helpers shared by the integration tests: running logs through tidemark and comparing snapshots.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 use tidemark::config::Config;
 use tidemark::engine::EngineOptions;
 use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
 use tidemark::plan::Plan;
+
+/// The machine, as the tests share it: libtest runs any two tests of the binary side by side,
+/// so a test that keeps a core busy could slow a latency bound measured beside it. A test
+/// that measures latency holds [`quiet`] (alone against every [`busy`] one); a test that
+/// keeps cores busy holds [`busy`] (beside others like it).
+static MACHINE: RwLock<()> = RwLock::new(());
+
+/// Held by a test that measures latency: no [`busy`] test runs meanwhile.
+pub fn quiet() -> RwLockWriteGuard<'static, ()> {
+    MACHINE.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Held by a test (or one case of it) that keeps cores busy: no [`quiet`] test runs meanwhile.
+pub fn busy() -> RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Runs lines through a pipeline with the given batch size and worker count.
 pub fn run(
