@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common;
+use crate::common::server::compute;
 use crate::mqtt_support::listen::{self, Rows, Shared};
 use crate::mqtt_support::{eventually, mosquitto, Broker, Tidemark};
 use serde_json::Value as Json;
@@ -31,27 +32,6 @@ fn generate(persons: u32, days: u32, seed: u32) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(String::from)
         .collect()
-}
-
-/// The snapshot `tidemark compute` makes of `lines`, in order.
-fn compute(dir: &Path, name: &str, lines: &[String]) -> Json {
-    let input = dir.join(format!("{name}.ndjson"));
-    let output = dir.join(format!("{name}.snapshot.json"));
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
-        .arg("compute")
-        .arg("--input")
-        .arg(&input)
-        .arg("--output")
-        .arg(&output)
-        .output()
-        .expect("tidemark compute runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&std::fs::read(&output).unwrap()).unwrap()
 }
 
 /// A config with the given ingest client id and queues big enough that no subscriber is ever
@@ -297,11 +277,7 @@ async fn events_over_mqtt_and_http_reach_every_channel_and_match_compute() {
         sent.extend(chunk.iter().cloned());
     }
     let served = judged_all(&http, &tm, sent.len()).await;
-    assert_same(
-        &compute(broker.dir(), "flow", &sent),
-        &served,
-        "MQTT + HTTP",
-    );
+    assert_same(&compute(&sent, None), &served, "MQTT + HTTP");
 
     let rows = all_rows(&served);
     assert!(rows.keys().any(|(m, _)| m == "dau"), "the log has dau rows");
@@ -326,11 +302,7 @@ async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_d
     let (messages, sent_before) = payloads(before, None);
     listen::publish_events(broker.port, "test-before", TOPIC, &messages).await;
     let served = judged_all(&http, &first, sent_before.len()).await;
-    assert_same(
-        &compute(broker.dir(), "before", &sent_before),
-        &served,
-        "first run",
-    );
+    assert_same(&compute(&sent_before, None), &served, "first run");
     let status = first.terminate();
     assert!(
         status.success(),
@@ -347,7 +319,7 @@ async fn the_persistent_session_delivers_what_was_published_while_tidemark_was_d
     let second = Tidemark::start(&config, &broker);
     let all: Vec<String> = sent_before.iter().chain(&sent).cloned().collect();
     let served = judged_all(&http, &second, all.len()).await;
-    assert_same(&compute(broker.dir(), "both", &all), &served, "second run");
+    assert_same(&compute(&all, None), &served, "second run");
     assert!(
         second.log.contains("MQTT ingest: connected to")
             && second.log.contains("session kept: true"),
@@ -375,7 +347,7 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     let (messages, more) = payloads(second, None);
     listen::publish_events(broker.port, "test-second", TOPIC, &messages).await;
     sent.extend(more);
-    let expected = compute(broker.dir(), "restart", &sent);
+    let expected = compute(&sent, None);
     let want = expected["events"]["accepted"].as_u64().unwrap();
     // Redelivered messages are answered as duplicates: wait for the accepted count.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

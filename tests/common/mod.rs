@@ -50,22 +50,21 @@ pub fn run(
     p.finish().expect("engine finishes")
 }
 
-/// Rows of a snapshot keyed by `(metric, dims as sorted JSON)`.
+/// A row's key: `(metric, dims as sorted JSON)`.
+pub fn key(metric: &str, dims: &Value) -> (String, String) {
+    let dims: BTreeMap<String, Value> = serde_json::from_value(dims.clone()).expect("dims object");
+    (metric.to_string(), serde_json::to_string(&dims).unwrap())
+}
+
+/// Rows of a snapshot by [`key`].
 pub fn rows(snapshot: &Value) -> BTreeMap<(String, String), Value> {
     snapshot["rows"]
         .as_array()
         .expect("rows array")
         .iter()
         .map(|r| {
-            let dims: BTreeMap<String, Value> =
-                serde_json::from_value(r["dims"].clone()).expect("dims object");
-            (
-                (
-                    r["metric"].as_str().expect("metric").to_string(),
-                    serde_json::to_string(&dims).unwrap(),
-                ),
-                r["value"].clone(),
-            )
+            let metric = r["metric"].as_str().expect("metric");
+            (key(metric, &r["dims"]), r["value"].clone())
         })
         .collect()
 }

@@ -10,13 +10,10 @@ use futures_util::StreamExt;
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, QoS};
 use serde_json::Value as Json;
 
-/// Rows keyed by `(metric, dims as sorted JSON)`, as `common::rows` keys a snapshot's.
-pub type Rows = BTreeMap<(String, String), Json>;
+use crate::common::key;
 
-pub fn key(metric: &str, dims: &Json) -> (String, String) {
-    let dims: BTreeMap<String, Json> = serde_json::from_value(dims.clone()).expect("dims object");
-    (metric.to_string(), serde_json::to_string(&dims).unwrap())
-}
+/// Rows by [`key`], as `common::rows` keys a snapshot's.
+pub type Rows = BTreeMap<(String, String), Json>;
 
 /// What one subscriber has seen: rows after applying every upsert, and its last progress.
 #[derive(Debug, Default)]
