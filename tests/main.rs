@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod crash;
 mod durable;
+mod engine;
 mod explain;
 mod future;
 mod golden;
