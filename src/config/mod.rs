@@ -240,10 +240,11 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let mut unknown = Vec::new();
-        let raw: RawConfig = serde_ignored::deserialize(toml::Deserializer::new(text), |path| {
-            unknown.push(key_path(&path.to_string()))
-        })
-        .map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let syntax = |e: toml::de::Error| ConfigError::Syntax(e.to_string());
+        let de = toml::Deserializer::parse(text).map_err(syntax)?;
+        let raw: RawConfig =
+            serde_ignored::deserialize(de, |path| unknown.push(key_path(&path.to_string())))
+                .map_err(syntax)?;
         let mut p = Problems::default();
         for key in unknown {
             p.add(key, "unknown key; CONFIG.md lists the keys of each table");
