@@ -28,14 +28,15 @@ pub struct Releases {
     clock: Vec<i64>,
     /// Event id to its first index, to find a firing's trigger.
     index: HashMap<Box<str>, usize>,
-    /// Per event: microseconds from `start` to its send, plus one; 0 while unsent.
+    /// Per event: nanoseconds from `origin` to its send, plus one; 0 while unsent.
     sent: Vec<AtomicU64>,
-    start: Instant,
+    /// Any instant before the first send: the zero of `sent`.
+    origin: Instant,
 }
 
 impl Releases {
-    /// Reads every event's time and id; `start` is the replay's start.
-    pub fn new(log: &Log, limits: &Limits, start: Instant) -> Releases {
+    /// Reads every event's time and id (before the replay starts: it takes a while).
+    pub fn new(log: &Log, limits: &Limits) -> Releases {
         let mut latest = i64::MIN;
         let mut index = HashMap::default();
         let mut clock = Vec::with_capacity(log.lines.len());
@@ -54,22 +55,22 @@ impl Releases {
             clock,
             index,
             sent,
-            start,
+            origin: Instant::now(),
         }
     }
 
     /// Notes that `events` went out at `at`.
     pub fn note_sent(&self, events: Range<usize>, at: Instant) {
-        let micros = at.saturating_duration_since(self.start).as_micros() as u64 + 1;
+        let nanos = at.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
         for s in &self.sent[events] {
-            s.store(micros, Relaxed);
+            s.store(nanos, Relaxed);
         }
     }
 
     fn sent_at(&self, i: usize) -> Option<Instant> {
         match self.sent[i].load(Relaxed) {
             0 => None,
-            m => Some(self.start + Duration::from_micros(m - 1)),
+            n => Some(self.origin + Duration::from_nanos(n - 1)),
         }
     }
 
@@ -264,8 +265,8 @@ mod tests {
             r#"{"id":"c","ts":1790000002000,"event":"x","user":"u"}"#,
             r#"{"id":"d","ts":1790000005000,"event":"x","user":"u"}"#,
         ]);
+        let r = Releases::new(&l, &Limits::from_config(&Default::default()));
         let start = Instant::now();
-        let r = Releases::new(&l, &Limits::from_config(&Default::default()), start);
         let at = |ms| start + Duration::from_millis(ms);
         for i in 0..4 {
             r.note_sent(i..i + 1, at(10 * (i as u64 + 1)));

@@ -96,6 +96,14 @@ impl Latency {
             max: h.max() as f64 / 1000.0,
         })
     }
+
+    /// `p50 … max` in milliseconds, as the report prints them.
+    fn percentiles(&self) -> String {
+        format!(
+            "p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
+            self.p50, self.p90, self.p99, self.p999, self.max
+        )
+    }
 }
 
 fn latency_json(l: &Latency) -> Json {
@@ -195,8 +203,10 @@ impl Report {
         );
         match &self.latency {
             Some(l) => out.push_str(&format!(
-                "latency (ms)  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   ({} events; {})\n",
-                l.p50, l.p90, l.p99, l.p999, l.max, l.events, self.latency_note
+                "latency (ms)  {}   ({} events; {})\n",
+                l.percentiles(),
+                l.events,
+                self.latency_note
             )),
             None => out.push_str("latency       no latency samples (no event was accepted after the warm-up: every acknowledged one was a duplicate or rejected, or none came)\n"),
         }
@@ -207,8 +217,9 @@ impl Report {
             ));
             match &w.latency {
                 Some(l) => out.push_str(&format!(
-                    "release (ms)  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   ({} firings released after the warm-up; from the send of the event that made each due to its receipt)\n",
-                    l.p50, l.p90, l.p99, l.p999, l.max, l.events
+                    "release (ms)  {}   ({} firings released after the warm-up; from the send of the event that made each due to its receipt)\n",
+                    l.percentiles(),
+                    l.events
                 )),
                 None => out.push_str("release       no firing released after the warm-up was received\n"),
             }

@@ -56,13 +56,14 @@ pub async fn run(
         }
     }
 
-    let start = Instant::now();
-    let record_from = start + options.warmup;
-    tracker.lock().expect("tracker lock").record_from = record_from;
+    // Read before the clock starts, so that the first batches are not sent late.
     let releases = options
         .webhook
         .is_some()
-        .then(|| Arc::new(Releases::new(&log, &limits, start)));
+        .then(|| Arc::new(Releases::new(&log, &limits)));
+    let start = Instant::now();
+    let record_from = start + options.warmup;
+    tracker.lock().expect("tracker lock").record_from = record_from;
     let webhook = match (&options.webhook, &releases) {
         (Some(listen), Some(r)) => Some(Webhook::start(listen, r.clone(), record_from).await?),
         _ => None,
