@@ -29,6 +29,7 @@ pub fn lines(links: bool) -> Vec<String> {
         start: jiff::civil::date(2026, 10, 1),
         timezone: jiff::tz::TimeZone::UTC,
         links,
+        ..GenOptions::default()
     };
     let mut out = Vec::new();
     generate(&opts, &mut out).expect("the generator writes to memory");

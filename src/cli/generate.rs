@@ -28,6 +28,13 @@ pub struct Args {
     /// Give every person one identity only (no event links two identities).
     #[arg(long)]
     no_links: bool,
+    /// Percent more persons arriving on the last day than on the first (0: a flat arrival rate).
+    #[arg(long, default_value_t = 150)]
+    growth: u32,
+    /// Nobody comes back later than this many days after arriving (default: loyal persons keep
+    /// coming). With `--growth 0` this makes a steady stream, as a soak test wants.
+    #[arg(long)]
+    lifetime: Option<u32>,
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -51,6 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         start,
         timezone,
         links: !args.no_links,
+        growth: args.growth,
+        lifetime: args.lifetime,
     };
     let lines = match &args.output {
         Some(path) => {

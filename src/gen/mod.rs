@@ -1,8 +1,9 @@
 //! Deterministic synthetic event log: persons arriving through channels, their sessions, orders, identity links and ad spend, as NDJSON.
 //!
-//! The simulation runs one local day at a time. Persons arrive (more of them as the days go by and
-//! on weekends), each through a channel named on their first event; they come back with a chance
-//! that decays with the days since arrival (a few loyal ones keep coming). Some register, linking
+//! The simulation runs one local day at a time. Persons arrive (more of them as the days go by,
+//! unless `growth` is 0, and on weekends), each through a channel named on their first event;
+//! they come back with a chance that decays with the days since arrival (a few loyal ones keep
+//! coming, for at most `lifetime` days when one is set). Some register, linking
 //! their openid to an account id (`ids.uid` or the `user` shorthand) and often a phone; some also
 //! link a WeChat unionid or a second device. Paid channels spend 1-4 times a day. About 20% of
 //! `ts` values are RFC 3339 strings in the zone's offset, ~0.5% of lines are written late and
@@ -43,6 +44,28 @@ pub struct GenOptions {
     /// Whether persons' identities are linked by events (register, login); without links each
     /// person appears under one openid only.
     pub links: bool,
+    /// How many percent more persons arrive on the last day than on the first (0: as many
+    /// every day).
+    pub growth: u32,
+    /// Days after arrival after which nobody comes back (`None`: loyal persons keep coming).
+    /// With `growth: 0`, a lifetime makes a steady stream: as many active persons and events
+    /// each day once the first lifetime has passed.
+    pub lifetime: Option<u32>,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions {
+            persons: 1_000,
+            days: 30,
+            seed: 1,
+            start: jiff::civil::date(2026, 10, 1),
+            timezone: TimeZone::UTC,
+            links: true,
+            growth: 150,
+            lifetime: None,
+        }
+    }
 }
 
 /// Writes NDJSON events (one JSON object per line) to `out`, returns the number of lines written.
@@ -51,7 +74,7 @@ pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
     let Some(range) = days.first().zip(days.last()).map(|(a, b)| (a.1, b.1)) else {
         return Ok(0);
     };
-    let bounds = arrival_bounds(opts.persons, &days);
+    let bounds = arrival_bounds(opts.persons, &days, opts.growth);
     let mut state = vec![0u8; usize::try_from(opts.persons).map_err(invalid)?];
     let mut writer = Writer::new(
         out,
@@ -70,7 +93,8 @@ pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
         };
         let busier = if is_weekend(w[0].0) { 1.1 } else { 1.0 };
         ad_spend(&day, bounds[d + 1] - bounds[d], &mut events);
-        for a in 0..=d {
+        let oldest = opts.lifetime.map_or(0, |l| d.saturating_sub(l as usize));
+        for a in oldest..=d {
             for n in bounds[a]..bounds[a + 1] {
                 let arriving = a == d;
                 let draw = unit(hash(opts.seed, &[0xAC71, n, d as u64]));
@@ -119,13 +143,13 @@ fn is_weekend(date: Date) -> bool {
     matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
 }
 
-/// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`: arrivals grow 2.5x over the
-/// period and are 20% higher on weekends.
-fn arrival_bounds(persons: u64, days: &[(Date, i64)]) -> Vec<u64> {
+/// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`: arrivals grow by `growth`
+/// percent over the period (2.5x by default) and are 20% higher on weekends.
+fn arrival_bounds(persons: u64, days: &[(Date, i64)], growth: u32) -> Vec<u64> {
     let n = days.len() - 1;
     let weights: Vec<u128> = (0..n)
         .map(|d| {
-            let growth = 100 + 150 * d as u128 / (n.max(2) - 1) as u128;
+            let growth = 100 + u128::from(growth) * d as u128 / (n.max(2) - 1) as u128;
             growth * if is_weekend(days[d].0) { 6 } else { 5 }
         })
         .collect();

@@ -52,6 +52,7 @@ pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<Demo
         start,
         timezone: opts.timezone.clone(),
         links: true,
+        ..GenOptions::default()
     };
     let mut text = Vec::new();
     generate(&gen, &mut text)?;

@@ -40,6 +40,7 @@ fn opts(persons: u64, days: u32, seed: u64, zone: &str, start: &str) -> GenOptio
         start: start.parse().unwrap(),
         timezone: TimeZone::get(zone).unwrap(),
         links: true,
+        ..GenOptions::default()
     }
 }
 

@@ -102,3 +102,37 @@ fn channel_marks_first_events_and_sessions_look_real() {
     );
     assert!(hours[20] > 5 * hours[3], "{hours:?}");
 }
+
+#[test]
+fn without_growth_and_with_a_lifetime_the_stream_is_steady() {
+    let o = GenOptions {
+        links: false,
+        growth: 0,
+        lifetime: Some(20),
+        ..opts(3_000, 80, 5, "UTC", "2026-03-02")
+    };
+    let (start, _) = range(&o);
+    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let mut span: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for l in parse(&run(&o)) {
+        let Some((_, id)) = l.ids.first() else {
+            continue;
+        };
+        let d = day(l.ts);
+        let e = span.entry(id.clone()).or_insert((d, d));
+        e.0 = e.0.min(d);
+        e.1 = e.1.max(d);
+    }
+    // Nobody comes back after the lifetime (a session may run past midnight into one more day).
+    let longest = span.values().map(|(a, b)| b - a).max().unwrap();
+    assert!(
+        longest <= 21,
+        "a person came back {longest} days after arriving"
+    );
+    // As many arrivals in the last 20 days as in the first 20.
+    let arrivals = |days: std::ops::Range<usize>| {
+        span.values().filter(|(a, _)| days.contains(a)).count() as f64
+    };
+    let ratio = arrivals(60..80) / arrivals(0..20);
+    assert!((0.85..1.15).contains(&ratio), "arrivals grew {ratio:.2}x");
+}
