@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Memory over months of event time: `tidemark serve` (with its data directory) takes a
-# generated log covering 180 days at a steady rate through `tidemark replay`; every 10 s the
-# resident memory and the events accepted so far are sampled from /metrics.
-# Usage: benches/soak.sh [RATE] [PERSONS]   (default 20000 events/s, 60000 persons)
+# generated steady stream covering 300 days (as many arrivals every day, nobody back after 60
+# days: `generate --growth 0 --lifetime 60`) at a steady rate through `tidemark replay`; every
+# 10 s the resident memory and the events accepted so far are sampled from /metrics.
+# Usage: benches/soak.sh [RATE] [PERSONS]   (default 20000 events/s, 300000 persons)
 # Output: ${TMPDIR:-/tmp}/tidemark-soak/soak.tsv (seconds, accepted, rss_mib) and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-20000}
-persons=${2:-60000}
+persons=${2:-300000}
 dir=${TMPDIR:-/tmp}/tidemark-soak
 mkdir -p "$dir"
 cargo build --release -q
 bin=$PWD/target/release/tidemark
 port=17980
 url=http://127.0.0.1:$port
-# 180 days that end before today, so that no event is ahead of the wall clock.
-start_day=$(date -u -d '-200 days' +%F)
-log=$dir/soak-$persons.ndjson
-[ -s "$log" ] || "$bin" generate --persons "$persons" --days 180 --seed 11 --start "$start_day" --output "$log"
+# 300 days that end before today, so that no event is ahead of the wall clock.
+start_day=$(date -u -d '-320 days' +%F)
+log=$dir/steady-$persons-300d.ndjson
+[ -s "$log" ] || "$bin" generate --persons "$persons" --days 300 --seed 11 --start "$start_day" \
+  --growth 0 --lifetime 60 --output "$log"
 events=$(wc -l <"$log")
 rm -rf "$dir/data"
 "$bin" serve --listen "127.0.0.1:$port" --data "$dir/data" >"$dir/serve.log" 2>&1 &
@@ -36,4 +38,4 @@ while kill -0 "$replay" 2>/dev/null; do
   printf '%s\t%s\t%s\n' "$(($(date +%s) - t0))" "$acc" "$rss" | tee -a "$dir/soak.tsv"
 done
 wait "$replay" || true
-echo "soak: $events events over 180 days at $rate/s; RSS by accepted events in $dir/soak.tsv"
+echo "soak: $events events over 300 days at $rate/s; RSS by accepted events in $dir/soak.tsv"

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::metric::{Key, Value};
 use crate::time::{Day, Hour};
 
 /// An interned identity `(type, value)`.
@@ -114,6 +115,16 @@ pub struct FactBatch {
     /// Changes to the earliest active event time of each identity and day, for rules that read
     /// active days.
     pub day_firsts: Vec<DayFirstChange>,
+    /// Live use: `(identity, hour)` facts retired beyond the horizon (see `ingest::retire`).
+    pub hours_gone: Vec<(Ident, Hour)>,
+    /// Live use: ratio facts retired beyond the horizon.
+    pub named_gone: Vec<(Ident, (Day, NameId))>,
+    /// Live use: funnel steps retired beyond the horizon.
+    pub steps_gone: Vec<(Ident, Step)>,
+    /// Live use: the sealed day moved, `(previous, new)`: rows of days before it are final.
+    pub seal: Option<(Option<Day>, Day)>,
+    /// Final rows read back from a checkpoint (only in the batch that restores one).
+    pub frozen: Vec<(Key, Value)>,
 }
 
 impl FactBatch {
@@ -134,5 +145,10 @@ impl FactBatch {
             && self.marks.is_empty()
             && self.paid.is_empty()
             && self.day_firsts.is_empty()
+            && self.hours_gone.is_empty()
+            && self.named_gone.is_empty()
+            && self.steps_gone.is_empty()
+            && self.seal.is_none()
+            && self.frozen.is_empty()
     }
 }

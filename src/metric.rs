@@ -113,6 +113,23 @@ pub enum Dims {
     Rule(u16),
 }
 
+impl Dims {
+    /// The day a row is of, for dims that name one day.
+    pub fn day(self) -> Option<Day> {
+        match self {
+            Dims::Day(d)
+            | Dims::DayState(d, _)
+            | Dims::DayWindow(d, _)
+            | Dims::FunnelDayStep(_, d, _)
+            | Dims::FunnelDay(_, d)
+            | Dims::DayChannel(d, _)
+            | Dims::NameDay(_, d)
+            | Dims::RuleDayGroup(_, d, _) => Some(d),
+            _ => None,
+        }
+    }
+}
+
 /// A row's value: exact until it is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Value {
@@ -141,6 +158,26 @@ impl Value {
 
 /// A metric row's identity.
 pub type Key = (Metric, Dims);
+
+/// True when a row is final once every day before `seal` is sealed (no event can land on
+/// those days any more): it is counted from per-day activity, funnel steps, ratio events or
+/// purchases of sealed days only, which `serve` retires beyond its horizon. Rows counted from
+/// first events, spend, whole lifetimes (`retention_unbounded`, month cohorts, totals) or
+/// rules stay live.
+pub fn sealed(key: &Key, seal: Day) -> bool {
+    use Metric::*;
+    match (key.0, key.1) {
+        (Hau, Dims::Hour(h)) => crate::time::hour_day(h) < seal,
+        (Retention | RetentionRate, Dims::CohortDayN(c, n)) => c + (n as Day) < seal,
+        (
+            Dau | Wau | Mau | Stickiness | Lifecycle | SlidingRetentionBase | SlidingRetentionKept
+            | SlidingRetention | Funnel | FunnelConversion | FunnelOpen | FunnelDropped | Revenue
+            | RevenueByChannel | Ratio | RatioNumerator | RatioDenominator,
+            dims,
+        ) => dims.day().is_some_and(|d| d < seal),
+        _ => false,
+    }
+}
 
 /// Turns compact keys into JSON rows, resolving names of channels, funnels and ratios.
 pub struct Labeler<'a> {

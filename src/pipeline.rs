@@ -44,6 +44,8 @@ pub struct Pipeline {
     sent: Time,
     /// Batches sent to the engine.
     batches: u64,
+    /// Time of the batch that brought the current seal (`ingest::retire`).
+    sealed_at: Time,
     /// The engine refused a batch: it has stopped.
     stopped: bool,
     /// Ingest counts and clock as of the rows: what the snapshot reports beside them.
@@ -80,6 +82,7 @@ impl Pipeline {
             in_batch: 0,
             sent: 0,
             batches: 0,
+            sealed_at: 0,
             stopped: false,
             reflected: Default::default(),
             reflected_now: None,
@@ -94,10 +97,26 @@ impl Pipeline {
         self.ingest.keep_facts();
     }
 
-    /// Everything ingest holds, once what was accepted so far is sent to the dataflow.
+    /// Everything ingest holds, once what was accepted so far is sent to the dataflow, and the
+    /// final rows of sealed days (it waits for the rows to reflect every batch sent).
     pub fn state(&mut self) -> Result<crate::ingest::IngestState, crate::ingest::StateError> {
         self.flush();
-        self.ingest.state()
+        // Rows sealed by the current seal are final as of the batch before the one that
+        // brought it: wait for that one only (usually long done), not for every batch sent.
+        self.wait_for(self.sealed_at.saturating_sub(1));
+        let mut state = self.ingest.state()?;
+        if let Some(seal) = state.sealed() {
+            let frozen = self
+                .state
+                .table
+                .current()
+                .iter()
+                .filter(|(k, _)| crate::metric::sealed(k, seal))
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            state.set_frozen(frozen);
+        }
+        Ok(state)
     }
 
     /// Carries on from a state that `state` took: ingest as it was, and the dataflow given
@@ -106,8 +125,9 @@ impl Pipeline {
         &mut self,
         state: crate::ingest::IngestState,
     ) -> Result<(), crate::ingest::StateError> {
+        // The pipeline's own ingest, so that its limits (future, horizon) carry on.
         let fresh = Ingest::new(self.plan.clone(), self.dict.clone());
-        let (ingest, batch) = fresh.restore(state)?;
+        let (ingest, batch) = std::mem::replace(&mut self.ingest, fresh).restore(state)?;
         self.ingest = ingest;
         self.send(batch);
         self.note_sent();
@@ -149,7 +169,8 @@ impl Pipeline {
         let outcome = self.ingest.offer(text);
         if outcome == Outcome::Accepted {
             self.in_batch += 1;
-            if self.in_batch >= self.batch_events {
+            // A batch holds events of one seal (`ingest::retire`).
+            if self.in_batch >= self.batch_events || self.ingest.wants_cut() {
                 self.flush();
             }
         }
@@ -177,11 +198,15 @@ impl Pipeline {
         } else {
             self.sent + 1
         };
+        let seals = batch.seal.is_some();
         // A send fails only when the engine has stopped; `finish` reports why.
         match self.engine.batches.send((time, batch)) {
             Ok(()) => {
                 self.sent = time;
                 self.batches += 1;
+                if seals {
+                    self.sealed_at = time;
+                }
             }
             Err(_) => self.stopped = true,
         }
@@ -328,6 +353,21 @@ impl Pipeline {
             dict: &self.dict,
         };
         while self.state.progress < self.sent {
+            match self.engine.updates.recv() {
+                Ok(update) => self.state.absorb(update, &labeler),
+                Err(_) => break,
+            }
+        }
+        self.advance_reflected();
+    }
+
+    /// Waits until the rows reflect every batch up to time `t`.
+    fn wait_for(&mut self, t: Time) {
+        let labeler = Labeler {
+            plan: &self.plan,
+            dict: &self.dict,
+        };
+        while self.state.progress < t.min(self.sent) {
             match self.engine.updates.recv() {
                 Ok(update) => self.state.absorb(update, &labeler),
                 Err(_) => break,

@@ -14,6 +14,7 @@ mod engine;
 mod explain;
 mod future;
 mod golden;
+mod horizon;
 mod hostile;
 mod hub;
 mod identity;

@@ -80,7 +80,10 @@ pub fn read_log(
     };
     let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
     if log.input.is_dir() {
-        // A data directory of `serve`: what it kept, read back as a restart would.
+        // A data directory of `serve`: what it kept, read back as a restart would (with its
+        // horizon, so that sealed days stay as `serve` kept them).
+        let horizon_ms = pipeline.plan.config.serve.horizon_ms;
+        pipeline.reject_beyond(horizon_ms);
         let cfg = &pipeline.plan.config;
         let mut data = tidemark::durable::DataDir::open(&log.input, cfg)
             .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;

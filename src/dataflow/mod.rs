@@ -4,6 +4,7 @@ mod acquisition;
 mod activity;
 pub mod alerts;
 pub mod decide;
+mod freeze;
 mod funnel;
 pub mod identity;
 mod ratio;
@@ -59,10 +60,15 @@ pub struct Inputs {
     marks: InputSession<Time, (crate::facts::Scope<Ident>, Mark), isize>,
     paid: InputSession<Time, (Ident, (i64, i64)), isize>,
     day_firsts: InputSession<Time, (Ident, (Day, i64)), isize>,
+    seal: InputSession<Time, Day, isize>,
+    frozen: InputSession<Time, (Key, Value), isize>,
 }
 
 /// Moves a one-value input from its previous value to the new one.
-fn replace(input: &mut InputSession<Time, i64, isize>, change: Option<(Option<i64>, i64)>) {
+fn replace<V: differential_dataflow::ExchangeData>(
+    input: &mut InputSession<Time, V, isize>,
+    change: Option<(Option<V>, V)>,
+) {
     if let Some((before, now)) = change {
         if let Some(b) = before {
             input.remove(b);
@@ -83,14 +89,23 @@ impl Inputs {
         for h in batch.hours {
             self.hours.insert(h);
         }
+        for h in batch.hours_gone {
+            self.hours.remove(h);
+        }
         for (f, d) in batch.firsts {
             self.firsts.update(f, d);
         }
         for n in batch.named {
             self.named.insert(n);
         }
+        for n in batch.named_gone {
+            self.named.remove(n);
+        }
         for s in batch.steps {
             self.steps.insert(s);
+        }
+        for s in batch.steps_gone {
+            self.steps.remove(s);
         }
         for (k, cents) in batch.purchases {
             if cents != 0 {
@@ -117,6 +132,10 @@ impl Inputs {
         for (f, d) in batch.day_firsts {
             self.day_firsts.update(f, d);
         }
+        replace(&mut self.seal, batch.seal);
+        for row in batch.frozen {
+            self.frozen.insert(row);
+        }
     }
 
     /// Closes the current time: everything fed so far is at times before `time`.
@@ -136,6 +155,8 @@ impl Inputs {
         self.marks.advance_to(time);
         self.paid.advance_to(time);
         self.day_firsts.advance_to(time);
+        self.seal.advance_to(time);
+        self.frozen.advance_to(time);
         self.flush();
     }
 
@@ -155,6 +176,8 @@ impl Inputs {
         self.marks.flush();
         self.paid.flush();
         self.day_firsts.flush();
+        self.seal.flush();
+        self.frozen.flush();
     }
 
     /// The current input time.
@@ -267,6 +290,8 @@ pub fn build_families<'s>(
     let (marks_in, marks) = scope.new_collection();
     let (paid_in, paid) = scope.new_collection();
     let (day_firsts_in, day_firsts) = scope.new_collection();
+    let (seal_in, seal) = scope.new_collection();
+    let (frozen_in, frozen) = scope.new_collection();
 
     let (persons, guarded) = identity::resolve(idents, edges, plan.config.max_persons_per_value);
     let person_of = persons.clone().arrange_by_key_named("Arrange: PersonOf");
@@ -336,6 +361,9 @@ pub fn build_families<'s>(
     });
     let rows =
         differential_dataflow::collection::concatenate(scope, family_rows.collect::<Vec<_>>());
+    // Rows of sealed days stay as they were when sealed (`freeze`); a restored checkpoint
+    // brings them back as they were written.
+    let rows = freeze::freeze(rows, seal).concat(frozen);
     let (firings, verdicts) = match rule_outputs {
         Some(out) => (out.firings, out.verdicts),
         None => (
@@ -371,6 +399,8 @@ pub fn build_families<'s>(
         marks: marks_in,
         paid: paid_in,
         day_firsts: day_firsts_in,
+        seal: seal_in,
+        frozen: frozen_in,
     };
     (
         inputs,

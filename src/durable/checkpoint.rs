@@ -13,7 +13,8 @@ use crate::store::{read_if_exists, write_atomic, StoreError};
 pub const FILE: &str = "checkpoint";
 
 const MAGIC: &[u8; 4] = b"TMCK";
-const VERSION: u32 = 1;
+/// 2: dedupe ids carry their day; sealed day, retired facts and final rows (`ingest::retire`).
+const VERSION: u32 = 2;
 const HEADER: usize = 4 + 4 + 8 + 4 + 4 + 8;
 
 /// A checkpoint as read back.
@@ -35,6 +36,8 @@ pub enum CheckpointError {
     Damaged { path: PathBuf, detail: String },
     #[error("{} was written for other metrics or rules (the configuration's metric and rule sections changed since); start with the configuration it was written with, or with a new data directory (`--data`)", path.display())]
     OtherConfig { path: PathBuf },
+    #[error("{} was written by another tidemark version (checkpoint format {found}, this one reads {VERSION}); serve it with the version that wrote it, or move the data directory away to start empty", path.display())]
+    OtherVersion { path: PathBuf, found: u32 },
     #[error("cannot encode the checkpoint: {0}")]
     Encode(String),
 }
@@ -75,10 +78,10 @@ pub fn read(dir: &Path, fingerprint: u32) -> Result<Option<Checkpoint>, Checkpoi
     let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
     let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
     if u32_at(4) != VERSION {
-        return Err(damaged(&format!(
-            "format version {} is not {VERSION}",
-            u32_at(4)
-        )));
+        return Err(CheckpointError::OtherVersion {
+            path,
+            found: u32_at(4),
+        });
     }
     let seq = u64_at(8);
     if u32_at(16) != fingerprint {

@@ -2,15 +2,18 @@
 
 mod dict;
 mod money;
+mod retire;
 mod state;
 
 pub use dict::{Dictionary, Interner};
 pub use money::MoneyTotals;
+pub use retire::LOOK_BACK;
 pub use state::{IngestState, StateError};
 
 use std::collections::BTreeMap;
 
 use foldhash::{HashMap, HashSet};
+
 use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
@@ -50,9 +53,20 @@ pub struct Ingest {
     plan: Arc<Plan>,
     limits: Limits,
     interner: Interner,
-    seen: HashSet<Box<str>>,
+    /// Ids of accepted events, with their day (pruned once the day is sealed).
+    seen: HashMap<Box<str>, Day>,
     /// Live use: how late an event may be, before the event clock.
     horizon_ms: Option<i64>,
+    /// Live use: the sealed day of the pending batch (see `retire`).
+    sealed: Option<Day>,
+    /// Live use: facts of days before this have been retired.
+    retired: Option<Day>,
+    /// Live use: ids of days before this have left the dedupe set.
+    pruned: Option<Day>,
+    /// Live use: first and last active hour per identity and month of retired days.
+    reps: retire::Reps,
+    /// Live use: the day each identity's purchases of a retired month are folded into.
+    anchors: retire::Anchors,
     /// `(identity, hour)` pairs already sent: the dataflow keeps only whether a pair occurred,
     /// so a repeat would only cost it work (ten events per pair in a typical log).
     hours_sent: HashSet<(Ident, Hour)>,
@@ -87,8 +101,13 @@ impl Ingest {
             limits: Limits::from_config(&plan.config),
             plan,
             interner: Interner::new(dict),
-            seen: HashSet::default(),
+            seen: HashMap::default(),
             horizon_ms: None,
+            sealed: None,
+            retired: None,
+            pruned: None,
+            reps: HashMap::default(),
+            anchors: HashMap::default(),
             hours_sent: HashSet::default(),
             named_sent: HashSet::default(),
             firsts: HashMap::default(),
@@ -121,9 +140,12 @@ impl Ingest {
     }
 
     /// Live use: reject events stamped earlier than the event clock minus `horizon_ms` as
-    /// `beyond_horizon` (before dedupe: such an event is never looked up or kept).
+    /// `beyond_horizon` (before dedupe: such an event is never looked up or kept), and keep
+    /// state bounded: seal the days beyond the horizon and retire their facts (`retire`).
+    /// Call before the first event; the pipeline must end a batch when `wants_cut` says so.
     pub fn reject_beyond(&mut self, horizon_ms: i64) {
         self.horizon_ms = Some(horizon_ms);
+        self.keep_facts();
     }
 
     /// Counts an outcome decided earlier and kept in the data directory's log (a duplicate or
@@ -182,6 +204,7 @@ impl Ingest {
 
     /// Adds one validated event, unless its id was accepted before.
     pub fn accept(&mut self, ev: Event<'_>) -> Outcome {
+        self.roll_seal();
         if let (Some(h), Some(c)) = (self.horizon_ms, self.clock) {
             if ev.ts < c.saturating_sub(h) {
                 return self.reject(Rejection::new(
@@ -193,10 +216,16 @@ impl Ingest {
                 ));
             }
         }
+        let hour = self.plan.config.calendar.hour(ev.ts);
         // One hash and probe per event; the key is built even for the rare duplicate.
-        if !self.seen.insert(ev.id.as_ref().into()) {
-            self.counts.duplicates += 1;
-            return Outcome::Duplicate;
+        match self.seen.entry(ev.id.as_ref().into()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.counts.duplicates += 1;
+                return Outcome::Duplicate;
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(crate::time::hour_day(hour));
+            }
         }
         if ev.amount.is_some() {
             if let Err(r) = self.money.add(&self.plan.class(&ev.name), ev.amount) {
@@ -205,14 +234,12 @@ impl Ingest {
             }
         }
         self.counts.accepted += 1;
-        self.apply(&ev);
+        self.apply(&ev, hour);
         Outcome::Accepted
     }
 
-    fn apply(&mut self, ev: &Event<'_>) {
-        let cal = &self.plan.config.calendar;
+    fn apply(&mut self, ev: &Event<'_>, hour: Hour) {
         let class = self.plan.class(&ev.name);
-        let hour = cal.hour(ev.ts);
         let day = crate::time::hour_day(hour);
         if self.clock.is_none_or(|c| ev.ts > c) {
             if self.clock_before.is_none() {
@@ -415,7 +442,7 @@ impl Ingest {
                 .push(((ident, (day, self.day_firsts[&(ident, day)])), 1));
         }
         if let Some(kept) = self.kept.as_mut() {
-            kept.note(&batch);
+            kept.note(&batch, &self.plan.config.calendar);
         }
         batch
     }

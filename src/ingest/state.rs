@@ -1,21 +1,25 @@
 //! What ingest holds, as a checkpoint keeps it: enough to carry on exactly where it was, and to
 //! rebuild the dataflow's whole input from, without reading any event again.
 
+use std::collections::BTreeMap;
+
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals};
 use crate::event::Reason;
 use crate::facts::{ChannelId, FactBatch, First, Ident, Mark, NameId, Scope, Step, Trigger};
-use crate::time::{Day, Hour};
+use crate::metric::{Key, Value};
+use crate::time::{Calendar, Day, Hour, Month};
 
 /// Facts that ingest does not otherwise keep, kept so that a checkpoint can rebuild the
 /// dataflow's input (only when asked, in `serve` with a data directory).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Kept {
     edges: Vec<(Ident, Ident)>,
-    steps: Vec<(Ident, Step)>,
-    purchases: HashMap<(Ident, Day), i64>,
+    /// Funnel steps by their day (so that a sealed day's steps can be retired).
+    pub(super) steps: BTreeMap<Day, Vec<(Ident, Step)>>,
+    pub(super) purchases: HashMap<(Ident, Day), i64>,
     spend: HashMap<(Day, ChannelId), i64>,
     triggers: Vec<(Ident, Trigger)>,
     cancels: Vec<(Scope<Ident>, Mark)>,
@@ -24,11 +28,18 @@ pub(super) struct Kept {
 
 impl Kept {
     /// Adds what a batch sends to the dataflow.
-    pub(super) fn note(&mut self, batch: &FactBatch) {
+    pub(super) fn note(&mut self, batch: &FactBatch, cal: &Calendar) {
         self.edges.extend_from_slice(&batch.edges);
-        self.steps.extend(batch.steps.iter().cloned());
+        for step in &batch.steps {
+            let day = cal.day(step.1.ts);
+            self.steps.entry(day).or_default().push(step.clone());
+        }
         for (k, cents) in &batch.purchases {
-            *self.purchases.entry(*k).or_insert(0) += cents;
+            let total = self.purchases.entry(*k).or_insert(0);
+            *total += cents;
+            if *total == 0 {
+                self.purchases.remove(k);
+            }
         }
         for (k, cents) in &batch.spend {
             *self.spend.entry(*k).or_insert(0) += cents;
@@ -49,7 +60,7 @@ pub struct IngestState {
     idents: Vec<(String, String)>,
     /// Channel labels after `(none)`, in id order.
     channels: Vec<String>,
-    seen: Vec<String>,
+    seen: Vec<(String, Day)>,
     hours: Vec<(Ident, Hour)>,
     named: Vec<(Ident, Day, NameId)>,
     firsts: Vec<(Ident, First)>,
@@ -69,12 +80,35 @@ pub struct IngestState {
     triggers: Vec<(Ident, Trigger)>,
     cancels: Vec<(Scope<Ident>, Mark)>,
     paid: Vec<(Ident, (i64, i64))>,
+    /// The sealed day (see `retire`), and what was retired before it.
+    sealed: Option<Day>,
+    retired: Option<Day>,
+    pruned: Option<Day>,
+    reps: Vec<((Ident, Month), (Hour, Hour))>,
+    anchors: Vec<((Ident, Month), Day)>,
+    /// Rows of sealed days, as they were when sealed (the output's, not ingest's).
+    frozen: Vec<(Key, Value)>,
 }
 
 impl IngestState {
     /// Events accepted so far.
     pub fn accepted(&self) -> u64 {
         self.accepted
+    }
+
+    /// Event ids kept for dedupe, and `(identity, hour)` facts kept in full (not retired).
+    pub fn kept_sizes(&self) -> (usize, usize) {
+        (self.seen.len(), self.hours.len())
+    }
+
+    /// The sealed day: rows of earlier days are final.
+    pub fn sealed(&self) -> Option<Day> {
+        self.sealed
+    }
+
+    /// Sets the final rows of sealed days, which only the output holds.
+    pub fn set_frozen(&mut self, rows: Vec<(Key, Value)>) {
+        self.frozen = rows;
     }
 }
 
@@ -110,7 +144,7 @@ impl Ingest {
             channels: (1..dict.channel_count() as ChannelId)
                 .map(|c| dict.channel(c))
                 .collect(),
-            seen: self.seen.iter().map(|s| s.to_string()).collect(),
+            seen: self.seen.iter().map(|(s, d)| (s.to_string(), *d)).collect(),
             hours: sorted(self.hours_sent.iter().copied().collect()),
             named: sorted(self.named_sent.iter().copied().collect()),
             firsts: sorted(self.firsts.iter().map(|(i, f)| (*i, f.clone())).collect()),
@@ -134,12 +168,18 @@ impl Ingest {
                 .collect(),
             money: self.money.parts(),
             edges: kept.edges.clone(),
-            steps: kept.steps.clone(),
+            steps: kept.steps.values().flatten().cloned().collect(),
             purchases: sorted(kept.purchases.iter().map(|(k, v)| (*k, *v)).collect()),
             spend: sorted(kept.spend.iter().map(|(k, v)| (*k, *v)).collect()),
             triggers: kept.triggers.clone(),
             cancels: kept.cancels.clone(),
             paid: kept.paid.clone(),
+            sealed: self.sealed,
+            retired: self.retired,
+            pruned: self.pruned,
+            reps: sorted(self.reps.iter().map(|(k, v)| (*k, *v)).collect()),
+            anchors: sorted(self.anchors.iter().map(|(k, v)| (*k, *v)).collect()),
+            frozen: Vec::new(),
         })
     }
 
@@ -155,7 +195,16 @@ impl Ingest {
         for label in &state.channels {
             self.interner.channel(label);
         }
-        self.seen = state.seen.into_iter().map(String::into_boxed_str).collect();
+        self.seen = state
+            .seen
+            .into_iter()
+            .map(|(s, d)| (s.into_boxed_str(), d))
+            .collect();
+        self.sealed = state.sealed;
+        self.retired = state.retired;
+        self.pruned = state.pruned;
+        self.reps = state.reps.iter().copied().collect();
+        self.anchors = state.anchors.iter().copied().collect();
         self.hours_sent = state.hours.iter().copied().collect();
         self.named_sent = state.named.iter().copied().collect();
         self.firsts = state.firsts.iter().cloned().collect();
@@ -179,10 +228,18 @@ impl Ingest {
                 .collect(),
         };
         self.money = MoneyTotals::from_parts(state.money);
+        // The hours kept of retired days stand beside those not retired.
+        let mut hours = state.hours;
+        for ((ident, _), (lo, hi)) in &state.reps {
+            hours.push((*ident, *lo));
+            if hi != lo {
+                hours.push((*ident, *hi));
+            }
+        }
         let mut batch = FactBatch {
             idents: (0..state.idents.len() as Ident).collect(),
             edges: state.edges.clone(),
-            hours: state.hours,
+            hours,
             firsts: state.firsts.into_iter().map(|f| (f, 1)).collect(),
             named: state
                 .named
@@ -203,6 +260,9 @@ impl Ingest {
                 .into_iter()
                 .map(|((i, d), ts)| ((i, (d, ts)), 1))
                 .collect(),
+            seal: state.sealed.map(|s| (None, s)),
+            frozen: state.frozen,
+            ..FactBatch::default()
         };
         for ((rule, scope, bucket), (first, last)) in state.goals {
             let mark = Mark::Goals {
@@ -214,7 +274,7 @@ impl Ingest {
             batch.marks.push(((scope, mark), 1));
         }
         let mut kept = Kept::default();
-        kept.note(&batch);
+        kept.note(&batch, &self.plan.config.calendar);
         self.kept = Some(kept);
         Ok((self, batch))
     }
