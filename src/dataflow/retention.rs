@@ -36,8 +36,11 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
                     out.push(((Kind::Day, first, (d - first) as u16), 1));
                 }
             }
-            for n in 1..=(last - first).min(max_day) {
-                out.push(((Kind::Unbounded, first, n as u16), 1));
+            // One record per person (how many days on it was still seen, up to max_day),
+            // rather than one per day `n` it counts for: `unbounded_rows` sums them up.
+            let span = (last - first).min(max_day);
+            if span > 0 {
+                out.push(((Kind::Unbounded, first, span as u16), 1));
             }
             let cohort_month = month_of(first);
             let mut months: Vec<i32> = days
@@ -69,7 +72,7 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
     };
     let daily = of_kind(Kind::Day);
     let monthly = of_kind(Kind::Month);
-    let unbounded = of_kind(Kind::Unbounded);
+    let unbounded = unbounded_rows(of_kind(Kind::Unbounded));
     let daily_rate = cohort_rates(daily.clone(), new_by_day, |c, n| {
         (Metric::RetentionRate, Dims::CohortDayN(c, n))
     });
@@ -87,6 +90,31 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
         .concat(daily_rate)
         .concat(monthly_rate)
         .concat(sliding(base))
+}
+
+/// `retention_unbounded` counts from persons per `(cohort, span)`: the persons of a cohort seen
+/// `n` or more days after their first day are those whose span is at least `n`.
+fn unbounded_rows<'s>(spans: Coll<'s, ((Day, u16), isize)>) -> Coll<'s, ((Day, u16), isize)> {
+    spans
+        .map(|((cohort, span), persons)| (cohort, (span, persons)))
+        .reduce_named("UnboundedFromSpans", |_cohort, input, out| {
+            let mut by_span: Vec<(u16, isize)> =
+                input.iter().map(|((s, p), r)| (*s, *p * *r)).collect();
+            by_span.sort_unstable();
+            let mut seen_at_least = 0;
+            let mut next = by_span.len();
+            let longest = by_span.last().map_or(0, |(s, _)| *s);
+            for n in (1..=longest).rev() {
+                while next > 0 && by_span[next - 1].0 >= n {
+                    next -= 1;
+                    seen_at_least += by_span[next].1;
+                }
+                if seen_at_least > 0 {
+                    out.push(((n, seen_at_least), 1));
+                }
+            }
+        })
+        .map(|(cohort, (n, persons))| ((cohort, n), persons))
 }
 
 /// `count(cohort, n) / size(cohort)` rows.
