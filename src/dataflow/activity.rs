@@ -17,17 +17,14 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
     let new_users = cohort_days.clone().count_total();
     let weekly = cohort_days.map(week_of).count_total();
 
-    let windows = base
-        .days
-        .clone()
-        .reduce_named("ActiveWindows", |_p, input, out| {
-            let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-            for (len, tag) in [(7, Metric::Wau), (30, Metric::Mau)] {
-                for (s, e) in spans(&days, 0, len - 1) {
-                    out.push(((tag, s, e), 1));
-                }
+    let windows = base.reduce_days("ActiveWindows", |_p, input, out| {
+        let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
+        for (len, tag) in [(7, Metric::Wau), (30, Metric::Mau)] {
+            for (s, e) in spans(&days, 0, len - 1) {
+                out.push(((tag, s, e), 1));
             }
-        });
+        }
+    });
     let covered = coverage(windows, base.today.clone(), vec![Metric::Wau, Metric::Mau]);
     let mau = covered
         .clone()
@@ -90,25 +87,22 @@ fn growth<'s>(weekly: Coll<'s, (Day, isize)>, today: Coll<'s, Day>) -> Rows<'s> 
 
 /// Lifecycle states per day; dormant rows stop at today.
 fn lifecycle<'s>(base: &Base<'s>) -> Rows<'s> {
-    let states = base
-        .days
-        .clone()
-        .reduce_named("Lifecycle", |_p, input, out| {
-            let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-            for (i, &d) in days.iter().enumerate() {
-                let state = if i == 0 {
-                    State::New
-                } else if days[i - 1] == d - 1 {
-                    State::Returning
-                } else {
-                    State::Resurrecting
-                };
-                out.push(((d, state), 1));
-                if days.get(i + 1) != Some(&(d + 1)) {
-                    out.push(((d + 1, State::Dormant), 1));
-                }
+    let states = base.reduce_days("Lifecycle", |_p, input, out| {
+        let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
+        for (i, &d) in days.iter().enumerate() {
+            let state = if i == 0 {
+                State::New
+            } else if days[i - 1] == d - 1 {
+                State::Returning
+            } else {
+                State::Resurrecting
+            };
+            out.push(((d, state), 1));
+            if days.get(i + 1) != Some(&(d + 1)) {
+                out.push(((d + 1, State::Dormant), 1));
             }
-        });
+        }
+    });
     let counts = states.map(|(_p, ds)| ds).count_total();
     let active = counts.clone().filter(|((_, s), _)| *s != State::Dormant);
     let dormant = counts

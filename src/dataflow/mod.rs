@@ -212,6 +212,9 @@ pub struct Base<'s> {
     pub hours: Coll<'s, (Person, Hour)>,
     /// `(person, local day)` with an active event.
     pub days: Coll<'s, (Person, Day)>,
+    /// The same, arranged by person once for every family that reads a person's days whole
+    /// (`reduce_days`).
+    pub days_by_person: Arranged<'s, TraceAgent<ValSpine<Person, Day, Time, isize>>>,
     /// Each person's first active event.
     pub firsts: Coll<'s, (Person, First)>,
     /// The current local day (one record).
@@ -221,6 +224,28 @@ pub struct Base<'s> {
     /// The clock of rules and alerts (one record): the event clock, or in `serve` the later
     /// of it and the wall clock.
     pub now: Coll<'s, i64>,
+}
+
+impl<'s> Base<'s> {
+    /// A reduce over each person's active days, sorted, on the one shared arrangement of them.
+    pub fn reduce_days<V, L>(&self, name: &str, logic: L) -> Coll<'s, (Person, V)>
+    where
+        V: differential_dataflow::ExchangeData + Ord,
+        L: FnMut(&Person, &[(&Day, isize)], &mut Vec<(V, isize)>) + 'static,
+    {
+        use differential_dataflow::trace::implementations::ValBuilder;
+        self.days_by_person
+            .clone()
+            .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<Person, V, Time, isize>, _, _>(
+                name,
+                logic,
+                |vec, person, upds| {
+                    vec.clear();
+                    vec.extend(upds.drain(..).map(|(v, t, r)| ((*person, v), t, r)));
+                },
+            )
+            .as_collection(|p, v| (*p, v.clone()))
+    }
 }
 
 /// A metric family: a function from person-level collections to metric rows.
@@ -311,10 +336,12 @@ pub fn build_families<'s>(
     let cal = plan.config.calendar.clone();
     let today = clock.clone().map(move |ms| cal.day(ms));
 
+    let days_by_person = p_days.clone().arrange_by_key_named("Arrange: DaysByPerson");
     let base = Base {
         plan: plan.clone(),
         hours: p_hours,
         days: p_days,
+        days_by_person,
         firsts: p_firsts.clone(),
         today,
         clock,

@@ -25,9 +25,7 @@ enum Sliding {
 pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
     let max_day = base.plan.config.retention_max_day as Day;
     let cohorts = base
-        .days
-        .clone()
-        .reduce_named("Cohorts", move |_p, input, out| {
+        .reduce_days("Cohorts", move |_p, input, out| {
             let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
             let first = days[0];
             let last = days[days.len() - 1];
@@ -56,10 +54,7 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
         .map(|(_p, k)| k)
         .count_total();
 
-    let new_by_day = base
-        .days
-        .clone()
-        .reduce_named("CohortDay", |_p, input, out| out.push((*input[0].0, 1)));
+    let new_by_day = base.reduce_days("CohortDay", |_p, input, out| out.push((*input[0].0, 1)));
     let new_by_day = new_by_day.map(|(_p, d)| d);
     let new_by_month = new_by_day.clone().map(month_of).count_total();
     let new_by_day = new_by_day.count_total();
@@ -137,23 +132,20 @@ fn sliding<'s>(base: &Base<'s>) -> Rows<'s> {
         .iter()
         .flat_map(|&w| [Sliding::Base(w), Sliding::Kept(w)])
         .collect();
-    let per_person = base
-        .days
-        .clone()
-        .reduce_named("SlidingWindows", move |_p, input, out| {
-            let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-            for &w in &windows {
-                let w = w as Day;
-                let earlier = spans(&days, w, 2 * w - 1);
-                let recent = spans(&days, 0, w - 1);
-                for &(s, e) in &intersect(&earlier, &recent) {
-                    out.push(((Sliding::Kept(w as u16), s, e), 1));
-                }
-                for (s, e) in earlier {
-                    out.push(((Sliding::Base(w as u16), s, e), 1));
-                }
+    let per_person = base.reduce_days("SlidingWindows", move |_p, input, out| {
+        let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
+        for &w in &windows {
+            let w = w as Day;
+            let earlier = spans(&days, w, 2 * w - 1);
+            let recent = spans(&days, 0, w - 1);
+            for &(s, e) in &intersect(&earlier, &recent) {
+                out.push(((Sliding::Kept(w as u16), s, e), 1));
             }
-        });
+            for (s, e) in earlier {
+                out.push(((Sliding::Base(w as u16), s, e), 1));
+            }
+        }
+    });
     let covered = coverage(per_person, base.today.clone(), tags);
     let base_counts = covered.clone().flat_map(|((tag, d), n)| match tag {
         Sliding::Base(w) => Some(((d, w), n)),
