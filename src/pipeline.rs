@@ -348,17 +348,7 @@ impl Pipeline {
     /// Flushes and waits until every batch sent so far is reflected in the rows.
     pub fn sync(&mut self) {
         self.flush();
-        let labeler = Labeler {
-            plan: &self.plan,
-            dict: &self.dict,
-        };
-        while self.state.progress < self.sent {
-            match self.engine.updates.recv() {
-                Ok(update) => self.state.absorb(update, &labeler),
-                Err(_) => break,
-            }
-        }
-        self.advance_reflected();
+        self.wait_for(self.sent);
     }
 
     /// Waits until the rows reflect every batch up to time `t`.

@@ -72,15 +72,7 @@ fn bucket_at(alert: &Alert, cal: &Calendar, t: i64) -> i32 {
 fn bucket_of(dims: &Dims) -> Option<i32> {
     match *dims {
         Dims::Hour(h) => Some(h),
-        Dims::Day(d)
-        | Dims::DayState(d, _)
-        | Dims::DayWindow(d, _)
-        | Dims::FunnelDayStep(_, d, _)
-        | Dims::FunnelDay(_, d)
-        | Dims::DayChannel(d, _)
-        | Dims::NameDay(_, d)
-        | Dims::RuleDayGroup(_, d, _) => Some(d),
-        _ => None,
+        other => other.day(),
     }
 }
 

@@ -57,6 +57,8 @@ pub struct Ingest {
     seen: HashMap<Box<str>, Day>,
     /// Live use: how late an event may be, before the event clock.
     horizon_ms: Option<i64>,
+    /// Live use: the first day an event may still land on, by the horizon and the clock.
+    edge: Option<Day>,
     /// Live use: the sealed day of the pending batch (see `retire`).
     sealed: Option<Day>,
     /// Live use: facts of days before this have been retired.
@@ -103,6 +105,7 @@ impl Ingest {
             interner: Interner::new(dict),
             seen: HashMap::default(),
             horizon_ms: None,
+            edge: None,
             sealed: None,
             retired: None,
             pruned: None,
@@ -145,6 +148,7 @@ impl Ingest {
     /// Call before the first event; the pipeline must end a batch when `wants_cut` says so.
     pub fn reject_beyond(&mut self, horizon_ms: i64) {
         self.horizon_ms = Some(horizon_ms);
+        self.clock_moved();
         self.keep_facts();
     }
 
@@ -246,6 +250,7 @@ impl Ingest {
                 self.clock_before = Some(self.clock);
             }
             self.clock = Some(ev.ts);
+            self.clock_moved();
         }
         self.move_now(ev.ts);
         if self.earliest.is_none_or(|e| ev.ts < e) {

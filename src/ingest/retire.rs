@@ -40,8 +40,15 @@ pub type Anchors = HashMap<(Ident, Month), Day>;
 impl Ingest {
     /// The first day an event may still land on, by the horizon (live use only).
     fn horizon_day(&self) -> Option<Day> {
-        let (h, c) = (self.horizon_ms?, self.clock?);
-        Some(self.plan.config.calendar.day(c.saturating_sub(h)))
+        self.edge
+    }
+
+    /// Keeps `horizon_day` current: called whenever the clock moves (once per new largest
+    /// event time, not per event).
+    pub(super) fn clock_moved(&mut self) {
+        if let (Some(h), Some(c)) = (self.horizon_ms, self.clock) {
+            self.edge = Some(self.plan.config.calendar.day(c.saturating_sub(h)));
+        }
     }
 
     /// The sealed day: rows of earlier days are final.

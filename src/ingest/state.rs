@@ -209,6 +209,7 @@ impl Ingest {
         self.named_sent = state.named.iter().copied().collect();
         self.firsts = state.firsts.iter().cloned().collect();
         self.clock = state.clock;
+        self.clock_moved();
         self.now = state.now;
         self.earliest = state.earliest;
         self.day_firsts = state.day_firsts.iter().copied().collect();
