@@ -99,13 +99,14 @@ pub struct FactBatch {
     pub purchases: Vec<((Ident, Day), i64)>,
     /// Spend amounts in cents, by day and channel.
     pub spend: Vec<((Day, ChannelId), i64)>,
-    /// The clock moved: `(previous, new)` largest event time.
-    pub clock: Option<(Option<i64>, i64)>,
+    /// The clock moved: `(previous, new)` largest event time (none once erasure took every
+    /// event away).
+    pub clock: Option<(Option<i64>, Option<i64>)>,
     /// The clock of rules and alerts moved: `(previous, new)`. It is the event clock, or in
     /// `serve` the later of the event clock and the wall clock.
-    pub now: Option<(Option<i64>, i64)>,
+    pub now: Option<(Option<i64>, Option<i64>)>,
     /// The earliest accepted event time moved: `(previous, new)`.
-    pub earliest: Option<(Option<i64>, i64)>,
+    pub earliest: Option<(Option<i64>, Option<i64>)>,
     /// Rule triggers, by the identity of their event.
     pub triggers: Vec<(Ident, Trigger)>,
     /// Changes to rule cancel and goal marks, by where they meet triggers.
@@ -125,6 +126,12 @@ pub struct FactBatch {
     pub seal: Option<(Option<Day>, Day)>,
     /// Final rows read back from a checkpoint (only in the batch that restores one).
     pub frozen: Vec<(Key, Value)>,
+    /// Erasure of a person (see `ingest::erase`): identities, links, triggers and purchases
+    /// taken back (their other facts go through the fields above, with negative changes).
+    pub idents_gone: Vec<Ident>,
+    pub edges_gone: Vec<(Ident, Ident)>,
+    pub triggers_gone: Vec<(Ident, Trigger)>,
+    pub paid_gone: Vec<(Ident, (i64, i64))>,
 }
 
 impl FactBatch {
@@ -150,5 +157,9 @@ impl FactBatch {
             && self.steps_gone.is_empty()
             && self.seal.is_none()
             && self.frozen.is_empty()
+            && self.idents_gone.is_empty()
+            && self.edges_gone.is_empty()
+            && self.triggers_gone.is_empty()
+            && self.paid_gone.is_empty()
     }
 }

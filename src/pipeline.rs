@@ -134,6 +134,16 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Erases the person that identity `(kind, value)` belongs to (see `ingest::erase`): sends
+    /// what was pending, then the retraction of every fact of the person, as one batch. `None`
+    /// if no event named that identity. Needs `keep_facts`.
+    pub fn erase(&mut self, kind: &str, value: &str) -> Option<crate::ingest::Erased> {
+        self.flush();
+        let erased = self.ingest.erase(kind, value)?;
+        self.flush();
+        Some(erased)
+    }
+
     /// Live use: rejects events stamped more than `max_future_ms` after the wall clock as
     /// `future_timestamp`, so one bad clock cannot move `now` (compute keeps the log's clock).
     pub fn reject_future(&mut self, max_future_ms: i64) {

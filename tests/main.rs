@@ -11,6 +11,7 @@ mod cli;
 mod crash;
 mod durable;
 mod engine;
+mod erase;
 mod explain;
 mod future;
 mod golden;

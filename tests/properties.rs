@@ -44,7 +44,7 @@ fn identity(rng: &mut Rng, kinds: &[(&str, u64)]) -> (String, String) {
 }
 
 /// A random log; duplicates are exact copies so that order cannot change which copy wins.
-fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
+pub(crate) fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
     let mut rng = Rng(seed);
     let kinds = [("openid", 14), ("uid", 8), ("phone", 4)];
     let mut lines: Vec<String> = Vec::new();
@@ -120,7 +120,7 @@ fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String> {
 }
 
 /// Rules and alerts that exercise every part of ACTIONS.md on the random logs.
-const ACTIONS: &str = r#"
+pub(crate) const ACTIONS: &str = r#"
 [[rules]]
 name = "unpaid"
 when = "order_created"
@@ -195,7 +195,7 @@ fn test_config(zone: usize) -> Config {
     config_with(zone, ACTIONS)
 }
 
-fn config_with(zone: usize, actions: &str) -> Config {
+pub(crate) fn config_with(zone: usize, actions: &str) -> Config {
     let tz = ["UTC", "America/New_York", "Asia/Shanghai"][zone % 3];
     Config::from_toml(&format!(
         r#"timezone = "{tz}"
@@ -224,7 +224,7 @@ denominator = ["product_view", "page_view"]
 }
 
 /// The firing lines of a finished run, in decision order.
-fn firings(finished: &tidemark::pipeline::Finished) -> Vec<serde_json::Value> {
+pub(crate) fn firings(finished: &tidemark::pipeline::Finished) -> Vec<serde_json::Value> {
     use tidemark::output::actions::{decision_order, firing_json};
     let out = &finished.output;
     decision_order(&finished.plan, out.firings.current().values())

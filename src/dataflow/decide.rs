@@ -101,12 +101,15 @@ type GoalBucket<'a> = (i64, &'a (i64, String), &'a (i64, String));
 pub type Survivor<P> = (P, Candidate, Option<(String, i64)>);
 
 /// The triggers of one rule and scope with their release times and the goal that converted
-/// them, each with the cancel that stopped it, if one did. `items` are sorted.
+/// them, each with the cancel that stopped it, if one did. `items` are sorted. With `by_key`
+/// (a `match` key's scope), the goal spans of one bucket come one per identity and are read as
+/// one span, the first and last goal events of the key in that bucket.
 pub fn survivors<P: Clone>(
     rule: &Rule,
     rule_id: RuleId,
     cal: &Calendar,
     items: &[&ScopeItem<P>],
+    by_key: bool,
 ) -> Vec<Survivor<P>> {
     let mut cancels: Vec<(i64, &str)> = Vec::new();
     // Per goal bucket (of one identity or key; a person may have several): first and last.
@@ -124,6 +127,16 @@ pub fn survivors<P: Clone>(
     }
     cancels.sort_unstable();
     goals.sort_unstable();
+    if by_key {
+        goals.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                kept.1 = kept.1.min(later.1);
+                kept.2 = kept.2.max(later.2);
+            }
+            same
+        });
+    }
     let width = crate::facts::goal_bucket_ms(rule.goal_within_ms);
     let mut out = Vec::new();
     for item in items {

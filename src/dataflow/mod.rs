@@ -64,16 +64,18 @@ pub struct Inputs {
     frozen: InputSession<Time, (Key, Value), isize>,
 }
 
-/// Moves a one-value input from its previous value to the new one.
+/// Moves a one-value input from its previous value to the new one (none: empty).
 fn replace<V: differential_dataflow::ExchangeData>(
     input: &mut InputSession<Time, V, isize>,
-    change: Option<(Option<V>, V)>,
+    change: Option<(Option<V>, Option<V>)>,
 ) {
     if let Some((before, now)) = change {
         if let Some(b) = before {
             input.remove(b);
         }
-        input.insert(now);
+        if let Some(n) = now {
+            input.insert(n);
+        }
     }
 }
 
@@ -83,8 +85,14 @@ impl Inputs {
         for i in batch.idents {
             self.idents.insert(i);
         }
+        for i in batch.idents_gone {
+            self.idents.remove(i);
+        }
         for e in batch.edges {
             self.edges.insert(e);
+        }
+        for e in batch.edges_gone {
+            self.edges.remove(e);
         }
         for h in batch.hours {
             self.hours.insert(h);
@@ -123,16 +131,22 @@ impl Inputs {
         for t in batch.triggers {
             self.triggers.insert(t);
         }
+        for t in batch.triggers_gone {
+            self.triggers.remove(t);
+        }
         for (m, d) in batch.marks {
             self.marks.update(m, d);
         }
         for p in batch.paid {
             self.paid.insert(p);
         }
+        for p in batch.paid_gone {
+            self.paid.remove(p);
+        }
         for (f, d) in batch.day_firsts {
             self.day_firsts.update(f, d);
         }
-        replace(&mut self.seal, batch.seal);
+        replace(&mut self.seal, batch.seal.map(|(b, s)| (b, Some(s))));
         for row in batch.frozen {
             self.frozen.insert(row);
         }

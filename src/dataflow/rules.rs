@@ -145,9 +145,10 @@ pub fn build<'s>(
     let marks = key_marks.concat(person_marks);
     let scoped = scoped_triggers
         .concat(marks)
-        .reduce_named("RuleScope", move |(rule, _scope), input, out| {
+        .reduce_named("RuleScope", move |(rule, scope), input, out| {
             let items: Vec<&ScopeItem<Person>> = input.iter().map(|(i, _)| *i).collect();
-            for c in survivors(&rules[*rule as usize], *rule, &cal, &items) {
+            let by_key = matches!(scope, Scope::Key(_));
+            for c in survivors(&rules[*rule as usize], *rule, &cal, &items, by_key) {
                 out.push((c, 1));
             }
         })

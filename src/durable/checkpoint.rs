@@ -14,7 +14,7 @@ pub const FILE: &str = "checkpoint";
 
 const MAGIC: &[u8; 4] = b"TMCK";
 /// 2: dedupe ids carry their day; sealed day, retired facts and final rows (`ingest::retire`).
-const VERSION: u32 = 2;
+const VERSION: u32 = 3;
 const HEADER: usize = 4 + 4 + 8 + 4 + 4 + 8;
 
 /// A checkpoint as read back.

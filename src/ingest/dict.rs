@@ -23,7 +23,7 @@ impl Dictionary {
         Arc::new(d)
     }
 
-    /// `(type, value)` of an interned identity.
+    /// `(type, value)` of an interned identity; the value of an erased one is empty.
     pub fn ident(&self, id: Ident) -> Option<(String, String)> {
         let idents = self.idents.read().ok()?;
         idents
@@ -86,6 +86,29 @@ impl Interner {
         list.push((kind.into(), value.into()));
         self.idents.insert(self.key.as_str().into(), id);
         (id, true)
+    }
+
+    /// Appends an identity that was erased before (a checkpoint read back keeps its place).
+    pub fn erased(&mut self, kind: &str) -> Ident {
+        let mut list = self.dict.idents.write().expect("dictionary lock");
+        let id = list.len() as Ident;
+        list.push((kind.into(), "".into()));
+        id
+    }
+
+    /// Erases an identity: its value is forgotten, here and in the shared dictionary, so the
+    /// same value seen again is a new identity.
+    pub fn forget(&mut self, id: Ident) {
+        let mut list = self.dict.idents.write().expect("dictionary lock");
+        let Some((kind, value)) = list.get_mut(id as usize) else {
+            return;
+        };
+        self.key.clear();
+        self.key.push_str(kind);
+        self.key.push('\u{1f}');
+        self.key.push_str(value);
+        self.idents.remove(self.key.as_str());
+        *value = "".into();
     }
 
     /// Id of an identity if it was ever seen.

@@ -1,11 +1,13 @@
 //! The edge: parse and validate lines, drop duplicates, count, and turn events into fact batches.
 
 mod dict;
+mod erase;
 mod money;
 mod retire;
 mod state;
 
 pub use dict::{Dictionary, Interner};
+pub use erase::Erased;
 pub use money::MoneyTotals;
 pub use retire::LOOK_BACK;
 pub use state::{IngestState, StateError};
@@ -45,16 +47,36 @@ impl Counts {
     }
 }
 
-type GoalKey = (RuleId, Scope<Ident>, i64);
+/// A rule's goal span: rule, scope, bucket and the identity of the events (a `match` key's
+/// spans are kept per identity, so that erasing one takes back exactly its events).
+type GoalKey = (RuleId, Scope<Ident>, i64, Ident);
 type GoalSpan = ((i64, String), (i64, String));
+
+/// What ingest keeps of an accepted event's id: its time, day and identity (`NO_IDENT` for an
+/// event without one), for erasure and for pruning by day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seen {
+    pub ts: i64,
+    pub day: Day,
+    pub ident: Ident,
+}
+
+/// The identity of events that name none (ad spend, say).
+pub const NO_IDENT: Ident = Ident::MAX;
 
 /// Stateful ingest: dedupe set, interning, per-identity first events and the clock.
 pub struct Ingest {
     plan: Arc<Plan>,
     limits: Limits,
     interner: Interner,
-    /// Ids of accepted events, with their day (pruned once the day is sealed).
-    seen: HashMap<Box<str>, Day>,
+    /// Ids of accepted events, with their time and identity (pruned once the day is sealed).
+    seen: HashMap<Box<str>, Seen>,
+    /// Accepted events per identity (the identity events are counted under: their first).
+    events: HashMap<Ident, u32>,
+    /// Keyed hashes of the ids of erased events: a repeat of one is a duplicate.
+    erased_ids: HashSet<u128>,
+    /// The key of those hashes, made at the first erasure.
+    erase_key: Option<[u8; 16]>,
     /// Live use: how late an event may be, before the event clock.
     horizon_ms: Option<i64>,
     /// Live use: the first day an event may still land on, by the horizon and the clock.
@@ -104,6 +126,9 @@ impl Ingest {
             plan,
             interner: Interner::new(dict),
             seen: HashMap::default(),
+            events: HashMap::default(),
+            erased_ids: HashSet::default(),
+            erase_key: None,
             horizon_ms: None,
             edge: None,
             sealed: None,
@@ -222,14 +247,24 @@ impl Ingest {
         }
         let hour = self.plan.config.calendar.hour(ev.ts);
         // One hash and probe per event; the key is built even for the rare duplicate.
+        let day = crate::time::hour_day(hour);
         match self.seen.entry(ev.id.as_ref().into()) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.counts.duplicates += 1;
                 return Outcome::Duplicate;
             }
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(crate::time::hour_day(hour));
+                v.insert(Seen {
+                    ts: ev.ts,
+                    day,
+                    ident: NO_IDENT,
+                });
             }
+        }
+        if !self.erased_ids.is_empty() && self.was_erased(&ev.id) {
+            self.seen.remove(ev.id.as_ref());
+            self.counts.duplicates += 1;
+            return Outcome::Duplicate;
         }
         if ev.amount.is_some() {
             if let Err(r) = self.money.add(&self.plan.class(&ev.name), ev.amount) {
@@ -238,11 +273,17 @@ impl Ingest {
             }
         }
         self.counts.accepted += 1;
-        self.apply(&ev, hour);
+        if let Some(anchor) = self.apply(&ev, hour) {
+            *self.events.entry(anchor).or_insert(0) += 1;
+            if let Some(seen) = self.seen.get_mut(ev.id.as_ref()) {
+                seen.ident = anchor;
+            }
+        }
         Outcome::Accepted
     }
 
-    fn apply(&mut self, ev: &Event<'_>, hour: Hour) {
+    /// Adds an accepted event's facts; returns the identity they are counted under.
+    fn apply(&mut self, ev: &Event<'_>, hour: Hour) -> Option<Ident> {
         let class = self.plan.class(&ev.name);
         let day = crate::time::hour_day(hour);
         if self.clock.is_none_or(|c| ev.ts > c) {
@@ -277,7 +318,7 @@ impl Ingest {
                 Some(_) => {}
             }
         }
-        let Some(anchor) = anchor else { return };
+        let anchor = anchor?;
         if !class.excluded {
             if self.hours_sent.insert((anchor, hour)) {
                 self.pending.hours.push((anchor, hour));
@@ -328,6 +369,7 @@ impl Ingest {
                 self.pending.purchases.push(((anchor, day), cents));
             }
         }
+        Some(anchor)
     }
 
     /// The triggers, cancels and goals of rules that one event is.
@@ -372,12 +414,15 @@ impl Ingest {
                             ts: ev.ts,
                             id,
                         };
+                        if let Some(kept) = self.kept.as_mut() {
+                            kept.cancels.push((anchor, scope.clone(), mark.clone()));
+                        }
                         self.pending.marks.push(((scope, mark), 1));
                         continue;
                     }
                     let bucket = ev.ts.div_euclid(goal_bucket_ms(r.goal_within_ms));
                     let this = (ev.ts, ev.id.as_ref());
-                    let key = (rule, scope, bucket);
+                    let key = (rule, scope, bucket, anchor);
                     match self.goals.get_mut(&key) {
                         None => {
                             let span = ((ev.ts, ev.id.to_string()), (ev.ts, ev.id.to_string()));
@@ -414,17 +459,14 @@ impl Ingest {
             let now = self.firsts[&ident].clone();
             batch.firsts.push(((ident, now), 1));
         }
-        if let (Some(before), Some(now)) = (self.clock_before.take(), self.clock) {
-            batch.clock = Some((before, now));
-        }
-        if let (Some(before), Some(now)) = (self.now_before.take(), self.now) {
-            batch.now = Some((before, now));
-        }
-        if let (Some(before), Some(e)) = (self.earliest_before.take(), self.earliest) {
-            batch.earliest = Some((before, e));
-        }
+        let moved = |before: Option<Option<i64>>, now: Option<i64>| {
+            before.filter(|b| *b != now).map(|b| (b, now))
+        };
+        batch.clock = moved(self.clock_before.take(), self.clock);
+        batch.now = moved(self.now_before.take(), self.now);
+        batch.earliest = moved(self.earliest_before.take(), self.earliest);
         for (key, before) in self.goal_dirty.drain() {
-            let (rule, scope, bucket) = key.clone();
+            let (rule, scope, bucket, _) = key.clone();
             let mark = |(first, last): GoalSpan| Mark::Goals {
                 rule,
                 bucket,

@@ -23,6 +23,11 @@ impl MoneyTotals {
         MoneyTotals { purchases, spend }
     }
 
+    /// Takes erased purchases out of the revenue total.
+    pub fn take_purchases(&mut self, cents: i64) {
+        self.purchases = self.purchases.saturating_sub(cents);
+    }
+
     /// Adds an accepted event's amount to its total, or refuses it when the total would pass
     /// `MAX_CENTS` (the total is then unchanged).
     pub fn add(&mut self, class: &NameClass, cents: Option<i64>) -> Result<(), Rejection> {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
-use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals};
+use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals, Seen};
 use crate::event::Reason;
 use crate::facts::{ChannelId, FactBatch, First, Ident, Mark, NameId, Scope, Step, Trigger};
 use crate::metric::{Key, Value};
@@ -16,14 +16,15 @@ use crate::time::{Calendar, Day, Hour, Month};
 /// dataflow's input (only when asked, in `serve` with a data directory).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Kept {
-    edges: Vec<(Ident, Ident)>,
+    pub(super) edges: Vec<(Ident, Ident)>,
     /// Funnel steps by their day (so that a sealed day's steps can be retired).
     pub(super) steps: BTreeMap<Day, Vec<(Ident, Step)>>,
     pub(super) purchases: HashMap<(Ident, Day), i64>,
     spend: HashMap<(Day, ChannelId), i64>,
-    triggers: Vec<(Ident, Trigger)>,
-    cancels: Vec<(Scope<Ident>, Mark)>,
-    paid: Vec<(Ident, (i64, i64))>,
+    pub(super) triggers: Vec<(Ident, Trigger)>,
+    /// Rule cancels with the identity of their event (ingest adds them as it makes them).
+    pub(super) cancels: Vec<(Ident, Scope<Ident>, Mark)>,
+    pub(super) paid: Vec<(Ident, (i64, i64))>,
 }
 
 impl Kept {
@@ -45,11 +46,6 @@ impl Kept {
             *self.spend.entry(*k).or_insert(0) += cents;
         }
         self.triggers.extend(batch.triggers.iter().cloned());
-        for ((scope, mark), diff) in &batch.marks {
-            if matches!(mark, Mark::Cancel { .. }) && *diff > 0 {
-                self.cancels.push((scope.clone(), mark.clone()));
-            }
-        }
         self.paid.extend_from_slice(&batch.paid);
     }
 }
@@ -60,7 +56,10 @@ pub struct IngestState {
     idents: Vec<(String, String)>,
     /// Channel labels after `(none)`, in id order.
     channels: Vec<String>,
-    seen: Vec<(String, Day)>,
+    seen: Vec<(String, Seen)>,
+    events: Vec<(Ident, u32)>,
+    erased_ids: Vec<u128>,
+    erase_key: Option<[u8; 16]>,
     hours: Vec<(Ident, Hour)>,
     named: Vec<(Ident, Day, NameId)>,
     firsts: Vec<(Ident, First)>,
@@ -78,7 +77,7 @@ pub struct IngestState {
     purchases: Vec<((Ident, Day), i64)>,
     spend: Vec<((Day, ChannelId), i64)>,
     triggers: Vec<(Ident, Trigger)>,
-    cancels: Vec<(Scope<Ident>, Mark)>,
+    cancels: Vec<(Ident, Scope<Ident>, Mark)>,
     paid: Vec<(Ident, (i64, i64))>,
     /// The sealed day (see `retire`), and what was retired before it.
     sealed: Option<Day>,
@@ -145,6 +144,9 @@ impl Ingest {
                 .map(|c| dict.channel(c))
                 .collect(),
             seen: self.seen.iter().map(|(s, d)| (s.to_string(), *d)).collect(),
+            events: sorted(self.events.iter().map(|(i, n)| (*i, *n)).collect()),
+            erased_ids: sorted(self.erased_ids.iter().copied().collect()),
+            erase_key: self.erase_key,
             hours: sorted(self.hours_sent.iter().copied().collect()),
             named: sorted(self.named_sent.iter().copied().collect()),
             firsts: sorted(self.firsts.iter().map(|(i, f)| (*i, f.clone())).collect()),
@@ -187,7 +189,11 @@ impl Ingest {
     /// gives the dataflow its whole input.
     pub fn restore(mut self, state: IngestState) -> Result<(Ingest, FactBatch), StateError> {
         for (n, (kind, value)) in state.idents.iter().enumerate() {
-            let (id, _) = self.interner.ident(kind, value);
+            let id = if value.is_empty() {
+                self.interner.erased(kind)
+            } else {
+                self.interner.ident(kind, value).0
+            };
             if id as usize != n {
                 return Err(StateError::Order(n));
             }
@@ -200,6 +206,9 @@ impl Ingest {
             .into_iter()
             .map(|(s, d)| (s.into_boxed_str(), d))
             .collect();
+        self.events = state.events.iter().copied().collect();
+        self.erased_ids = state.erased_ids.iter().copied().collect();
+        self.erase_key = state.erase_key;
         self.sealed = state.sealed;
         self.retired = state.retired;
         self.pruned = state.pruned;
@@ -238,7 +247,9 @@ impl Ingest {
             }
         }
         let mut batch = FactBatch {
-            idents: (0..state.idents.len() as Ident).collect(),
+            idents: (0..state.idents.len() as Ident)
+                .filter(|&i| !state.idents[i as usize].1.is_empty())
+                .collect(),
             edges: state.edges.clone(),
             hours,
             firsts: state.firsts.into_iter().map(|f| (f, 1)).collect(),
@@ -250,11 +261,15 @@ impl Ingest {
             steps: state.steps.clone(),
             purchases: state.purchases.clone(),
             spend: state.spend.clone(),
-            clock: state.clock.map(|c| (None, c)),
-            now: state.now.map(|c| (None, c)),
-            earliest: state.earliest.map(|c| (None, c)),
+            clock: state.clock.map(|c| (None, Some(c))),
+            now: state.now.map(|c| (None, Some(c))),
+            earliest: state.earliest.map(|c| (None, Some(c))),
             triggers: state.triggers.clone(),
-            marks: state.cancels.iter().cloned().map(|m| (m, 1)).collect(),
+            marks: state
+                .cancels
+                .iter()
+                .map(|(_, scope, mark)| ((scope.clone(), mark.clone()), 1))
+                .collect(),
             paid: state.paid.clone(),
             day_firsts: state
                 .day_firsts
@@ -265,7 +280,7 @@ impl Ingest {
             frozen: state.frozen,
             ..FactBatch::default()
         };
-        for ((rule, scope, bucket), (first, last)) in state.goals {
+        for ((rule, scope, bucket, _), (first, last)) in state.goals {
             let mark = Mark::Goals {
                 rule,
                 bucket,
@@ -276,6 +291,7 @@ impl Ingest {
         }
         let mut kept = Kept::default();
         kept.note(&batch, &self.plan.config.calendar);
+        kept.cancels = state.cancels;
         self.kept = Some(kept);
         Ok((self, batch))
     }
