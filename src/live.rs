@@ -159,8 +159,13 @@ enum Command {
     Status(oneshot::Sender<Status>),
     Explain(String, String, oneshot::Sender<Option<Json>>),
     Alerts(oneshot::Sender<Json>),
+    Erase(String, String, oneshot::Sender<Erasure>),
     Shutdown(oneshot::Sender<()>),
 }
+
+/// The answer to an erasure: what it erased (`None`: no event named that identity), or why
+/// the data directory does not hold it yet.
+pub type Erasure = Result<Option<crate::ingest::Erased>, String>;
 
 /// The service stopped (its thread ended); requests cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -201,6 +206,8 @@ impl Live {
         if let Some(ms) = options.horizon_ms {
             pipeline.reject_beyond(ms);
         }
+        // Erasure takes back the facts sent, so ingest keeps them.
+        pipeline.keep_facts();
         let acting = !plan.config.rules.is_empty() || !plan.config.alerts.is_empty();
         if let Some(dir) = data.as_mut() {
             let r = crate::durable::recover(&mut pipeline, dir)?;
@@ -315,6 +322,13 @@ impl Live {
     /// Every alert's state and last transition.
     pub async fn alerts(&self) -> Result<Json, Stopped> {
         self.ask(Command::Alerts).await
+    }
+
+    /// Erases the person behind `kind:value` with every linked identity: every row corrects
+    /// itself as if the person had never sent an event, and with a data directory the answer
+    /// waits until a checkpoint without the person replaced the log that held their events.
+    pub async fn erase(&self, kind: String, value: String) -> Result<Erasure, Stopped> {
+        self.ask(|r| Command::Erase(kind, value, r)).await
     }
 
     /// Stops the service: sends what is pending, makes the log durable, writes a checkpoint,
@@ -565,6 +579,7 @@ impl Driver {
             Command::Shutdown(reply) => {
                 self.stopping = Some(reply);
             }
+            Command::Erase(kind, value, reply) => self.erase(&kind, &value, reply),
             Command::Status(reply) => {
                 let out = self.pipeline.output();
                 let lag_ms = self
@@ -645,6 +660,44 @@ impl Driver {
         // A full batch goes to the dataflow from within `offer`.
         if self.pipeline.sent() != before {
             self.taken(before);
+        }
+    }
+
+    /// Erases a person (see `Live::erase`): the retractions go out as one batch; with a data
+    /// directory, the erasure is logged and a checkpoint replaces the whole log at once.
+    fn erase(&mut self, kind: &str, value: &str, reply: oneshot::Sender<Erasure>) {
+        let before = self.pipeline.sent();
+        let erased = self.pipeline.erase(kind, value);
+        self.taken(before);
+        self.settle();
+        let (Some(erased), Some(journal)) = (erased.clone(), self.data.as_mut()) else {
+            let _ = reply.send(Ok(erased));
+            return;
+        };
+        journal.append(
+            crate::durable::kind::ERASE,
+            format!("{kind}\t{value}").as_bytes(),
+        );
+        match self.pipeline.state() {
+            Ok(state) => {
+                self.accepted_at_checkpoint = state.accepted();
+                if let Some(journal) = self.data.as_mut() {
+                    journal.scrub(
+                        state,
+                        Box::new(move |why: Option<&str>| {
+                            let _ = reply.send(match why {
+                                None => Ok(Some(erased)),
+                                Some(why) => Err(why.to_string()),
+                            });
+                        }),
+                    );
+                }
+            }
+            Err(e) => {
+                let _ = reply.send(Err(format!(
+                    "the erasure is done in memory, but no checkpoint can be taken: {e}"
+                )));
+            }
         }
     }
 

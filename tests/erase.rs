@@ -137,3 +137,174 @@ proptest! {
         prop_assert_eq!(firings(&reference), firings(&erasing));
     }
 }
+
+/// Events of one person with values found nowhere else: copies of logged events (so their
+/// times and names fit the log) under new ids and the person's identities.
+fn person_events(lines: &[String]) -> Vec<String> {
+    let ids = [
+        serde_json::json!({"openid": "o_erase_me_7f3a", "phone": "13912345678"}),
+        serde_json::json!({"uid": "u_erase_me_41"}),
+        serde_json::json!({"uid": "u_erase_me_41", "openid": "o_erase_me_7f3a"}),
+        serde_json::json!({"phone": "13912345678"}),
+    ];
+    lines
+        .iter()
+        .filter(|l| l.contains("\"ids\""))
+        .step_by(lines.len() / 12)
+        .take(12)
+        .enumerate()
+        .map(|(n, l)| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"] = format!("ev-erase-me-{n:03}").into();
+            v["ids"] = ids[n % ids.len()].clone();
+            v.to_string()
+        })
+        .collect()
+}
+
+/// Files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    found.push(path);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The values and event ids of the person of `person_events`.
+const SECRETS: &[&str] = &[
+    "o_erase_me_7f3a",
+    "13912345678",
+    "u_erase_me_41",
+    "ev-erase-me-",
+];
+
+/// Against the real binary: `DELETE /v1/persons/...` erases the whole person, the rows equal
+/// `compute` over the log without them, no byte of their identities or event ids is left in
+/// the data directory, and after a restart their events are duplicates and their values new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_leaves_nothing_on_disk_and_survives_a_restart() {
+    use crate::common::server::{
+        config_file, fresh_data_dir, generated, get_json, post_events, Server,
+    };
+    let _busy = common::busy();
+    let cfg = config_file("[serve]\nwal_segment = \"4KiB\"\ncheckpoint_every = 1000000\n");
+    let cfg_arg = cfg.to_str().unwrap();
+    let lines = generated(40, 7);
+    let mine = person_events(&lines);
+    let data = fresh_data_dir();
+    let client = reqwest::Client::new();
+    let mut all = lines.clone();
+    all.extend(mine.iter().cloned());
+    let events: Vec<serde_json::Value> = all
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let mut s = Server::start_in(&data, &["--config", cfg_arg], &[]);
+    for chunk in events.chunks(500) {
+        post_events(&client, &s, chunk).await;
+    }
+    for secret in SECRETS {
+        assert!(
+            !files_containing(&data, secret).is_empty(),
+            "{secret} was never written"
+        );
+    }
+    let answer = client
+        .delete(s.url("/v1/persons/phone/13912345678"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let answer: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(answer["events"], mine.len());
+    let mut told: Vec<String> = answer["identities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["type"].as_str().unwrap(),
+                i["value"].as_str().unwrap()
+            )
+        })
+        .collect();
+    told.sort();
+    assert_eq!(
+        told,
+        [
+            "openid:o_erase_me_7f3a",
+            "phone:13912345678",
+            "uid:u_erase_me_41"
+        ]
+    );
+    let again = client
+        .delete(s.url("/v1/persons/uid/u_erase_me_41"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "an erased identity is unknown");
+
+    let expected = common::rows(&common::server::compute(&lines, Some(&cfg)));
+    let live = get_json(&client, &s.url("/v1/snapshot")).await;
+    assert_eq!(common::rows(&live), expected, "rows after the erasure");
+    for secret in SECRETS {
+        let left = files_containing(&data, secret);
+        assert!(left.is_empty(), "{secret} is still in {left:?}");
+    }
+
+    // After a restart: the same rows, the erased events are duplicates, and the erased
+    // values seen again belong to a new person.
+    s.terminate(std::time::Duration::from_secs(20))
+        .expect("serve stops");
+    let s = Server::start_in(&data, &["--config", cfg_arg], &[]);
+    let live = get_json(&client, &s.url("/v1/snapshot")).await;
+    assert_eq!(common::rows(&live), expected, "rows after a restart");
+    let mine_json: Vec<serde_json::Value> = mine
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let resent = post_events(&client, &s, &mine_json).await;
+    assert_eq!(resent["accepted"], 0, "{resent}");
+    assert_eq!(resent["duplicates"], mine.len());
+    let fresh = serde_json::json!({"id": "after-erasure", "ts": mine_json[0]["ts"], "event": "page_view", "ids": {"uid": "u_erase_me_41"}});
+    post_events(&client, &s, &[fresh]).await;
+    let who = get_json(&client, &s.url("/v1/identities/uid/u_erase_me_41")).await;
+    assert_eq!(who["identities"].as_array().map(Vec::len), Some(1), "{who}");
+    drop(s);
+
+    // `tidemark erase` on the stopped server's directory does the same.
+    let out = std::process::Command::new(common::server::binary())
+        .args(["erase", "--config", cfg_arg, "--data"])
+        .arg(&data)
+        .arg("uid:u_erase_me_41")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["events"], 1, "{doc}");
+    for secret in SECRETS {
+        let left = files_containing(&data, secret);
+        assert!(left.is_empty(), "{secret} is still in {left:?}");
+    }
+    let s = Server::start_in(&data, &["--config", cfg_arg], &[]);
+    let live = get_json(&client, &s.url("/v1/snapshot")).await;
+    assert_eq!(common::rows(&live), expected, "rows after `tidemark erase`");
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod compute;
+mod erase;
 mod explain;
 mod generate;
 mod repair;
@@ -42,6 +43,9 @@ enum Command {
     Explain(explain::Args),
     /// Repair a damaged data directory: keep the log up to the first damage, drop the rest.
     Repair(repair::Args),
+    /// Erase a person (every linked identity and every event) from a stopped server's data
+    /// directory; every metric is corrected as if they had never existed.
+    Erase(erase::Args),
 }
 
 impl Cli {
@@ -62,6 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Whois(a) => whois::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Repair(a) => repair::run(a),
+        Command::Erase(a) => erase::run(a),
     }
 }
 

@@ -29,6 +29,9 @@ pub mod kind {
     pub const EVENT: u8 = 1;
     /// Events not accepted: `duplicate` or the rejection reason's name, a tab and how many.
     pub const OUTCOME: u8 = 2;
+    /// An erasure: the identity's type, a tab and its value. The checkpoint written right
+    /// after it covers it, and the segment that holds it is then removed.
+    pub const ERASE: u8 = 3;
 }
 
 /// Why the data directory cannot be opened, read back or written.

@@ -63,6 +63,14 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
                 };
                 pipeline.recount(reason, n);
             }
+            kind::ERASE => {
+                let text = std::str::from_utf8(payload)
+                    .map_err(|_| "an erasure record that is not text".to_string())?;
+                let (kind, value) = text
+                    .split_once('\t')
+                    .ok_or_else(|| "an erasure record without a tab".to_string())?;
+                pipeline.erase(kind, value);
+            }
             other => return Err(format!("unknown record kind {other}")),
         }
         Ok(())

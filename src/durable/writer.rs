@@ -32,6 +32,13 @@ enum Job {
         seq: u64,
         state: Box<IngestState>,
     },
+    /// A checkpoint after an erasure: written at once, with the log rolled first so that every
+    /// segment it covers (the erased events and the erasure record) is removed.
+    Scrub {
+        seq: u64,
+        state: Box<IngestState>,
+        reply: Reply,
+    },
     Close(mpsc::Sender<()>),
 }
 
@@ -95,6 +102,22 @@ impl Journal {
             seq,
             state: Box::new(state),
         });
+    }
+
+    /// After an erasure (its record appended): writes `state` as the checkpoint and removes
+    /// every log segment before it, so that nothing of the erased person stays in the log;
+    /// `reply` is called once that is done, or with why not.
+    pub fn scrub(&mut self, state: IngestState, reply: Reply) {
+        self.commit(Vec::new());
+        let seq = self.next_seq - 1;
+        let job = Job::Scrub {
+            seq,
+            state: Box::new(state),
+            reply,
+        };
+        if let Err(mpsc::SendError(Job::Scrub { reply, .. })) = self.tx.send(job) {
+            reply(Some("the log writer has stopped"));
+        }
     }
 
     /// Waits until everything handed over is durable and any checkpoint is written.
@@ -183,6 +206,10 @@ impl Writer {
                     }
                 }
                 Ok(Job::Checkpoint { seq, state }) => self.start_checkpoint(seq, state),
+                Ok(Job::Scrub { seq, state, reply }) => {
+                    let why = self.scrub(seq, &state);
+                    reply(why.as_deref());
+                }
                 Ok(Job::Close(done)) => {
                     self.finish_checkpoint(true);
                     if self.retry_at.is_some() {
@@ -280,6 +307,39 @@ impl Writer {
             Err(why) => {
                 self.fail(why);
             }
+        }
+    }
+
+    /// Writes the checkpoint of an erasure now and removes the whole log before it.
+    fn scrub(&mut self, seq: u64, state: &IngestState) -> Option<String> {
+        self.finish_checkpoint(true);
+        if self.retry_at.is_some() {
+            return Some(format!(
+                "the erasure is done in memory but the data directory cannot be written ({}); it is done on disk once the log can be written again and a checkpoint is taken",
+                self.shared.failing.lock().expect("not poisoned").clone().unwrap_or_default()
+            ));
+        }
+        let written = (|| -> Result<u64, String> {
+            self.wal.roll().map_err(|e| e.to_string())?;
+            let bytes =
+                checkpoint::encode(seq, self.fingerprint, state).map_err(|e| e.to_string())?;
+            checkpoint::write(&self.dir, &bytes).map_err(|e| e.to_string())?;
+            self.wal.remove_before(seq + 1).map_err(|e| e.to_string())?;
+            Ok(bytes.len() as u64)
+        })();
+        match written {
+            Ok(bytes) => {
+                let mut status = self.shared.status.lock().expect("not poisoned");
+                status.checkpoints += 1;
+                status.checkpoint_bytes = bytes;
+                status.checkpoint_at_ms = Some(crate::pipeline::now_ms());
+                status.wal_bytes = self.wal.bytes();
+                status.wal_segments = self.wal.segments();
+                None
+            }
+            Err(e) => Some(format!(
+                "the erasure is done in memory, but its checkpoint could not be written: {e}"
+            )),
         }
     }
 

@@ -8,6 +8,7 @@ mod body;
 mod browser;
 mod conn;
 mod dashboard;
+mod erase;
 mod ingest;
 mod read;
 mod run;
@@ -19,7 +20,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
@@ -54,6 +55,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(ingest::events))
+        .route("/v1/persons/{kind}/{value}", delete(erase::person))
         .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
     let reads = Router::new()
         .route("/metrics", get(read::metrics))

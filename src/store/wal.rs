@@ -403,6 +403,30 @@ impl Wal {
         Ok(removed)
     }
 
+    /// Syncs what is appended, then starts a new, empty segment, so that every record so far
+    /// lies in segments that [`Wal::remove_before`] can delete (an erasure needs that).
+    pub fn roll(&mut self) -> Result<(), StoreError> {
+        self.sync()?;
+        if self.segments.last().is_some_and(|s| s.records == 0) {
+            return Ok(());
+        }
+        let path = self.wal_dir.join(file_name(self.next_seq));
+        let f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        fsync_dir(&self.wal_dir)?;
+        self.current = Some(f);
+        self.segments.push(Segment {
+            path,
+            first_seq: self.next_seq,
+            records: 0,
+            len: 0,
+        });
+        Ok(())
+    }
+
     /// The sequence number the next [`Wal::append`] will return.
     pub fn next_seq(&self) -> u64 {
         self.next_seq

@@ -1,0 +1,37 @@
+//! `DELETE /v1/persons/{type}/{value}`: erasure of a person, answered once it is done on disk.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use super::{error, stopped, AppState};
+
+/// Erases the person that identity belongs to, with every linked identity; lists them and
+/// the count of their events erased.
+pub async fn person(
+    State(s): State<AppState>,
+    Path((kind, value)): Path<(String, String)>,
+) -> Response {
+    match s.live.erase(kind.clone(), value).await {
+        Ok(Ok(Some(erased))) => {
+            let identities: Vec<_> = erased
+                .identities
+                .iter()
+                .map(|(t, v)| serde_json::json!({"type": t, "value": v}))
+                .collect();
+            Json(serde_json::json!({
+                "erased": true,
+                "identities": identities,
+                "events": erased.events,
+            }))
+            .into_response()
+        }
+        Ok(Ok(None)) => error(
+            StatusCode::NOT_FOUND,
+            format!("no accepted event names this {kind}; there is nothing to erase (values are matched exactly, and an erased identity is unknown)"),
+        ),
+        Ok(Err(why)) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(_) => stopped(),
+    }
+}
