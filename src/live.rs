@@ -42,6 +42,9 @@ pub struct LiveOptions {
     pub horizon_ms: Option<i64>,
     /// Accepted events between checkpoints of the data directory.
     pub checkpoint_every: u64,
+    /// With `serve.hash_identities`: identity values are hashed under this key before ingest
+    /// sees them, and look-ups hash the value asked for.
+    pub identity_key: Option<crate::event::pseudonym::IdentityKey>,
 }
 
 impl LiveOptions {
@@ -67,6 +70,7 @@ impl LiveOptions {
             dead_letters: None,
             horizon_ms: Some(serve.horizon_ms),
             checkpoint_every: serve.checkpoint_every,
+            identity_key: None,
         }
     }
 }
@@ -555,6 +559,7 @@ impl Driver {
                 self.waiting.push((t, Waiter::Rows(filter, reply)));
             }
             Command::Whois(kind, value, reply) => {
+                let value = self.stored(&kind, value);
                 let t = self.flush();
                 self.waiting.push((t, Waiter::Whois(kind, value, reply)));
             }
@@ -579,7 +584,10 @@ impl Driver {
             Command::Shutdown(reply) => {
                 self.stopping = Some(reply);
             }
-            Command::Erase(kind, value, reply) => self.erase(&kind, &value, reply),
+            Command::Erase(kind, value, reply) => {
+                let value = self.stored(&kind, value);
+                self.erase(&kind, &value, reply)
+            }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
                 let lag_ms = self
@@ -622,9 +630,29 @@ impl Driver {
         }
     }
 
+    /// An identity value as ingest keeps it: hashed with `serve.hash_identities`.
+    fn stored(&self, kind: &str, value: String) -> String {
+        match &self.options.identity_key {
+            Some(key) => key.hash(kind, &value),
+            None => value,
+        }
+    }
+
     /// Offers one event of a request: counts its outcome in `report`, lists it there while
-    /// there is room, and keeps it in the dead-letter file when it is rejected.
+    /// there is room, and keeps it in the dead-letter file when it is rejected. With
+    /// `serve.hash_identities` the event's identity values are hashed first, so that only the
+    /// hashes are logged, kept and shown (an input that is not JSON is kept as its reason only).
     fn offer(&mut self, source: Source, i: usize, e: &[u8], report: &mut IngestReport) {
+        let hashed;
+        let e = match &self.options.identity_key {
+            None => e,
+            Some(key) => {
+                hashed = key.rewrite(e);
+                hashed
+                    .as_deref()
+                    .unwrap_or(b"(withheld: serve.hash_identities)")
+            }
+        };
         let before = self.pipeline.sent();
         let outcome = self.pipeline.offer_bytes(e);
         if let Some(data) = self.data.as_mut() {

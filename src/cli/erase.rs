@@ -41,7 +41,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = super::load_config(args.config.as_ref())?;
     let data = DataDir::open(&args.data, &config)
         .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
-    let options = LiveOptions::from_config(&config.serve, 1);
+    let mut options = LiveOptions::from_config(&config.serve, 1);
+    options.identity_key =
+        tidemark::server::identity_key(&config.serve, &args.data).map_err(anyhow::Error::msg)?;
     let live = Live::start(Arc::new(Plan::new(config)), options, None, Some(data))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -33,6 +33,7 @@ pub(super) struct RawServe {
     checkpoint_every: Option<i64>,
     wal: Option<bool>,
     wal_segment: Option<String>,
+    hash_identities: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -121,6 +122,8 @@ pub struct Serve {
     pub wal: bool,
     /// Size at which the write-ahead log starts a new segment file.
     pub wal_segment: u64,
+    /// Store and show identity values only as keyed hashes (the key is in the data directory).
+    pub hash_identities: bool,
 }
 
 impl Default for Serve {
@@ -463,6 +466,7 @@ impl Serve {
             horizon_ms,
             checkpoint_every: checkpoint_every as u64,
             wal: raw.wal.unwrap_or(true),
+            hash_identities: raw.hash_identities.unwrap_or(false),
             data_dir: raw.data_dir,
             clock,
             listen,

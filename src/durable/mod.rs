@@ -102,7 +102,11 @@ pub fn fingerprint(config: &Config) -> u32 {
             &config.rules,
             &config.alerts,
         )
-    );
+    ) + if config.serve.hash_identities {
+        " hash_identities"
+    } else {
+        ""
+    };
     crc32fast::hash(text.as_bytes())
 }
 

@@ -6,6 +6,7 @@ mod dead_letter;
 mod parse;
 #[cfg(test)]
 mod proptests;
+pub mod pseudonym;
 mod wire;
 
 pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};

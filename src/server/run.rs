@@ -164,6 +164,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     let plan = Arc::new(Plan::new(config));
     let mut live_options = LiveOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
+    live_options.identity_key = identity_key(&serve, &options.data_dir)?;
     let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
         .map_err(|e| e.to_string())?;
     let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
@@ -313,4 +314,22 @@ impl From<String> for StartError {
     fn from(s: String) -> Self {
         StartError(s)
     }
+}
+
+/// The key of `serve.hash_identities`: kept in the data directory (made at the first start),
+/// or a fresh one per run when nothing is kept.
+pub fn identity_key(
+    serve: &crate::config::Serve,
+    data_dir: &std::path::Path,
+) -> Result<Option<crate::event::pseudonym::IdentityKey>, String> {
+    use crate::event::pseudonym::IdentityKey;
+    if !serve.hash_identities {
+        return Ok(None);
+    }
+    let key = if serve.wal {
+        IdentityKey::in_dir(data_dir)
+    } else {
+        IdentityKey::random()
+    };
+    key.map(Some).map_err(|e| e.to_string())
 }
