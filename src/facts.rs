@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metric::{Key, Value};
+use crate::metric::{Group, Key, Value};
 use crate::time::{Day, Hour};
 
 /// An interned identity `(type, value)`.
@@ -80,6 +80,10 @@ pub fn goal_bucket_ms(goal_within_ms: i64) -> i64 {
 /// A change to the earliest active time of an identity on a day.
 pub type DayFirstChange = ((Ident, (Day, i64)), isize);
 
+/// A firing already sent when its person was erased: it stays in the campaign rows as
+/// `(rule, release time, group, converted)`, under no identity.
+pub type SentFiring = (RuleId, i64, Group, bool);
+
 /// Everything one batch of accepted events changes, as differential updates.
 #[derive(Clone, Debug, Default)]
 pub struct FactBatch {
@@ -132,6 +136,8 @@ pub struct FactBatch {
     pub edges_gone: Vec<(Ident, Ident)>,
     pub triggers_gone: Vec<(Ident, Trigger)>,
     pub paid_gone: Vec<(Ident, (i64, i64))>,
+    /// Firings of erased persons that had been sent (they stay in the campaign rows).
+    pub sent_firings: Vec<SentFiring>,
 }
 
 impl FactBatch {
@@ -161,5 +167,6 @@ impl FactBatch {
             && self.edges_gone.is_empty()
             && self.triggers_gone.is_empty()
             && self.paid_gone.is_empty()
+            && self.sent_firings.is_empty()
     }
 }

@@ -169,7 +169,15 @@ enum Command {
 
 /// The answer to an erasure: what it erased (`None`: no event named that identity), or why
 /// the data directory does not hold it yet.
-pub type Erasure = Result<Option<crate::ingest::Erased>, String>;
+pub type Erasure = Result<Option<ErasedPerson>, String>;
+
+/// What an erasure took away, and the ids of the person's actions that were sent (the
+/// delivery log forgets them: `Actions::forget`).
+#[derive(Clone, Debug)]
+pub struct ErasedPerson {
+    pub erased: crate::ingest::Erased,
+    pub action_ids: Vec<String>,
+}
 
 /// The service stopped (its thread ended); requests cannot be answered.
 #[derive(Debug, thiserror::Error)]
@@ -695,17 +703,33 @@ impl Driver {
     /// directory, the erasure is logged and a checkpoint replaces the whole log at once.
     fn erase(&mut self, kind: &str, value: &str, reply: oneshot::Sender<Erasure>) {
         let before = self.pipeline.sent();
-        let erased = self.pipeline.erase(kind, value);
+        // Firings already sent stay in the campaign rows; the delivery log forgets their ids.
+        let firings = self.pipeline.firings_of(kind, value);
+        let sent: Vec<_> = firings
+            .iter()
+            .map(|f| (f.rule, f.release, f.group, f.converted))
+            .collect();
+        let action_ids = firings
+            .iter()
+            .map(|f| crate::output::actions::firing_id(&self.pipeline.plan, f))
+            .collect();
+        let erased = self
+            .pipeline
+            .erase(kind, value, sent.clone())
+            .map(|erased| ErasedPerson { erased, action_ids });
         self.taken(before);
         self.settle();
         let (Some(erased), Some(journal)) = (erased.clone(), self.data.as_mut()) else {
             let _ = reply.send(Ok(erased));
             return;
         };
-        journal.append(
-            crate::durable::kind::ERASE,
-            format!("{kind}\t{value}").as_bytes(),
-        );
+        let record = crate::durable::ErasureRecord {
+            kind: kind.to_string(),
+            value: value.to_string(),
+            sent,
+        };
+        let record = serde_json::to_vec(&record).expect("an erasure record serialises");
+        journal.append(crate::durable::kind::ERASE, &record);
         match self.pipeline.state() {
             Ok(state) => {
                 self.accepted_at_checkpoint = state.accepted();

@@ -55,6 +55,9 @@ pub struct Pipeline {
     /// Counts, clock and rules' clock at each flush whose batch is not reflected yet, oldest
     /// first.
     awaiting: VecDeque<(Time, Counts, Option<i64>, Option<i64>)>,
+    /// Times of the batches that erased a person: the firings they take back are no
+    /// retractions to send.
+    erasures: Vec<Time>,
     state: Output,
 }
 
@@ -87,6 +90,7 @@ impl Pipeline {
             reflected: Default::default(),
             reflected_now: None,
             awaiting: VecDeque::new(),
+            erasures: Vec::new(),
             state: Output::default(),
         })
     }
@@ -135,13 +139,45 @@ impl Pipeline {
     }
 
     /// Erases the person that identity `(kind, value)` belongs to (see `ingest::erase`): sends
-    /// what was pending, then the retraction of every fact of the person, as one batch. `None`
-    /// if no event named that identity. Needs `keep_facts`.
-    pub fn erase(&mut self, kind: &str, value: &str) -> Option<crate::ingest::Erased> {
+    /// what was pending, then the retraction of every fact of the person, as one batch, with
+    /// `sent`: their firings that had been sent, which stay in the campaign rows (`serve` keeps
+    /// those of `sent_firings`; a log computed whole sends none). `None` if no event named that
+    /// identity. Needs `keep_facts`.
+    pub fn erase(
+        &mut self,
+        kind: &str,
+        value: &str,
+        sent: Vec<crate::facts::SentFiring>,
+    ) -> Option<crate::ingest::Erased> {
         self.flush();
         let erased = self.ingest.erase(kind, value)?;
+        self.ingest.keep_sent(sent);
+        let before = self.sent;
         self.flush();
+        if self.sent != before {
+            self.erasures.push(self.sent);
+        }
         Some(erased)
+    }
+
+    /// The firings of the person behind `(kind, value)` whose time has come (in `serve`, those
+    /// handed to their targets and shown), once the rows reflect every batch sent.
+    pub fn firings_of(&mut self, kind: &str, value: &str) -> Vec<crate::dataflow::Firing> {
+        self.flush();
+        let Some(person) = self.ingest.person(kind, value) else {
+            return Vec::new();
+        };
+        self.wait_for(self.sent);
+        let mut firings: Vec<_> = self
+            .state
+            .firings
+            .current()
+            .values()
+            .filter(|f| person.contains(&f.person))
+            .cloned()
+            .collect();
+        firings.sort_unstable_by_key(|f| (f.rule, f.release, f.key.clone()));
+        firings
     }
 
     /// Live use: rejects events stamped more than `max_future_ms` after the wall clock as
@@ -284,7 +320,12 @@ impl Pipeline {
         &mut self,
         before: Option<i64>,
     ) -> Vec<crate::output::actions::ActionEvent> {
-        let changes = self.state.take_actions();
+        let mut changes = self.state.take_actions();
+        // An erasure takes firings back without cancelling them: nothing to retract.
+        let erasures = &self.erasures;
+        changes
+            .firings
+            .retain(|c| c.value.is_some() || !erasures.contains(&c.time));
         if changes.firings.is_empty() && changes.transitions.is_empty() {
             return Vec::new();
         }

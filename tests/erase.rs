@@ -95,11 +95,11 @@ proptest! {
             }
         }
 
-        let erased = p.erase(&target.0, &target.1).expect("the identity is known");
+        let erased = p.erase(&target.0, &target.1, Vec::new()).expect("the identity is known");
         prop_assert_eq!(erased.events as usize, gone.len());
         let told: BTreeSet<Id> = erased.identities.into_iter().collect();
         prop_assert_eq!(told, person);
-        prop_assert!(p.erase(&target.0, &target.1).is_none(), "erased twice");
+        prop_assert!(p.erase(&target.0, &target.1, Vec::new()).is_none(), "erased twice");
         if restart {
             // A checkpoint taken after the erasure carries it on: the erased ids stay
             // duplicates and the erased identities stay unknown.
@@ -107,7 +107,7 @@ proptest! {
             p.finish().expect("engine finishes");
             p = Pipeline::new(plan, options).expect("engine starts");
             p.restore(state).expect("the state is restored");
-            prop_assert!(p.erase(&target.0, &target.1).is_none(), "erased again after a restart");
+            prop_assert!(p.erase(&target.0, &target.1, Vec::new()).is_none(), "erased again after a restart");
         }
         for line in &lines[cut..] {
             let outcome = p.offer(line);
@@ -366,4 +366,101 @@ async fn hashed_identities_never_reach_disk_in_clear() {
     assert_eq!(answer.status(), 200);
     let answer: serde_json::Value = answer.json().await.unwrap();
     assert_eq!(answer["events"], mine.len(), "{answer}");
+}
+
+/// Live with rules: a firing already sent stays in the campaign rows and is not retracted,
+/// the erased person's pending firing is never sent, and the delivery log forgets their ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sent_firings_stay_and_pending_ones_are_cancelled() {
+    use crate::common::receiver::Receiver;
+    use crate::common::server::{config_file, fresh_data_dir, get_json, post_events, Server};
+    use serde_json::json;
+    use std::time::Duration;
+    const T0: i64 = 1_790_000_000_000;
+    const HOUR: i64 = 3_600_000;
+    let hook = Receiver::start(&[]);
+    let url = hook.url("/hook");
+    let cfg = config_file(&format!(
+        r#"[serve]
+clock = "event"
+[[rules]]
+name = "welcome"
+when = "register"
+wait = "1h"
+[[rules.actions]]
+webhook = "{url}"
+[[rules]]
+name = "nudge"
+when = "page_view"
+wait = "10h"
+[[rules.actions]]
+webhook = "{url}"
+"#
+    ));
+    let data = fresh_data_dir();
+    let s = Server::start_in(&data, &["--config", cfg.to_str().unwrap()], &[]);
+    let c = reqwest::Client::new();
+    let ev = |id: &str, ts: i64, name: &str, user: &str| json!({"id": id, "ts": ts, "event": name, "user": user});
+    post_events(
+        &c,
+        &s,
+        &[
+            ev("reg-secret-1", T0, "register", "u_secret_1"),
+            ev("view-secret-2", T0 + 60_000, "page_view", "u_secret_1"),
+            ev("view-other-1", T0 + 2 * HOUR, "page_view", "u_other"),
+        ],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(10), "the welcome", |r| r.len() == 1);
+    let count = |rows: &serde_json::Value, metric: &str| -> i64 {
+        rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["metric"] == metric)
+            .map(|r| r["value"].as_i64().unwrap())
+            .sum()
+    };
+    let before = get_json(&c, &s.url("/v1/snapshot")).await;
+    assert_eq!(count(&before, "trigger_fired"), 1, "{before}");
+    let answer = c
+        .delete(s.url("/v1/persons/user/u_secret_1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let after = get_json(&c, &s.url("/v1/snapshot")).await;
+    assert_eq!(
+        count(&after, "trigger_fired"),
+        1,
+        "the sent firing stays: {after}"
+    );
+    let pending: Vec<_> = after["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "trigger_pending")
+        .map(|r| (r["dims"]["rule"].clone(), r["value"].clone()))
+        .collect();
+    assert_eq!(pending, [(json!("nudge"), json!(1))], "{after}");
+    // The clock passes the nudge's deadline: only the other person's goes out.
+    post_events(
+        &c,
+        &s,
+        &[ev("view-other-2", T0 + 12 * HOUR, "page_view", "u_other")],
+    )
+    .await;
+    hook.wait_for(Duration::from_secs(10), "the other nudge", |r| r.len() == 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let got = hook.delivered();
+    assert_eq!(
+        got.len(),
+        2,
+        "no retraction, no nudge for the erased person"
+    );
+    assert_eq!(got[1].key.as_deref(), Some("nudge/view-other-1"));
+    for secret in ["u_secret_1", "reg-secret-1", "view-secret-2"] {
+        let left = files_containing(&data, secret);
+        assert!(left.is_empty(), "{secret} is still in {left:?}");
+    }
 }

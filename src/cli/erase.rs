@@ -55,7 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         answer
     })?;
     match answer.map_err(anyhow::Error::msg)? {
-        Some(erased) => {
+        Some(person) => {
+            if args.data.join(tidemark::io::actions::log::FILE).exists() {
+                tidemark::io::actions::DeliveryLog::open(&args.data)?.forget(person.action_ids)?;
+            }
+            let erased = person.erased;
             let identities: Vec<_> = erased
                 .identities
                 .iter()

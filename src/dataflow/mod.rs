@@ -62,6 +62,7 @@ pub struct Inputs {
     day_firsts: InputSession<Time, (Ident, (Day, i64)), isize>,
     seal: InputSession<Time, Day, isize>,
     frozen: InputSession<Time, (Key, Value), isize>,
+    sent_firings: InputSession<Time, crate::facts::SentFiring, isize>,
 }
 
 /// Moves a one-value input from its previous value to the new one (none: empty).
@@ -150,6 +151,9 @@ impl Inputs {
         for row in batch.frozen {
             self.frozen.insert(row);
         }
+        for f in batch.sent_firings {
+            self.sent_firings.insert(f);
+        }
     }
 
     /// Closes the current time: everything fed so far is at times before `time`.
@@ -171,6 +175,7 @@ impl Inputs {
         self.day_firsts.advance_to(time);
         self.seal.advance_to(time);
         self.frozen.advance_to(time);
+        self.sent_firings.advance_to(time);
         self.flush();
     }
 
@@ -192,6 +197,7 @@ impl Inputs {
         self.day_firsts.flush();
         self.seal.flush();
         self.frozen.flush();
+        self.sent_firings.flush();
     }
 
     /// The current input time.
@@ -331,6 +337,7 @@ pub fn build_families<'s>(
     let (day_firsts_in, day_firsts) = scope.new_collection();
     let (seal_in, seal) = scope.new_collection();
     let (frozen_in, frozen) = scope.new_collection();
+    let (sent_firings_in, sent_firings) = scope.new_collection();
 
     let (persons, guarded) = identity::resolve(idents, edges, plan.config.max_persons_per_value);
     let person_of = persons.clone().arrange_by_key_named("Arrange: PersonOf");
@@ -393,6 +400,7 @@ pub fn build_families<'s>(
                 marks: marks.clone(),
                 paid: paid.clone(),
                 day_firsts: day_firsts.clone(),
+                sent: sent_firings.clone(),
             };
             let out = rules::build(&base, &person_of, &persons, dict.clone(), facts);
             let rows = out.rows.clone();
@@ -442,6 +450,7 @@ pub fn build_families<'s>(
         day_firsts: day_firsts_in,
         seal: seal_in,
         frozen: frozen_in,
+        sent_firings: sent_firings_in,
     };
     (
         inputs,

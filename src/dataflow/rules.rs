@@ -35,6 +35,8 @@ pub struct RuleFacts<'s> {
     pub marks: Coll<'s, (Scope<Ident>, Mark)>,
     pub paid: Coll<'s, (Ident, (i64, i64))>,
     pub day_firsts: Coll<'s, (Ident, (Day, i64))>,
+    /// Firings of erased persons that had been sent: they stay in the campaign rows.
+    pub sent: Coll<'s, crate::facts::SentFiring>,
 }
 
 /// What the rules produce.
@@ -197,7 +199,11 @@ pub fn build<'s>(
         .map(|f| f.rule)
         .concat(firings.clone().map(|f| f.rule).negate())
         .count_total();
-    let rows = campaign_rows(base, firings.clone()).concat(count_rows(pending, |r| {
+    let counted = firings
+        .clone()
+        .map(|f| (f.rule, f.release, f.group, f.converted))
+        .concat(facts.sent);
+    let rows = campaign_rows(base, counted).concat(count_rows(pending, |r| {
         (Metric::TriggerPending, Dims::Rule(r))
     }));
     RuleOutputs {
@@ -297,9 +303,10 @@ fn decide_all<'s>(
 }
 
 /// `trigger_fired`, `trigger_converted`, `trigger_conversion_rate` and `trigger_lift`.
-fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, Firing>) -> Rows<'s> {
+fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, crate::facts::SentFiring>) -> Rows<'s> {
     let cal = base.plan.config.calendar.clone();
-    let per_day = firings.map(move |f| ((f.rule, cal.day(f.release), f.group), f.converted));
+    let per_day = firings
+        .map(move |(rule, release, group, converted)| ((rule, cal.day(release), group), converted));
     let fired = per_day.clone().map(|(k, _)| k).count_total();
     let converted = per_day.filter(|(_, c)| *c).map(|(k, _)| k).count_total();
     let fired_total = fired

@@ -29,9 +29,18 @@ pub mod kind {
     pub const EVENT: u8 = 1;
     /// Events not accepted: `duplicate` or the rejection reason's name, a tab and how many.
     pub const OUTCOME: u8 = 2;
-    /// An erasure: the identity's type, a tab and its value. The checkpoint written right
-    /// after it covers it, and the segment that holds it is then removed.
+    /// An erasure, as an `ErasureRecord` in JSON. The checkpoint written right after it covers
+    /// it, and the segment that holds it is then removed.
     pub const ERASE: u8 = 3;
+}
+
+/// What the log keeps of an erasure until its checkpoint replaces the log.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct ErasureRecord {
+    pub kind: String,
+    pub value: String,
+    /// The person's firings that had been sent (they stay in the campaign rows).
+    pub sent: Vec<crate::facts::SentFiring>,
 }
 
 /// Why the data directory cannot be opened, read back or written.

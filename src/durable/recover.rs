@@ -66,10 +66,9 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
             kind::ERASE => {
                 let text = std::str::from_utf8(payload)
                     .map_err(|_| "an erasure record that is not text".to_string())?;
-                let (kind, value) = text
-                    .split_once('\t')
-                    .ok_or_else(|| "an erasure record without a tab".to_string())?;
-                pipeline.erase(kind, value);
+                let record: super::ErasureRecord =
+                    serde_json::from_str(text).map_err(|e| format!("an erasure record: {e}"))?;
+                pipeline.erase(&record.kind, &record.value, record.sent);
             }
             other => return Err(format!("unknown record kind {other}")),
         }

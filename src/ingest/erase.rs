@@ -24,6 +24,18 @@ pub struct Erased {
 }
 
 impl Ingest {
+    /// The identities of the person that `(kind, value)` belongs to (with `keep_facts`).
+    pub fn person(&mut self, kind: &str, value: &str) -> Option<HashSet<Ident>> {
+        let start = self.interner.lookup(kind, value)?;
+        Some(component(start, &self.kept.as_ref()?.edges))
+    }
+
+    /// Keeps firings of an erased person that had been sent in the campaign rows.
+    pub fn keep_sent(&mut self, sent: Vec<crate::facts::SentFiring>) {
+        self.sent_firings.extend(sent.iter().copied());
+        self.pending.sent_firings.extend(sent);
+    }
+
     /// Erases the person that `(kind, value)` belongs to; `None` if no event named it. Needs
     /// `keep_facts` (the facts sent are what is taken back) and an empty pending batch: take
     /// the batch before, and after to send the retractions.

@@ -77,6 +77,8 @@ pub struct Ingest {
     erased_ids: HashSet<u128>,
     /// The key of those hashes, made at the first erasure.
     erase_key: Option<[u8; 16]>,
+    /// Firings of erased persons that had been sent (kept in the campaign rows).
+    sent_firings: Vec<crate::facts::SentFiring>,
     /// Live use: how late an event may be, before the event clock.
     horizon_ms: Option<i64>,
     /// Live use: the first day an event may still land on, by the horizon and the clock.
@@ -129,6 +131,7 @@ impl Ingest {
             events: HashMap::default(),
             erased_ids: HashSet::default(),
             erase_key: None,
+            sent_firings: Vec::new(),
             horizon_ms: None,
             edge: None,
             sealed: None,

@@ -60,6 +60,7 @@ pub struct IngestState {
     events: Vec<(Ident, u32)>,
     erased_ids: Vec<u128>,
     erase_key: Option<[u8; 16]>,
+    sent_firings: Vec<crate::facts::SentFiring>,
     hours: Vec<(Ident, Hour)>,
     named: Vec<(Ident, Day, NameId)>,
     firsts: Vec<(Ident, First)>,
@@ -147,6 +148,7 @@ impl Ingest {
             events: sorted(self.events.iter().map(|(i, n)| (*i, *n)).collect()),
             erased_ids: sorted(self.erased_ids.iter().copied().collect()),
             erase_key: self.erase_key,
+            sent_firings: self.sent_firings.clone(),
             hours: sorted(self.hours_sent.iter().copied().collect()),
             named: sorted(self.named_sent.iter().copied().collect()),
             firsts: sorted(self.firsts.iter().map(|(i, f)| (*i, f.clone())).collect()),
@@ -209,6 +211,7 @@ impl Ingest {
         self.events = state.events.iter().copied().collect();
         self.erased_ids = state.erased_ids.iter().copied().collect();
         self.erase_key = state.erase_key;
+        self.sent_firings = state.sent_firings.clone();
         self.sealed = state.sealed;
         self.retired = state.retired;
         self.pruned = state.pruned;
@@ -278,6 +281,7 @@ impl Ingest {
                 .collect(),
             seal: state.sealed.map(|s| (None, s)),
             frozen: state.frozen,
+            sent_firings: state.sent_firings,
             ..FactBatch::default()
         };
         for ((rule, scope, bucket, _), (first, last)) in state.goals {

@@ -177,7 +177,7 @@ pub fn action_events(
         body["kind"] = kind.into();
         body["late"] = (kind == "firing" && before.is_some_and(|b| f.release < b)).into();
         out.push(ActionEvent {
-            id: format!("{}/{}", encode_part(&rule.name), encode_part(&f.key)),
+            id: firing_id(plan, f),
             kind,
             retracts,
             source: rule.name.clone(),
@@ -251,4 +251,10 @@ pub fn alert_states_json(plan: &Plan, output: &crate::output::Output) -> Json {
         })
         .collect();
     json!({ "alerts": list })
+}
+
+/// The action id of a firing: `rule/key` (the delivery log's and `Idempotency-Key`'s).
+pub fn firing_id(plan: &Plan, f: &Firing) -> String {
+    let rule = &plan.config.rules[f.rule as usize];
+    format!("{}/{}", encode_part(&rule.name), encode_part(&f.key))
 }

@@ -14,7 +14,16 @@ pub async fn person(
     Path((kind, value)): Path<(String, String)>,
 ) -> Response {
     match s.live.erase(kind.clone(), value).await {
-        Ok(Ok(Some(erased))) => {
+        Ok(Ok(Some(person))) => {
+            if let Some(actions) = &s.actions {
+                if let Err(why) = actions.forget(person.action_ids).await {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the person is erased, but the delivery log still names their actions: {why}; erase again once it can be written"),
+                    );
+                }
+            }
+            let erased = person.erased;
             let identities: Vec<_> = erased
                 .identities
                 .iter()

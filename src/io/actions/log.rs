@@ -53,6 +53,8 @@ pub struct DeliveryLog {
     file: File,
     sent: HashSet<(String, String)>,
     delivered: HashSet<(String, String, String)>,
+    /// Ids of erased persons' actions: never written again.
+    forgotten: HashSet<String>,
     /// Lines dropped at open (a torn or damaged line).
     pub skipped: u64,
 }
@@ -89,6 +91,7 @@ impl DeliveryLog {
             path: path.clone(),
             sent: HashSet::new(),
             delivered: HashSet::new(),
+            forgotten: HashSet::new(),
             skipped: 0,
         };
         // A line cut short by a crash would swallow the next record: cut it off.
@@ -142,14 +145,46 @@ impl DeliveryLog {
             .contains(&(id.to_string(), kind.to_string(), target.to_string()))
     }
 
+    /// Forgets the records of `ids` (an erased person's actions): rewrites the log without
+    /// them (a new file, synced, renamed over the old one), and never writes them again.
+    pub fn forget(&mut self, ids: Vec<String>) -> Result<(), LogError> {
+        let io = |source| LogError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        self.forgotten.extend(ids);
+        let forgotten = &self.forgotten;
+        self.sent.retain(|(id, _)| !forgotten.contains(id));
+        self.delivered.retain(|(id, _, _)| !forgotten.contains(id));
+        let bytes = std::fs::read(&self.path).map_err(io)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let kept: String = text
+            .split_inclusive('\n')
+            .filter(|line| parse_line(line.trim_end()).is_none_or(|r| !forgotten.contains(&r.id)))
+            .collect();
+        let fresh = self.path.with_extension("log.new");
+        std::fs::write(&fresh, kept.as_bytes()).map_err(io)?;
+        File::open(&fresh).and_then(|f| f.sync_all()).map_err(io)?;
+        std::fs::rename(&fresh, &self.path).map_err(io)?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        }
+        self.file = OpenOptions::new()
+            .append(true)
+            .read(true)
+            .open(&self.path)
+            .map_err(io)?;
+        Ok(())
+    }
+
     /// Appends records and syncs them to disk.
     pub fn append(&mut self, records: &[Record]) -> Result<(), LogError> {
-        if records.is_empty() {
-            return Ok(());
-        }
         let mut text = String::new();
-        for r in records {
+        for r in records.iter().filter(|r| !self.forgotten.contains(&r.id)) {
             text.push_str(&line_of(r));
+        }
+        if text.is_empty() {
+            return Ok(());
         }
         let io = |source| LogError::Io {
             path: self.path.clone(),

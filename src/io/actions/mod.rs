@@ -2,7 +2,7 @@
 //! before it goes out, then handed to its targets' bounded queues (webhook, MQTT, stream), so
 //! that nothing is sent twice across restarts and a slow or dead target slows nothing else.
 
-mod log;
+pub mod log;
 mod webhook;
 
 pub use log::{DeliveryLog, LogError, Record, Step};
@@ -38,6 +38,11 @@ pub(crate) struct Done {
 pub(crate) enum Msg {
     Events(Vec<ActionEvent>),
     Done(Done),
+    /// An erased person's action ids: the delivery log forgets them, then the sender hears.
+    Forget(
+        Vec<String>,
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+    ),
 }
 
 /// A firing or alert message as `/v1/firings` streams it.
@@ -198,6 +203,20 @@ impl Actions {
         ActionSink(self.tx.clone())
     }
 
+    /// Makes the delivery log forget the ids of an erased person's actions (rewriting it), and
+    /// returns once it has, or with why not.
+    pub async fn forget(&self, ids: Vec<String>) -> Result<(), String> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Msg::Forget(ids, tx))
+            .map_err(|_| "the actions runner has stopped".to_string())?;
+        rx.await
+            .map_err(|_| "the actions runner has stopped".to_string())?
+    }
+
     /// A new subscription to the `stream` actions.
     pub fn subscribe(&self) -> broadcast::Receiver<StreamItem> {
         self.stream.subscribe()
@@ -251,6 +270,11 @@ impl Runner {
             let result = match msg {
                 Msg::Events(events) => self.events(events),
                 Msg::Done(d) => self.done(d),
+                Msg::Forget(ids, reply) => {
+                    let result = self.log.forget(ids);
+                    let _ = reply.send(result.as_ref().map_err(|e| e.to_string()).copied());
+                    result
+                }
             };
             if let Err(e) = result {
                 tracing::error!("{e}; actions are held until the log can be written");
