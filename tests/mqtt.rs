@@ -374,3 +374,105 @@ async fn a_broker_restart_mid_stream_loses_and_doubles_nothing() {
     served["events"]["duplicates"] = expected["events"]["duplicates"].clone();
     assert_same(&expected, &served, "across a broker restart");
 }
+
+/// With `serve.hash_identities`, a phone number sent over MQTT reaches no MQTT topic (rows,
+/// progress, rule actions), no line of the server's log and no file of its data directory in
+/// clear; a look-up by the raw number still finds the person.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
+async fn hashed_identities_reach_no_topic_log_or_file_in_clear() {
+    const PHONE: &str = "13987654321";
+    let bin = mosquitto();
+    let broker = Broker::start(&bin, "hashed");
+    let cfg = broker.dir().join("hashed.toml");
+    std::fs::write(
+        &cfg,
+        "[serve]\nhash_identities = true\n\n[mqtt]\nclient_id = \"tidemark-hashed\"\ntopics = [\"tidemark/events/#\"]\n\n[[rules]]\nname = \"welcome\"\nwhen = \"register\"\nwait = \"1s\"\n[[rules.actions]]\nmqtt = \"tidemark/actions/welcome\"\n",
+    )
+    .unwrap();
+    let everything = listen::mqtt_everything(broker.port, "test-everything");
+    let tm = Tidemark::start(&cfg, &broker);
+    broker.logged("Sending SUBACK to tidemark-hashed").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let events = [
+        serde_json::json!({"id": "h1", "ts": now - 1000, "event": "register", "ids": {"phone": PHONE, "openid": "o_hashed"}}),
+        serde_json::json!({"id": "h2", "ts": now, "event": "page_view", "ids": {"phone": PHONE}}),
+    ]
+    .map(|e| e.to_string());
+    listen::publish_events(broker.port, "test-hashed", TOPIC, &events).await;
+    let http = reqwest::Client::new();
+    judged_all(&http, &tm, events.len()).await;
+    let who: Json = http
+        .get(tm.url(&format!("/v1/identities/phone/{PHONE}")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["found"], true, "{who}");
+    // The rule's action goes out on MQTT (with the person's identities, hashed).
+    eventually("the welcome action", Duration::from_secs(20), || async {
+        let seen = everything.lock().unwrap();
+        String::from_utf8_lossy(&seen)
+            .contains("tidemark/actions/welcome")
+            .then_some(())
+    })
+    .await;
+    // Everything tidemark published (the input topic carries what the test itself sent).
+    let seen: String = String::from_utf8_lossy(&everything.lock().unwrap())
+        .lines()
+        .filter(|l| !l.starts_with("tidemark/events/"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        seen.contains("tidemark/rows/"),
+        "rows were published: {seen}"
+    );
+    assert!(
+        !seen.contains(PHONE),
+        "a topic carries the phone number: {seen}"
+    );
+    assert!(
+        seen.contains("\"h:"),
+        "the action names the person by hashes: {seen}"
+    );
+    let data = broker.dir().join("tidemark-data");
+    let log = tm.log.clone();
+    let status = tm.terminate();
+    assert!(status.success());
+    assert!(
+        !log.contains(PHONE),
+        "the server's log holds the number: {}",
+        log.text()
+    );
+    assert!(
+        !dir_contains(&data, PHONE),
+        "a file of the data directory holds the number"
+    );
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn dir_contains(dir: &Path, needle: &str) -> bool {
+    let mut todo = vec![dir.to_path_buf()];
+    let mut files = 0;
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    return true;
+                }
+            }
+        }
+    }
+    assert!(files > 0, "{} holds no file", dir.display());
+    false
+}

@@ -159,6 +159,27 @@ impl Retained {
     }
 }
 
+/// Subscribes (QoS 0) to every topic (`#`) as a new client: every topic and payload it sees,
+/// retained or not, one per line.
+pub fn mqtt_everything(port: u16, id: &str) -> Arc<Mutex<Vec<u8>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let (client, mut events) = client(port, id);
+    tokio::spawn(async move {
+        client.subscribe("#", QoS::AtMostOnce).await.unwrap();
+        while let Ok(event) = events.poll().await {
+            if let Event::Incoming(Incoming::Publish(p)) = event {
+                let mut s = s.lock().unwrap();
+                s.extend_from_slice(p.topic.as_bytes());
+                s.push(b' ');
+                s.extend_from_slice(&p.payload);
+                s.push(b'\n');
+            }
+        }
+    });
+    seen
+}
+
 /// Subscribes (QoS 0) to `{prefix}/rows/#` and `{prefix}/progress` as a new client.
 pub fn mqtt_retained(port: u16, prefix: &str, id: &str) -> Arc<Mutex<Retained>> {
     let seen = Arc::new(Mutex::new(Retained {
