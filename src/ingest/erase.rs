@@ -141,8 +141,11 @@ impl Ingest {
             let _ = getrandom::fill(&mut k);
             k
         });
+        let Some(seen) = self.seen.entries_mut() else {
+            return;
+        };
         let mut erased = Vec::new();
-        self.seen.retain(|id, seen| {
+        seen.retain(|id, seen| {
             let keep = !person.contains(&seen.ident);
             if !keep {
                 erased.push(keyed_hash(&key, id));
@@ -152,8 +155,8 @@ impl Ingest {
         self.erased_ids.extend(erased);
         // Pruned ids took their times with them: the clock is then the latest left (the
         // horizon keeps the latest events), and the earliest time cannot be recomputed.
-        let latest = self.seen.values().map(|s| s.ts).max();
-        let earliest = self.seen.values().map(|s| s.ts).min();
+        let latest = seen.values().map(|s| s.ts).max();
+        let earliest = seen.values().map(|s| s.ts).min();
         if latest.is_some() || self.pruned.is_none() {
             let before = self.clock;
             if before != latest {

@@ -1,11 +1,13 @@
 //! The edge: parse and validate lines, drop duplicates, count, and turn events into fact batches.
 
+mod dedupe;
 mod dict;
 mod erase;
 mod money;
 mod retire;
 mod state;
 
+pub use dedupe::{Seen, NO_IDENT};
 pub use dict::{Dictionary, Interner};
 pub use erase::Erased;
 pub use money::MoneyTotals;
@@ -52,25 +54,13 @@ impl Counts {
 type GoalKey = (RuleId, Scope<Ident>, i64, Ident);
 type GoalSpan = ((i64, String), (i64, String));
 
-/// What ingest keeps of an accepted event's id: its time, day and identity (`NO_IDENT` for an
-/// event without one), for erasure and for pruning by day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Seen {
-    pub ts: i64,
-    pub day: Day,
-    pub ident: Ident,
-}
-
-/// The identity of events that name none (ad spend, say).
-pub const NO_IDENT: Ident = Ident::MAX;
-
 /// Stateful ingest: dedupe set, interning, per-identity first events and the clock.
 pub struct Ingest {
     plan: Arc<Plan>,
     limits: Limits,
     interner: Interner,
     /// Ids of accepted events, with their time and identity (pruned once the day is sealed).
-    seen: HashMap<Box<str>, Seen>,
+    seen: dedupe::Dedupe,
     /// Accepted events per identity (the identity events are counted under: their first).
     events: HashMap<Ident, u32>,
     /// Keyed hashes of the ids of erased events: a repeat of one is a duplicate.
@@ -127,7 +117,7 @@ impl Ingest {
             limits: Limits::from_config(&plan.config),
             plan,
             interner: Interner::new(dict),
-            seen: HashMap::default(),
+            seen: dedupe::Dedupe::default(),
             events: HashMap::default(),
             erased_ids: HashSet::default(),
             erase_key: None,
@@ -251,36 +241,27 @@ impl Ingest {
         let hour = self.plan.config.calendar.hour(ev.ts);
         // One hash and probe per event; the key is built even for the rare duplicate.
         let day = crate::time::hour_day(hour);
-        match self.seen.entry(ev.id.as_ref().into()) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                self.counts.duplicates += 1;
-                return Outcome::Duplicate;
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Seen {
-                    ts: ev.ts,
-                    day,
-                    ident: NO_IDENT,
-                });
-            }
+        if !self.seen.insert(&ev.id, ev.ts, day) {
+            self.counts.duplicates += 1;
+            return Outcome::Duplicate;
         }
         if !self.erased_ids.is_empty() && self.was_erased(&ev.id) {
-            self.seen.remove(ev.id.as_ref());
+            self.seen.remove(&ev.id);
             self.counts.duplicates += 1;
             return Outcome::Duplicate;
         }
         if ev.amount.is_some() {
             if let Err(r) = self.money.add(&self.plan.class(&ev.name), ev.amount) {
-                self.seen.remove(ev.id.as_ref());
+                self.seen.remove(&ev.id);
                 return self.reject(r);
             }
         }
         self.counts.accepted += 1;
-        if let Some(anchor) = self.apply(&ev, hour) {
+        let anchor = self.apply(&ev, hour);
+        // Only what ingest can erase from (it keeps its facts) needs the event's identity.
+        if let (Some(anchor), Some(_)) = (anchor, &self.kept) {
             *self.events.entry(anchor).or_insert(0) += 1;
-            if let Some(seen) = self.seen.get_mut(ev.id.as_ref()) {
-                seen.ident = anchor;
-            }
+            self.seen.set_ident(&ev.id, anchor);
         }
         Outcome::Accepted
     }

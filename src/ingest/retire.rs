@@ -84,7 +84,7 @@ impl Ingest {
         // dedupe set, which is walked whole, a week at a time.
         if self.pruned.is_none_or(|p| next >= p + PRUNE_STEP) {
             self.pruned = Some(next);
-            self.seen.retain(|_, seen| seen.day >= next);
+            self.seen.keep_from(next);
         }
         self.retire_before(next - self.look_back());
     }

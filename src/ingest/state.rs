@@ -131,6 +131,7 @@ impl Ingest {
     /// taken. Call before the first event.
     pub fn keep_facts(&mut self) {
         self.kept.get_or_insert_with(Kept::default);
+        self.seen.full();
     }
 
     /// Everything ingest holds. The pending batch must have been taken (`take_batch`).
@@ -144,7 +145,13 @@ impl Ingest {
             channels: (1..dict.channel_count() as ChannelId)
                 .map(|c| dict.channel(c))
                 .collect(),
-            seen: self.seen.iter().map(|(s, d)| (s.to_string(), *d)).collect(),
+            seen: self
+                .seen
+                .entries()
+                .into_iter()
+                .flatten()
+                .map(|(s, d)| (s.to_string(), *d))
+                .collect(),
             events: sorted(self.events.iter().map(|(i, n)| (*i, *n)).collect()),
             erased_ids: sorted(self.erased_ids.iter().copied().collect()),
             erase_key: self.erase_key,
@@ -203,11 +210,13 @@ impl Ingest {
         for label in &state.channels {
             self.interner.channel(label);
         }
-        self.seen = state
-            .seen
-            .into_iter()
-            .map(|(s, d)| (s.into_boxed_str(), d))
-            .collect();
+        self.seen = super::dedupe::Dedupe::Full(
+            state
+                .seen
+                .into_iter()
+                .map(|(s, d)| (s.into_boxed_str(), d))
+                .collect(),
+        );
         self.events = state.events.iter().copied().collect();
         self.erased_ids = state.erased_ids.iter().copied().collect();
         self.erase_key = state.erase_key;
