@@ -193,8 +193,14 @@ const SECRETS: &[&str] = &[
 /// Against the real binary: `DELETE /v1/persons/...` erases the whole person, the rows equal
 /// `compute` over the log without them, no byte of their identities or event ids is left in
 /// the data directory, and after a restart their events are duplicates and their values new.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn erasure_leaves_nothing_on_disk_and_survives_a_restart() {
+#[test]
+fn erasure_leaves_nothing_on_disk_and_survives_a_restart() {
+    // Servers and `compute` keep cores busy: not beside a test that measures latency.
+    let _busy = common::busy();
+    runtime().block_on(erasure_leaves_nothing_on_disk_and_survives_a_restart_run());
+}
+
+async fn erasure_leaves_nothing_on_disk_and_survives_a_restart_run() {
     use crate::common::server::{
         config_file, fresh_data_dir, generated, get_json, post_events, Server,
     };
@@ -311,8 +317,14 @@ async fn erasure_leaves_nothing_on_disk_and_survives_a_restart() {
 /// With `serve.hash_identities`, identity values reach the data directory (log, checkpoint,
 /// dead letters) only as keyed hashes; look-ups and erasure by the raw value still work, and
 /// the key survives a restart.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hashed_identities_never_reach_disk_in_clear() {
+#[test]
+fn hashed_identities_never_reach_disk_in_clear() {
+    // Servers and `compute` keep cores busy: not beside a test that measures latency.
+    let _busy = common::busy();
+    runtime().block_on(hashed_identities_never_reach_disk_in_clear_run());
+}
+
+async fn hashed_identities_never_reach_disk_in_clear_run() {
     use crate::common::server::{
         config_file, fresh_data_dir, generated, get_json, post_events, Server,
     };
@@ -370,8 +382,14 @@ async fn hashed_identities_never_reach_disk_in_clear() {
 
 /// Live with rules: a firing already sent stays in the campaign rows and is not retracted,
 /// the erased person's pending firing is never sent, and the delivery log forgets their ids.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sent_firings_stay_and_pending_ones_are_cancelled() {
+#[test]
+fn sent_firings_stay_and_pending_ones_are_cancelled() {
+    // Servers and `compute` keep cores busy: not beside a test that measures latency.
+    let _busy = common::busy();
+    runtime().block_on(sent_firings_stay_and_pending_ones_are_cancelled_run());
+}
+
+async fn sent_firings_stay_and_pending_ones_are_cancelled_run() {
     use crate::common::receiver::Receiver;
     use crate::common::server::{config_file, fresh_data_dir, get_json, post_events, Server};
     use serde_json::json;
@@ -463,4 +481,12 @@ webhook = "{url}"
         let left = files_containing(&data, secret);
         assert!(left.is_empty(), "{secret} is still in {left:?}");
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
