@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::common;
+use crate::common::server::files_containing;
 use crate::properties::{config_with, firings, random_log, ACTIONS};
 use proptest::prelude::*;
 use tidemark::engine::EngineOptions;
@@ -160,26 +161,6 @@ fn person_events(lines: &[String]) -> Vec<String> {
             v.to_string()
         })
         .collect()
-}
-
-/// Files under `dir` whose bytes contain `needle`.
-fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(path);
-                }
-            }
-        }
-    }
-    found
 }
 
 /// The values and event ids of the person of `person_events`.

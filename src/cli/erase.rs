@@ -59,17 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if args.data.join(tidemark::io::actions::log::FILE).exists() {
                 tidemark::io::actions::DeliveryLog::open(&args.data)?.forget(person.action_ids)?;
             }
-            let erased = person.erased;
-            let identities: Vec<_> = erased
-                .identities
-                .iter()
-                .map(|(t, v)| serde_json::json!({"type": t, "value": v}))
-                .collect();
-            let doc = serde_json::json!({
-                "erased": true,
-                "identities": identities,
-                "events": erased.events,
-            });
+            let doc = person.erased.to_json();
             tidemark::console::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }

@@ -329,18 +329,23 @@ impl Writer {
         })();
         match written {
             Ok(bytes) => {
-                let mut status = self.shared.status.lock().expect("not poisoned");
-                status.checkpoints += 1;
-                status.checkpoint_bytes = bytes;
-                status.checkpoint_at_ms = Some(crate::pipeline::now_ms());
-                status.wal_bytes = self.wal.bytes();
-                status.wal_segments = self.wal.segments();
+                self.checkpoint_written(bytes);
                 None
             }
             Err(e) => Some(format!(
                 "the erasure is done in memory, but its checkpoint could not be written: {e}"
             )),
         }
+    }
+
+    /// Notes a checkpoint written (and the log it left) for `/metrics`.
+    fn checkpoint_written(&self, bytes: u64) {
+        let mut status = self.shared.status.lock().expect("not poisoned");
+        status.checkpoints += 1;
+        status.checkpoint_bytes = bytes;
+        status.checkpoint_at_ms = Some(crate::pipeline::now_ms());
+        status.wal_bytes = self.wal.bytes();
+        status.wal_segments = self.wal.segments();
     }
 
     fn start_checkpoint(&mut self, seq: u64, state: Box<IngestState>) {
@@ -382,12 +387,7 @@ impl Writer {
                 if let Err(e) = self.wal.remove_before(seq + 1) {
                     tracing::warn!("the checkpoint is written, but old log segments could not be removed: {e}");
                 }
-                let mut status = self.shared.status.lock().expect("not poisoned");
-                status.checkpoints += 1;
-                status.checkpoint_bytes = bytes;
-                status.checkpoint_at_ms = Some(crate::pipeline::now_ms());
-                status.wal_bytes = self.wal.bytes();
-                status.wal_segments = self.wal.segments();
+                self.checkpoint_written(bytes);
                 tracing::info!("checkpoint written: {bytes} bytes, up to log record {seq}");
             }
             Ok(Err(e)) => tracing::error!(

@@ -23,6 +23,18 @@ pub struct Erased {
     pub events: u64,
 }
 
+impl Erased {
+    /// The answer of `DELETE /v1/persons/...` and `tidemark erase`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let identities: Vec<_> = self
+            .identities
+            .iter()
+            .map(|(t, v)| serde_json::json!({"type": t, "value": v}))
+            .collect();
+        serde_json::json!({"erased": true, "identities": identities, "events": self.events})
+    }
+}
+
 impl Ingest {
     /// The identities of the person that `(kind, value)` belongs to (with `keep_facts`).
     pub fn person(&mut self, kind: &str, value: &str) -> Option<HashSet<Ident>> {

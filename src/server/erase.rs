@@ -23,18 +23,7 @@ pub async fn person(
                     );
                 }
             }
-            let erased = person.erased;
-            let identities: Vec<_> = erased
-                .identities
-                .iter()
-                .map(|(t, v)| serde_json::json!({"type": t, "value": v}))
-                .collect();
-            Json(serde_json::json!({
-                "erased": true,
-                "identities": identities,
-                "events": erased.events,
-            }))
-            .into_response()
+            Json(person.erased.to_json()).into_response()
         }
         Ok(Ok(None)) => error(
             StatusCode::NOT_FOUND,
