@@ -3,12 +3,17 @@
 # generated steady stream covering 300 days (as many arrivals every day, nobody back after 60
 # days: `generate --growth 0 --lifetime 60`) at a steady rate through `tidemark replay`; every
 # 10 s the resident memory and the events accepted so far are sampled from /metrics.
-# Usage: benches/soak.sh [RATE] [PERSONS]   (default 20000 events/s, 300000 persons)
+# With ARRIVAL_DAYS, the stream is one of a fixed population instead: every person arrives in
+# the first ARRIVAL_DAYS days and the loyal ones keep coming back (`generate --arrival-days`),
+# so that after those days no new person comes and what grows per person cannot grow.
+# Usage: benches/soak.sh [RATE] [PERSONS] [ARRIVAL_DAYS]   (default 20000 events/s, 300000
+# persons, arrivals every day)
 # Output: ${TMPDIR:-/tmp}/tidemark-soak/soak.tsv (seconds, accepted, rss_mib) and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-20000}
 persons=${2:-300000}
+arrival_days=${3:-}
 dir=${TMPDIR:-/tmp}/tidemark-soak
 mkdir -p "$dir"
 cargo build --release -q
@@ -17,9 +22,15 @@ port=17980
 url=http://127.0.0.1:$port
 # 300 days that end before today, so that no event is ahead of the wall clock.
 start_day=$(date -u -d '-320 days' +%F)
-log=$dir/steady-$persons-300d.ndjson
+if [ -n "$arrival_days" ]; then
+  log=$dir/fixed-$persons-$arrival_days-300d.ndjson
+  shape=(--arrival-days "$arrival_days")
+else
+  log=$dir/steady-$persons-300d.ndjson
+  shape=(--lifetime 60)
+fi
 [ -s "$log" ] || "$bin" generate --persons "$persons" --days 300 --seed 11 --start "$start_day" \
-  --growth 0 --lifetime 60 --output "$log"
+  --growth 0 "${shape[@]}" --output "$log"
 events=$(wc -l <"$log")
 rm -rf "$dir/data"
 "$bin" serve --listen "127.0.0.1:$port" --data "$dir/data" >"$dir/serve.log" 2>&1 &

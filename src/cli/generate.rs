@@ -35,6 +35,10 @@ pub struct Args {
     /// coming). With `--growth 0` this makes a steady stream, as a soak test wants.
     #[arg(long)]
     lifetime: Option<u32>,
+    /// Persons arrive over the first this many days only (default: every day). The days after
+    /// are a stream of a fixed population: only loyal persons coming back.
+    #[arg(long)]
+    arrival_days: Option<u32>,
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -60,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         links: !args.no_links,
         growth: args.growth,
         lifetime: args.lifetime,
+        arrival_days: args.arrival_days,
     };
     let lines = match &args.output {
         Some(path) => {

@@ -51,6 +51,9 @@ pub struct GenOptions {
     /// With `growth: 0`, a lifetime makes a steady stream: as many active persons and events
     /// each day once the first lifetime has passed.
     pub lifetime: Option<u32>,
+    /// Persons arrive over the first this many days only (`None`: over every day). With
+    /// loyal persons coming back, the days after make a stream of a fixed population.
+    pub arrival_days: Option<u32>,
 }
 
 impl Default for GenOptions {
@@ -64,35 +67,170 @@ impl Default for GenOptions {
             links: true,
             growth: 150,
             lifetime: None,
+            arrival_days: None,
         }
     }
 }
 
 /// Writes NDJSON events (one JSON object per line) to `out`, returns the number of lines written.
 pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
-    let days = local_days(opts)?;
-    let Some(range) = days.first().zip(days.last()).map(|(a, b)| (a.1, b.1)) else {
+    let mut sim = Simulation::new(opts)?;
+    let Some(range) = sim.range() else {
         return Ok(0);
     };
-    let bounds = arrival_bounds(opts.persons, &days, opts.growth);
-    let mut state = vec![0u8; usize::try_from(opts.persons).map_err(invalid)?];
     let mut writer = Writer::new(
         out,
         Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links),
         range,
     );
     let mut events = Vec::new();
-    let mut orders = 0;
-    let retention = Retention::new(opts.days);
-    for (d, w) in days.windows(2).enumerate() {
+    for d in 0..opts.days {
+        sim.day(d, &mut events)?;
+        writer.day(
+            &mut events,
+            &mut Rng::new(opts.seed, &[0x0D7, u64::from(d)]),
+        )?;
+    }
+    writer.finish()
+}
+
+/// A stream without end: the simulation of [`generate`] day after day, its first `opts.days`
+/// days exactly as `generate` writes them (but for the lines held late past a day's end), and
+/// after them more days with the arrival rate of the last one, so that new persons keep
+/// arriving and earlier ones keep coming back.
+pub struct DayStream {
+    sim: Simulation,
+    writer: Writer<Vec<u8>>,
+    seed: u64,
+    next: u32,
+    events: Vec<Ev>,
+}
+
+impl DayStream {
+    pub fn new(opts: &GenOptions) -> io::Result<Self> {
+        if opts.days == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a day stream needs a period of at least one day",
+            ));
+        }
+        let sim = Simulation::new(opts)?;
+        let start = sim.range().map_or(0, |r| r.0);
+        let writer = Writer::new(
+            Vec::new(),
+            Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links),
+            (start, i64::MAX),
+        );
+        Ok(DayStream {
+            sim,
+            writer,
+            seed: opts.seed,
+            next: 0,
+            events: Vec::new(),
+        })
+    }
+
+    /// The lines of the next local day (and those held late from earlier days that come due
+    /// on it), with the epoch millisecond the day ends at.
+    pub fn next_day(&mut self) -> io::Result<(Vec<u8>, i64)> {
+        let d = self.next;
+        self.next += 1;
+        let end = self.sim.day(d, &mut self.events)?;
+        let mut rng = Rng::new(self.seed, &[0x0D7, u64::from(d)]);
+        self.writer.day(&mut self.events, &mut rng)?;
+        Ok((self.writer.take_written(), end))
+    }
+}
+
+/// The persons of the simulation and what it keeps of them between days.
+struct Simulation {
+    opts: GenOptions,
+    /// Local dates from the start, each with the epoch millisecond of its local midnight.
+    days: Vec<(Date, i64)>,
+    /// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`.
+    bounds: Vec<u64>,
+    /// The arrival weights of the period and their sum (days after it repeat its last day).
+    weights: (Vec<u128>, u128),
+    state: Vec<u8>,
+    orders: u64,
+    retention: Retention,
+}
+
+impl Simulation {
+    fn new(opts: &GenOptions) -> io::Result<Self> {
+        let days = local_days(opts)?;
+        let weights = arrival_weights(&days, opts.growth, opts.arrival_days);
+        let total = weights.iter().sum();
+        let bounds = bounds_of(opts.persons, &weights, total);
+        Ok(Simulation {
+            opts: opts.clone(),
+            state: vec![0u8; usize::try_from(opts.persons).map_err(invalid)?],
+            days,
+            bounds,
+            weights: (weights, total),
+            orders: 0,
+            retention: Retention::new(opts.days),
+        })
+    }
+
+    /// The times every event of the period lies in (`None` without days).
+    fn range(&self) -> Option<(i64, i64)> {
+        self.days
+            .first()
+            .zip(self.days.last())
+            .map(|(a, b)| (a.1, b.1))
+    }
+
+    /// Makes sure day `d` and its end are known, past the period too.
+    fn extend_to(&mut self, d: usize) -> io::Result<()> {
+        while self.days.len() < d + 2 {
+            let (date, _) = self.days[self.days.len() - 1];
+            let next = date.tomorrow().map_err(invalid)?;
+            let midnight = next.to_zoned(self.opts.timezone.clone()).map_err(invalid)?;
+            self.days
+                .push((next, midnight.timestamp().as_millisecond()));
+        }
+        let (weights, total) = &self.weights;
+        let last_day = weights.len().saturating_sub(1);
+        let last = weights.last().copied().unwrap_or(0);
+        while self.bounds.len() < d + 2 {
+            // After the period, each day gets the arrivals of the period's last day, with the
+            // weekend's 20% more or less.
+            let day = self.bounds.len() - 1;
+            let w = match (
+                is_weekend(self.days[day].0),
+                is_weekend(self.days[last_day].0),
+            ) {
+                (true, false) => last * 6 / 5,
+                (false, true) => last * 5 / 6,
+                _ => last,
+            };
+            let arriving = (u128::from(self.opts.persons) * w / (*total).max(1)) as u64;
+            let from = self.bounds[self.bounds.len() - 1];
+            self.bounds.push(from + arriving);
+        }
+        let persons = usize::try_from(self.bounds[d + 1]).map_err(invalid)?;
+        if persons > self.state.len() {
+            self.state.resize(persons, 0);
+        }
+        Ok(())
+    }
+
+    /// Simulates day `d` into `events`; returns the epoch millisecond the day ends at.
+    fn day(&mut self, d: u32, events: &mut Vec<Ev>) -> io::Result<i64> {
+        let d = d as usize;
+        self.extend_to(d)?;
+        let opts = &self.opts;
+        let (w0, w1) = (self.days[d], self.days[d + 1]);
         let day = Day {
             seed: opts.seed,
             index: d as u32,
-            start_ms: w[0].1,
-            len_ms: w[1].1 - w[0].1,
+            start_ms: w0.1,
+            len_ms: w1.1 - w0.1,
         };
-        let busier = if is_weekend(w[0].0) { 1.1 } else { 1.0 };
-        ad_spend(&day, bounds[d + 1] - bounds[d], &mut events);
+        let bounds = &self.bounds;
+        let busier = if is_weekend(w0.0) { 1.1 } else { 1.0 };
+        ad_spend(&day, bounds[d + 1] - bounds[d], events);
         let oldest = opts.lifetime.map_or(0, |l| d.saturating_sub(l as usize));
         for a in oldest..=d {
             for n in bounds[a]..bounds[a + 1] {
@@ -102,7 +240,7 @@ pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
                     continue;
                 }
                 let profile = Profile::of(opts.seed, n);
-                if !arriving && draw >= retention.chance(&profile, (d - a) as u32) * busier {
+                if !arriving && draw >= self.retention.chance(&profile, (d - a) as u32) * busier {
                     continue;
                 }
                 let who = Visitor {
@@ -110,12 +248,17 @@ pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
                     profile,
                     arriving,
                 };
-                person_day(&day, &who, &mut state[n as usize], &mut orders, &mut events);
+                person_day(
+                    &day,
+                    &who,
+                    &mut self.state[n as usize],
+                    &mut self.orders,
+                    events,
+                );
             }
         }
-        writer.day(&mut events, &mut Rng::new(opts.seed, &[0x0D7, d as u64]))?;
+        Ok(w1.1)
     }
-    writer.finish()
 }
 
 fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
@@ -143,22 +286,29 @@ fn is_weekend(date: Date) -> bool {
     matches!(date.weekday(), Weekday::Saturday | Weekday::Sunday)
 }
 
-/// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`: arrivals grow by `growth`
-/// percent over the period (2.5x by default) and are 20% higher on weekends.
-fn arrival_bounds(persons: u64, days: &[(Date, i64)], growth: u32) -> Vec<u64> {
-    let n = days.len() - 1;
-    let weights: Vec<u128> = (0..n)
+/// Relative arrivals on each day: they grow by `growth` percent over the period (2.5x by
+/// default) and are 20% higher on weekends; nobody arrives on or after day `until`, when given.
+fn arrival_weights(days: &[(Date, i64)], growth: u32, until: Option<u32>) -> Vec<u128> {
+    let n = days.len().saturating_sub(1);
+    (0..n)
         .map(|d| {
+            if until.is_some_and(|u| d as u64 >= u64::from(u.max(1))) {
+                return 0;
+            }
             let growth = 100 + u128::from(growth) * d as u128 / (n.max(2) - 1) as u128;
             growth * if is_weekend(days[d].0) { 6 } else { 5 }
         })
-        .collect();
-    let total: u128 = weights.iter().sum();
+        .collect()
+}
+
+/// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`: `persons` split by the
+/// weights.
+fn bounds_of(persons: u64, weights: &[u128], total: u128) -> Vec<u64> {
     let mut bounds = vec![0u64];
     let mut cumulative = 0;
     for w in weights {
         cumulative += w;
-        bounds.push((u128::from(persons) * cumulative / total) as u64);
+        bounds.push((u128::from(persons) * cumulative / total.max(1)) as u64);
     }
     bounds
 }

@@ -161,7 +161,9 @@ impl Retention {
 
     /// Chance that the person is active on day `k >= 1` after arrival.
     pub fn chance(&self, p: &Profile, k: u32) -> f64 {
-        let decaying = Self::FIRST_DAY * CHANNELS[p.channel].retention * self.decay[k as usize - 1];
+        // Past the days it covers (a stream without end), the decay is taken as spent.
+        let decay = self.decay.get(k as usize - 1).copied().unwrap_or(0.0);
+        let decaying = Self::FIRST_DAY * CHANNELS[p.channel].retention * decay;
         if p.loyal {
             decaying.max(Self::MAX_CHANCE)
         } else {

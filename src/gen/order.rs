@@ -20,6 +20,14 @@ struct Held {
     ev: Ev,
 }
 
+impl Writer<Vec<u8>> {
+    /// The lines written so far and not taken yet (held lines stay held).
+    pub fn take_written(&mut self) -> Vec<u8> {
+        self.out.append(&mut self.buf);
+        std::mem::take(&mut self.out)
+    }
+}
+
 impl PartialEq for Held {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
@@ -41,8 +49,8 @@ impl Ord for Held {
 }
 
 /// Numbers events, decides their text style, and writes them in (almost) time order.
-pub struct Writer<'a, W: Write> {
-    out: &'a mut W,
+pub struct Writer<W: Write> {
+    out: W,
     renderer: Renderer,
     /// Every written `ts` lies in `[range.0, range.1)`.
     range: (i64, i64),
@@ -53,8 +61,8 @@ pub struct Writer<'a, W: Write> {
     lines: u64,
 }
 
-impl<'a, W: Write> Writer<'a, W> {
-    pub fn new(out: &'a mut W, renderer: Renderer, range: (i64, i64)) -> Self {
+impl<W: Write> Writer<W> {
+    pub fn new(out: W, renderer: Renderer, range: (i64, i64)) -> Self {
         Writer {
             out,
             renderer,

@@ -2,6 +2,7 @@
 
 mod format;
 mod people;
+mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;

@@ -136,3 +136,38 @@ fn without_growth_and_with_a_lifetime_the_stream_is_steady() {
     let ratio = arrivals(60..80) / arrivals(0..20);
     assert!((0.85..1.15).contains(&ratio), "arrivals grew {ratio:.2}x");
 }
+
+#[test]
+fn with_arrival_days_a_fixed_population_keeps_coming_back() {
+    let o = GenOptions {
+        links: false,
+        growth: 0,
+        arrival_days: Some(10),
+        ..opts(3_000, 60, 5, "UTC", "2026-03-02")
+    };
+    let (start, _) = range(&o);
+    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let mut first: BTreeMap<String, usize> = BTreeMap::new();
+    let mut active_late = std::collections::BTreeSet::new();
+    for l in parse(&run(&o)) {
+        let Some((_, id)) = l.ids.first() else {
+            continue;
+        };
+        let d = day(l.ts);
+        let f = first.entry(id.clone()).or_insert(d);
+        *f = (*f).min(d);
+        if d >= 40 {
+            active_late.insert(id.clone());
+        }
+    }
+    // Every person arrives in the first 10 days (a session may run past midnight).
+    let latest = first.values().max().copied().unwrap();
+    assert!(latest <= 10, "a person arrived on day {latest}");
+    assert!(first.len() > 2_500, "{} persons", first.len());
+    // Weeks later, some of them still come back.
+    assert!(
+        active_late.len() > 20,
+        "{} persons after day 40",
+        active_late.len()
+    );
+}
