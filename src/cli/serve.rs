@@ -22,13 +22,13 @@ pub struct Args {
     /// MQTT topic filter to read events from (repeatable; overrides mqtt.topics).
     #[arg(long = "mqtt-topic")]
     mqtt_topics: Vec<String>,
-    /// Play the built-in generator's log in accelerated time, so the dashboard moves at once.
+    /// Play the built-in generator's shop in accelerated time, without end, so the dashboard moves at once.
     #[arg(long)]
     demo: bool,
     /// Demo: simulated time per real time.
     #[arg(long, default_value_t = 1800.0)]
     demo_speed: f64,
-    /// Demo: persons arriving over the simulated period.
+    /// Demo: persons arriving over its first 28 days (and as many a day after them).
     #[arg(long, default_value_t = 4000)]
     demo_persons: u64,
     /// Open the dashboard in the default browser once the server listens.

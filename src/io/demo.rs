@@ -1,5 +1,6 @@
-//! The demo source: the built-in generator's log played into the live service in accelerated
-//! time, most of its history at once and the rest at `speed` times real time.
+//! The demo source: the built-in generator's shop played into the live service in accelerated
+//! time, its first weeks at once and then day after day without end: new persons keep
+//! arriving and earlier ones keep coming back.
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::event::{parse_event, Limits};
-use crate::gen::{generate, GenOptions};
+use crate::gen::{DayStream, GenOptions};
 use crate::live::{EventBytes, Live};
 
 /// The configuration of `serve --demo` without `--config`: the default metrics, with trigger
@@ -17,7 +18,9 @@ pub const DEMO_CONFIG: &str = include_str!("demo.toml");
 /// What the demo plays.
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
+    /// Persons arriving over the first `days` days (and as many a day after them).
     pub persons: u64,
+    /// The period the generator's arrivals are spread over; the stream goes on after it.
     pub days: u32,
     /// Days of history sent at once before the rest plays in accelerated time.
     pub history_days: u32,
@@ -25,7 +28,7 @@ pub struct DemoOptions {
     pub speed: f64,
     pub seed: u64,
     pub timezone: TimeZone,
-    /// The last simulated day (the log ends on it).
+    /// The last day of the period (the first `days` days end on it).
     pub last_day: Date,
 }
 
@@ -39,130 +42,107 @@ pub struct DemoEvent {
     pub line: EventBytes,
 }
 
-/// Renders the demo log: its lines and their times, in log order.
-pub fn demo_log(opts: &DemoOptions, limits: &Limits) -> std::io::Result<Vec<DemoEvent>> {
-    let start = opts
-        .last_day
-        .checked_sub(jiff::Span::new().days(i64::from(opts.days.saturating_sub(1))))
-        .map_err(std::io::Error::other)?;
-    let gen = GenOptions {
-        persons: opts.persons,
-        days: opts.days,
-        seed: opts.seed,
-        start,
-        timezone: opts.timezone.clone(),
-        links: true,
-        ..GenOptions::default()
-    };
-    let mut text = Vec::new();
-    generate(&gen, &mut text)?;
-    let text = EventBytes::from(text);
-    let mut out = Vec::new();
-    let mut last = i64::MIN;
-    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        // Lines the parser rejects (the generator writes a few on purpose) keep the last time.
-        let ts = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| parse_event(t, limits).ok())
-            .map_or(last, |e| e.ts);
-        last = last.max(ts);
-        out.push(DemoEvent {
-            due: last,
-            ts,
-            line: text.slice_ref(line),
-        });
-    }
-    Ok(out)
+/// The demo's events, a local day at a time.
+pub struct DemoLog {
+    days: DayStream,
+    limits: Limits,
+    /// The largest event time so far.
+    last: i64,
 }
 
-/// Plays the log into `live`, then keeps playing its last part shifted forward in time (the
-/// same persons, new event ids) so the dashboard never stops moving; returns when the service
-/// stops.
-pub async fn play(live: Live, log: Vec<DemoEvent>, opts: DemoOptions) -> u64 {
-    let Some(first) = log.first().map(|e| e.due) else {
-        return 0;
-    };
-    let history_end = first + i64::from(opts.history_days) * DAY_MS;
-    let split = log.partition_point(|e| e.due < history_end);
-    let mut sent = 0u64;
-    for chunk in log[..split].chunks(20_000) {
-        if live
-            .ingest("demo", chunk.iter().map(|e| e.line.clone()).collect())
-            .await
-            .is_err()
-        {
-            return sent;
+impl DemoLog {
+    pub fn new(opts: &DemoOptions, limits: &Limits) -> std::io::Result<DemoLog> {
+        let start = opts
+            .last_day
+            .checked_sub(jiff::Span::new().days(i64::from(opts.days.saturating_sub(1))))
+            .map_err(std::io::Error::other)?;
+        let gen = GenOptions {
+            persons: opts.persons,
+            days: opts.days,
+            seed: opts.seed,
+            start,
+            timezone: opts.timezone.clone(),
+            links: true,
+            ..GenOptions::default()
+        };
+        Ok(DemoLog {
+            days: DayStream::new(&gen)?,
+            limits: limits.clone(),
+            last: i64::MIN,
+        })
+    }
+
+    /// The lines of the next day, in log order, and the time the day ends.
+    pub fn next_day(&mut self) -> std::io::Result<(Vec<DemoEvent>, i64)> {
+        let (text, end) = self.days.next_day()?;
+        let text = EventBytes::from(text);
+        let mut out = Vec::new();
+        for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            // Lines the parser rejects (the generator writes a few on purpose) keep the last
+            // time.
+            let ts = std::str::from_utf8(line)
+                .ok()
+                .and_then(|t| parse_event(t, &self.limits).ok())
+                .map_or(self.last, |e| e.ts);
+            self.last = self.last.max(ts);
+            out.push(DemoEvent {
+                due: self.last,
+                ts,
+                line: text.slice_ref(line),
+            });
         }
-        sent += chunk.len() as u64;
+        Ok((out, end))
+    }
+}
+
+/// Plays the history into `live` at once, then every later day in accelerated time, without
+/// end; returns the events sent when the service stops (or the log fails).
+pub async fn play(live: Live, mut log: DemoLog, opts: DemoOptions) -> u64 {
+    let mut sent = 0u64;
+    let mut from = None;
+    for _ in 0..opts.history_days {
+        let Ok((day, end)) = log.next_day() else {
+            return sent;
+        };
+        for chunk in day.chunks(20_000) {
+            let lines = chunk.iter().map(|e| e.line.clone()).collect();
+            if live.ingest("demo", lines).await.is_err() {
+                return sent;
+            }
+            sent += chunk.len() as u64;
+        }
+        from = Some(end);
     }
     tracing::info!(
         events = sent,
-        "demo history sent; playing the rest in accelerated time"
+        "demo history sent; playing the days after it in accelerated time"
     );
-    let tail = &log[split..];
-    let span = (opts.days.saturating_sub(opts.history_days).max(1) as i64) * DAY_MS;
-    for round in 0u32.. {
-        let shift = i64::from(round) * span;
-        let Some(n) = play_part(&live, tail, history_end + shift, shift, round, opts.speed).await
-        else {
-            return sent;
-        };
-        sent += n;
-        tracing::info!(
-            events = sent,
-            round,
-            "demo week played; playing it again a week later"
-        );
-    }
-    sent
-}
-
-const DAY_MS: i64 = 86_400_000;
-
-/// Plays `part` in accelerated time from simulated time `from`, each event moved `shift` ms
-/// later (with a new id in later rounds); `None` when the service stopped.
-async fn play_part(
-    live: &Live,
-    part: &[DemoEvent],
-    from: i64,
-    shift: i64,
-    round: u32,
-    speed: f64,
-) -> Option<u64> {
+    let Some(from) = from else {
+        return sent;
+    };
     let started = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut next = 0;
-    while next < part.len() {
-        tick.tick().await;
-        let simulated = from + (started.elapsed().as_secs_f64() * 1000.0 * speed) as i64;
-        let end = next + part[next..].partition_point(|e| e.due + shift <= simulated);
-        if end > next {
-            let batch = part[next..end]
-                .iter()
-                .map(|e| shifted(&e.line, e.ts + shift, round))
-                .collect();
-            live.ingest("demo", batch).await.ok()?;
-            next = end;
+    for day in 0u64.. {
+        let Ok((part, _)) = log.next_day() else {
+            return sent;
+        };
+        let mut next = 0;
+        while next < part.len() {
+            tick.tick().await;
+            let simulated = from + (started.elapsed().as_secs_f64() * 1000.0 * opts.speed) as i64;
+            let end = next + part[next..].partition_point(|e| e.due <= simulated);
+            if end > next {
+                let batch = part[next..end].iter().map(|e| e.line.clone()).collect();
+                if live.ingest("demo", batch).await.is_err() {
+                    return sent;
+                }
+                sent += (end - next) as u64;
+                next = end;
+            }
         }
+        tracing::debug!(events = sent, day, "demo day played");
     }
-    Some(part.len() as u64)
-}
-
-/// The event moved to `ts` with its id suffixed by the round (round 0: unchanged).
-fn shifted(line: &EventBytes, ts: i64, round: u32) -> EventBytes {
-    if round == 0 {
-        return line.clone();
-    }
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(line) else {
-        return line.clone();
-    };
-    if let Some(obj) = value.as_object_mut() {
-        if let Some(id) = obj.get("id").and_then(|v| v.as_str()).map(String::from) {
-            obj.insert("id".into(), format!("{id}~{round}").into());
-        }
-        obj.insert("ts".into(), ts.into());
-    }
-    EventBytes::from(value.to_string())
+    sent
 }
 
 #[cfg(test)]
@@ -170,13 +150,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn later_rounds_move_events_and_give_them_new_ids() {
-        let line =
-            EventBytes::from_static(br#"{"id":"e-1","ts":"2026-10-01T00:00:00Z","event":"x"}"#);
-        assert_eq!(shifted(&line, 5, 0), line);
-        let moved: serde_json::Value = serde_json::from_slice(&shifted(&line, 5, 2)).unwrap();
-        assert_eq!(moved["id"], "e-1~2");
-        assert_eq!(moved["ts"], 5);
-        assert_eq!(moved["event"], "x");
+    fn the_demo_log_goes_on_past_its_period_with_dues_that_never_decrease() {
+        let opts = DemoOptions {
+            persons: 300,
+            days: 3,
+            history_days: 2,
+            speed: 1.0,
+            seed: 1,
+            timezone: TimeZone::UTC,
+            last_day: jiff::civil::date(2026, 10, 3),
+        };
+        let config = crate::config::Config::default();
+        let mut log = DemoLog::new(&opts, &Limits::from_config(&config)).unwrap();
+        let mut due = i64::MIN;
+        let mut last_end = i64::MIN;
+        for day in 0..6 {
+            let (events, end) = log.next_day().unwrap();
+            assert!(events.len() > 50, "day {day}: {} events", events.len());
+            assert!(end > last_end);
+            for e in &events {
+                assert!(e.due >= due && e.due >= e.ts);
+                due = e.due;
+            }
+            last_end = end;
+        }
+        // The sixth day ends three days after the period's last one.
+        assert_eq!(
+            last_end,
+            jiff::civil::date(2026, 10, 7)
+                .to_zoned(TimeZone::UTC)
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        );
     }
 }

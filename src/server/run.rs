@@ -13,7 +13,7 @@ use super::conn::{self, ConnLimits, ConnStats};
 use super::{app, Access, AppState, BodyLimits, Tokens};
 use crate::config::Config;
 use crate::event::DeadLetters;
-use crate::io::demo::{demo_log, play, DemoOptions};
+use crate::io::demo::{play, DemoLog, DemoOptions};
 use crate::live::{Live, LiveOptions};
 use crate::plan::Plan;
 
@@ -165,6 +165,11 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     let mut live_options = LiveOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
     live_options.identity_key = identity_key(&serve, &options.data_dir)?;
+    if options.demo.is_some() {
+        // The demo plays simulated days past today (its badge says so): they are not a wrong
+        // clock to guard against.
+        live_options.max_future_ms = None;
+    }
     let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
         .map_err(|e| e.to_string())?;
     let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
@@ -215,7 +220,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         tokio::spawn(
             async move {
                 let opts = demo.clone();
-                match tokio::task::spawn_blocking(move || demo_log(&opts, &limits)).await {
+                match tokio::task::spawn_blocking(move || DemoLog::new(&opts, &limits)).await {
                     Ok(Ok(log)) => {
                         play(live, log, demo).await;
                     }
