@@ -39,6 +39,11 @@ pub struct Args {
     /// are a stream of a fixed population: only loyal persons coming back.
     #[arg(long)]
     arrival_days: Option<u32>,
+    /// Make persons come back as to a product people use: about this DAU/MAU once a month of
+    /// arrivals has passed (0.2 is typical of a mini-program; without it, most persons come
+    /// once or twice: DAU/MAU 0.05-0.1).
+    #[arg(long)]
+    stickiness: Option<f64>,
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -65,6 +70,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         growth: args.growth,
         lifetime: args.lifetime,
         arrival_days: args.arrival_days,
+        shape: match args.stickiness {
+            None => tidemark::gen::Shape::SPARSE,
+            Some(s) if s > 0.0 && s <= 0.6 => tidemark::gen::Shape::sticky(s),
+            Some(s) => anyhow::bail!("--stickiness {s} must be above 0 and at most 0.6, e.g. 0.2"),
+        },
     };
     let lines = match &args.output {
         Some(path) => {

@@ -23,6 +23,7 @@ use std::io::{self, Write};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
+pub use model::Shape;
 use model::{Profile, Retention, CHANNELS, PAID_CHANNELS};
 use order::Writer;
 use record::{Ev, Kind, Renderer};
@@ -54,6 +55,8 @@ pub struct GenOptions {
     /// Persons arrive over the first this many days only (`None`: over every day). With
     /// loyal persons coming back, the days after make a stream of a fixed population.
     pub arrival_days: Option<u32>,
+    /// How persons come back.
+    pub shape: Shape,
 }
 
 impl Default for GenOptions {
@@ -68,6 +71,7 @@ impl Default for GenOptions {
             growth: 150,
             lifetime: None,
             arrival_days: None,
+            shape: Shape::SPARSE,
         }
     }
 }
@@ -169,7 +173,7 @@ impl Simulation {
             bounds,
             weights: (weights, total),
             orders: 0,
-            retention: Retention::new(opts.days),
+            retention: Retention::new(opts.days, opts.shape),
         })
     }
 
@@ -236,10 +240,10 @@ impl Simulation {
             for n in bounds[a]..bounds[a + 1] {
                 let arriving = a == d;
                 let draw = unit(hash(opts.seed, &[0xAC71, n, d as u64]));
-                if !arriving && draw >= Retention::MAX_CHANCE * busier {
+                if !arriving && draw >= self.retention.max_chance() * busier {
                     continue;
                 }
-                let profile = Profile::of(opts.seed, n);
+                let profile = Profile::of(opts.seed, n, opts.shape.regulars);
                 if !arriving && draw >= self.retention.chance(&profile, (d - a) as u32) * busier {
                     continue;
                 }

@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::event::{parse_event, Limits};
-use crate::gen::{DayStream, GenOptions};
+use crate::gen::{DayStream, GenOptions, Shape};
 use crate::live::{EventBytes, Live};
 
 /// The configuration of `serve --demo` without `--config`: the default metrics, with trigger
@@ -63,6 +63,8 @@ impl DemoLog {
             start,
             timezone: opts.timezone.clone(),
             links: true,
+            // Persons come back as to a product people use (DAU/MAU near 0.2).
+            shape: Shape::sticky(0.2),
             ..GenOptions::default()
         };
         Ok(DemoLog {

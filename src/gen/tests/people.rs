@@ -171,3 +171,44 @@ fn with_arrival_days_a_fixed_population_keeps_coming_back() {
         active_late.len()
     );
 }
+
+#[test]
+fn a_sticky_shape_reads_like_a_product_people_use() {
+    let o = GenOptions {
+        links: false,
+        shape: crate::gen::Shape::sticky(0.2),
+        ..opts(4_000, 45, 9, "UTC", "2026-03-02")
+    };
+    let (start, _) = range(&o);
+    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let mut active: BTreeMap<usize, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut first: BTreeMap<String, usize> = BTreeMap::new();
+    for l in parse(&run(&o)) {
+        let Some((_, id)) = l.ids.first() else {
+            continue;
+        };
+        let d = day(l.ts).min(44);
+        active.entry(d).or_default().insert(id.clone());
+        let f = first.entry(id.clone()).or_insert(d);
+        *f = (*f).min(d);
+    }
+    // DAU/MAU on the last day, as METRICS.md counts them (30 days ending that day).
+    let dau = active[&44].len() as f64;
+    let mau = (15..=44)
+        .flat_map(|d| active[&d].iter())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as f64;
+    assert!(
+        (0.14..0.28).contains(&(dau / mau)),
+        "DAU/MAU {:.3}",
+        dau / mau
+    );
+    // About 30% come back the day after they arrive.
+    let arrived: Vec<(&String, &usize)> = first.iter().filter(|(_, &f)| f < 40).collect();
+    let back = arrived
+        .iter()
+        .filter(|(id, &f)| active[&(f + 1)].contains(*id))
+        .count() as f64;
+    let d1 = back / arrived.len() as f64;
+    assert!((0.22..0.38).contains(&d1), "day-1 return {d1:.3}");
+}
