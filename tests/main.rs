@@ -12,6 +12,7 @@ mod crash;
 mod durable;
 mod engine;
 mod erase;
+mod examples;
 mod explain;
 mod future;
 mod golden;

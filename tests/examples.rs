@@ -1,0 +1,66 @@
+//! The library examples of `examples/`, run as a user runs them: `embed`'s final DAU equals
+//! `tidemark compute` on the same log.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use crate::common::server::{binary, compute, generated};
+
+/// The path of an example built beside the `tidemark` binary (`cargo test` builds them).
+fn example(name: &str) -> std::path::PathBuf {
+    let release = std::path::Path::new(binary())
+        .parent()
+        .expect("the binary lives in target/<profile>/");
+    let path = release.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: cargo test builds the examples, `cargo build --examples` does too",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn embed_prints_the_dau_that_compute_computes() {
+    let _busy = crate::common::busy();
+    let lines = generated(3_000, 20);
+    let dir = std::env::temp_dir().join(format!("tidemark-embed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("log.ndjson");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(example("embed"))
+        .arg(&log)
+        .output()
+        .expect("the embed example runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "embed failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let printed: BTreeMap<String, i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("final dau "))
+        .map(|l| {
+            let (day, value) = l.split_once(' ').expect("DAY VALUE");
+            (day.to_string(), value.parse().expect("a count"))
+        })
+        .collect();
+    // Changes were printed as they came, before the final rows.
+    let changes = text.lines().filter(|l| l.starts_with("dau ")).count();
+    assert!(changes >= printed.len(), "{changes} changes printed");
+    let snapshot = compute(&lines, None);
+    let expected: BTreeMap<String, i64> = snapshot["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "dau")
+        .map(|r| {
+            let day = r["dims"]["day"].as_str().unwrap().to_string();
+            (day, r["value"].as_i64().unwrap())
+        })
+        .collect();
+    assert!(expected.len() >= 20, "{} days of dau", expected.len());
+    assert_eq!(printed, expected);
+}
