@@ -1,4 +1,4 @@
-//! The library examples of `examples/`, run as a user runs them: `embed`'s final DAU equals
+//! The library examples of `examples/`, run as a user runs them: what they print equals
 //! `tidemark compute` on the same log.
 
 use std::collections::BTreeMap;
@@ -62,5 +62,48 @@ fn embed_prints_the_dau_that_compute_computes() {
         })
         .collect();
     assert!(expected.len() >= 20, "{} days of dau", expected.len());
+    assert_eq!(printed, expected);
+}
+
+#[test]
+fn custom_source_counts_the_new_users_that_compute_counts() {
+    let _busy = crate::common::busy();
+    let out = Command::new(example("custom_source"))
+        .output()
+        .expect("the custom_source example runs");
+    assert!(
+        out.status.success(),
+        "custom_source failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let printed: BTreeMap<String, i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("new users "))
+        .map(|l| {
+            let (day, value) = l.split_once(' ').expect("DAY VALUE");
+            (
+                day.trim_matches('"').to_string(),
+                value.parse().expect("a count"),
+            )
+        })
+        .collect();
+    assert!(
+        text.contains("committed through offset Some("),
+        "every batch was answered: {text}"
+    );
+    // The example consumes the log `tidemark generate` writes with these options.
+    let snapshot = compute(&generated(2_000, 14), None);
+    let expected: BTreeMap<String, i64> = snapshot["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "new_users")
+        .map(|r| {
+            let day = r["dims"]["day"].as_str().unwrap().to_string();
+            (day, r["value"].as_i64().unwrap())
+        })
+        .collect();
+    assert_eq!(expected.len(), 14);
     assert_eq!(printed, expected);
 }
