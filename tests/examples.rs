@@ -107,3 +107,69 @@ fn custom_source_counts_the_new_users_that_compute_counts() {
     assert_eq!(expected.len(), 14);
     assert_eq!(printed, expected);
 }
+
+#[test]
+fn subscribe_sse_keeps_the_rows_the_server_holds() {
+    let _busy = crate::common::busy();
+    let server = crate::common::server::Server::start(&[], &[]);
+    let lines = generated(1_500, 10);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let body = lines.join("\n") + "\n";
+        let resp = client
+            .post(server.url("/v1/events"))
+            .header("Content-Type", "application/x-ndjson")
+            .body(body)
+            .send()
+            .await
+            .expect("server answers");
+        assert!(
+            resp.status().is_success(),
+            "ingest answered {}",
+            resp.status()
+        );
+        crate::common::server::get_json(
+            &client,
+            &server.url("/v1/rows?metric=dau&metric=new_users"),
+        )
+        .await
+    });
+    // The first progress mark follows the rows as of subscribing: every event posted above.
+    let out = Command::new(example("subscribe_sse"))
+        .args([&server.url(""), "dau", "new_users", "--marks", "1"])
+        .output()
+        .expect("the subscribe_sse example runs");
+    assert!(
+        out.status.success(),
+        "subscribe_sse failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let printed: BTreeMap<(String, String), String> = text
+        .lines()
+        .filter(|l| !l.starts_with("-- "))
+        .map(|l| {
+            let (metric, rest) = l.split_once(' ').expect("METRIC DIMS VALUE");
+            let (dims, value) = rest.rsplit_once(' ').expect("DIMS VALUE");
+            let metric: String = serde_json::from_str(metric).unwrap();
+            let dims: serde_json::Value = serde_json::from_str(dims).unwrap();
+            ((metric, dims.to_string()), value.to_string())
+        })
+        .collect();
+    let expected: BTreeMap<(String, String), String> = rows
+        .as_array()
+        .or_else(|| rows["rows"].as_array())
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            let metric = r["metric"].as_str().unwrap().to_string();
+            ((metric, r["dims"].to_string()), r["value"].to_string())
+        })
+        .collect();
+    assert!(expected.len() >= 20, "{} rows", expected.len());
+    assert_eq!(printed, expected);
+}
