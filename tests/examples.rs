@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::common::server::{binary, compute, generated};
 
 /// The path of an example built beside the `tidemark` binary (`cargo test` builds them).
-fn example(name: &str) -> std::path::PathBuf {
+pub(crate) fn example(name: &str) -> std::path::PathBuf {
     let release = std::path::Path::new(binary())
         .parent()
         .expect("the binary lives in target/<profile>/");

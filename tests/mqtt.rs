@@ -2,6 +2,7 @@
 //! WebSocket and MQTT, retained rows for late subscribers, and the persistent ingest session
 //! across a restart; every result is compared with `tidemark compute` on the same events.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -475,4 +476,65 @@ fn dir_contains(dir: &Path, needle: &str) -> bool {
     }
     assert!(files > 0, "{} holds no file", dir.display());
     false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
+async fn the_mqtt_dashboard_example_prints_the_retained_rows() {
+    let bin = mosquitto();
+    let broker = Broker::start(&bin, "dashboard");
+    let tm = Tidemark::start(&config(broker.dir(), "tidemark-dashboard"), &broker);
+    broker.logged("Sending SUBACK to tidemark-dashboard").await;
+    let lines = generate(300, 14, 7);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(tm.url("/v1/events"))
+        .header("content-type", "application/x-ndjson")
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .expect("POST /v1/events");
+    assert!(r.status().is_success(), "POST: {}", r.status());
+    let served = judged_all(&http, &tm, lines.len()).await;
+    // Every row is retained on the broker before the example connects.
+    retained_rows_match(&broker, &tm, "test-dashboard", &served).await;
+
+    let example = crate::examples::example("mqtt_dashboard");
+    let broker_addr = format!("127.0.0.1:{}", broker.port);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(example)
+            .args([broker_addr.as_str(), "dau", "--marks", "1"])
+            .output()
+            .expect("the mqtt_dashboard example runs")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "mqtt_dashboard failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let printed: BTreeMap<String, i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("dau/"))
+        .map(|l| {
+            let (day, value) = l.split_once(' ').expect("dau/DAY VALUE");
+            (day.to_string(), value.parse().expect("a count"))
+        })
+        .collect();
+    let expected: BTreeMap<String, i64> = served["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == "dau")
+        .map(|r| {
+            (
+                r["dims"]["day"].as_str().unwrap().to_string(),
+                r["value"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(expected.len() >= 14, "{} days", expected.len());
+    assert_eq!(printed, expected, "{text}");
 }
