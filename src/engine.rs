@@ -61,12 +61,23 @@ impl Default for EngineOptions {
     }
 }
 
+/// Why the dataflow workers stopped other than by a finished input.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// timely could not start or run its workers (its own errors are text).
+    #[error("the dataflow workers failed: {0}")]
+    Workers(String),
+    /// A worker panicked; the panic's message went to standard error.
+    #[error("a dataflow worker panicked (its message is above, on standard error)")]
+    Panicked,
+}
+
 /// A running engine: send batches, each at a time larger than the one before, and read
 /// updates; dropping the sender finishes it.
 pub struct Engine {
     pub batches: SyncSender<(Time, FactBatch)>,
     pub updates: Receiver<Update>,
-    thread: JoinHandle<Result<(), String>>,
+    thread: JoinHandle<Result<(), EngineError>>,
 }
 
 impl Engine {
@@ -161,9 +172,10 @@ impl Engine {
                         worker.step();
                     }
                     let _ = out.send(Update::Progress(fed));
-                })?;
+                })
+                .map_err(EngineError::Workers)?;
                 for r in guards.join() {
-                    r?;
+                    r.map_err(EngineError::Workers)?;
                 }
                 Ok(())
             })?;
@@ -175,11 +187,11 @@ impl Engine {
     }
 
     /// Closes the input and waits for the workers to finish; returns the update stream's rest.
-    pub fn finish(self) -> Result<Receiver<Update>, String> {
+    pub fn finish(self) -> Result<Receiver<Update>, EngineError> {
         drop(self.batches);
         match self.thread.join() {
             Ok(r) => r.map(|_| self.updates),
-            Err(_) => Err("a dataflow worker panicked".into()),
+            Err(_) => Err(EngineError::Panicked),
         }
     }
 }

@@ -433,7 +433,7 @@ impl Pipeline {
     }
 
     /// Ends the input, waits for the engine and returns the final state.
-    pub fn finish(mut self) -> Result<Finished, String> {
+    pub fn finish(mut self) -> Result<Finished, crate::engine::EngineError> {
         self.flush();
         let updates = self.engine.finish()?;
         let labeler = Labeler {

@@ -97,9 +97,7 @@ pub fn read_log(
                 r.records
             );
         }
-        return pipeline
-            .finish()
-            .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"));
+        return Ok(pipeline.finish()?);
     }
     let source: Box<dyn Read> = if log.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -143,9 +141,7 @@ pub fn read_log(
             "\rread {index} lines; finishing the dataflow...   \r"
         ));
     }
-    pipeline
-        .finish()
-        .map_err(|e| anyhow::anyhow!("the dataflow failed: {e}"))
+    Ok(pipeline.finish()?)
 }
 
 fn trim_line(line: &[u8]) -> &[u8] {

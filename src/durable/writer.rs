@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use super::checkpoint::{self, CheckpointError};
 use super::{DataDir, DurableError, DurableStatus};
 use crate::ingest::IngestState;
-use crate::store::{DirLock, Wal};
+use crate::store::{DirLock, StoreError, Wal};
 
 /// How long a failed sync waits before it is tried again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -253,13 +253,13 @@ impl Writer {
             Err(why) => {
                 // A failed sync forgets what it could not write: keep it for the retry.
                 self.kept = records;
-                Some(self.fail(why))
+                Some(self.fail(why.to_string()))
             }
         }
     }
 
-    fn sync(&mut self) -> Result<(), String> {
-        let stats = self.wal.sync().map_err(|e| e.to_string())?;
+    fn sync(&mut self) -> Result<(), StoreError> {
+        let stats = self.wal.sync()?;
         let mut status = self.shared.status.lock().expect("not poisoned");
         if stats.records > 0 {
             let _ = status
@@ -290,7 +290,7 @@ impl Writer {
     fn retry(&mut self) {
         let written = (|| {
             for (kind, payload) in &self.kept {
-                self.wal.append(*kind, payload).map_err(|e| e.to_string())?;
+                self.wal.append(*kind, payload)?;
             }
             self.sync()
         })();
@@ -305,7 +305,7 @@ impl Writer {
                 *self.shared.failing.lock().expect("not poisoned") = None;
             }
             Err(why) => {
-                self.fail(why);
+                self.fail(why.to_string());
             }
         }
     }
@@ -319,12 +319,11 @@ impl Writer {
                 self.shared.failing.lock().expect("not poisoned").clone().unwrap_or_default()
             ));
         }
-        let written = (|| -> Result<u64, String> {
-            self.wal.roll().map_err(|e| e.to_string())?;
-            let bytes =
-                checkpoint::encode(seq, self.fingerprint, state).map_err(|e| e.to_string())?;
-            checkpoint::write(&self.dir, &bytes).map_err(|e| e.to_string())?;
-            self.wal.remove_before(seq + 1).map_err(|e| e.to_string())?;
+        let written = (|| -> Result<u64, DurableError> {
+            self.wal.roll()?;
+            let bytes = checkpoint::encode(seq, self.fingerprint, state)?;
+            checkpoint::write(&self.dir, &bytes)?;
+            self.wal.remove_before(seq + 1)?;
             Ok(bytes.len() as u64)
         })();
         match written {

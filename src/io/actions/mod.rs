@@ -41,8 +41,17 @@ pub(crate) enum Msg {
     /// An erased person's action ids: the delivery log forgets them, then the sender hears.
     Forget(
         Vec<String>,
-        tokio::sync::oneshot::Sender<Result<(), String>>,
+        tokio::sync::oneshot::Sender<Result<(), ForgetError>>,
     ),
+}
+
+/// Why the delivery log could not forget an erased person's action ids.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgetError {
+    #[error("the actions runner has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// A firing or alert message as `/v1/firings` streams it.
@@ -205,16 +214,15 @@ impl Actions {
 
     /// Makes the delivery log forget the ids of an erased person's actions (rewriting it), and
     /// returns once it has, or with why not.
-    pub async fn forget(&self, ids: Vec<String>) -> Result<(), String> {
+    pub async fn forget(&self, ids: Vec<String>) -> Result<(), ForgetError> {
         if ids.is_empty() {
             return Ok(());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.tx
             .send(Msg::Forget(ids, tx))
-            .map_err(|_| "the actions runner has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "the actions runner has stopped".to_string())?
+            .map_err(|_| ForgetError::Stopped)?;
+        rx.await.map_err(|_| ForgetError::Stopped)?
     }
 
     /// A new subscription to the `stream` actions.
@@ -272,8 +280,14 @@ impl Runner {
                 Msg::Done(d) => self.done(d),
                 Msg::Forget(ids, reply) => {
                     let result = self.log.forget(ids);
-                    let _ = reply.send(result.as_ref().map_err(|e| e.to_string()).copied());
-                    result
+                    if let Err(e) = &result {
+                        tracing::error!(
+                            "the delivery log cannot forget an erased person's actions: {e}"
+                        );
+                    }
+                    // The erasure's caller hears why too.
+                    let _ = reply.send(result.map_err(ForgetError::Log));
+                    Ok(())
                 }
             };
             if let Err(e) = result {
