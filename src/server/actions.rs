@@ -12,7 +12,7 @@ use axum::Json;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{broadcast, watch};
 
-use super::{error, stopped, AppState};
+use super::{error, ApiError, AppState};
 use crate::io::actions::StreamItem;
 
 type Pairs = Query<Vec<(String, String)>>;
@@ -116,24 +116,20 @@ pub async fn explain(
     State(s): State<AppState>,
     Path(rule): Path<String>,
     Query(q): Pairs,
-) -> Response {
+) -> Result<Response, ApiError> {
     let Some(key) = q.iter().find(|(k, _)| k == "key").map(|(_, v)| v.clone()) else {
-        return error(
+        return Ok(error(
             StatusCode::BAD_REQUEST,
             "say which key: ?key=K (the trigger's match prop, or its event id without match)",
-        );
+        ));
     };
-    match s.live.explain(rule.clone(), key).await {
-        Ok(Some(doc)) => Json(doc).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no rule is named {rule:?}")),
-        Err(_) => stopped(),
-    }
+    Ok(match s.live.explain(rule.clone(), key).await? {
+        Some(doc) => Json(doc).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no rule is named {rule:?}")),
+    })
 }
 
 /// `GET /v1/alerts`: every alert's state, last judged bucket and last transition.
-pub async fn alerts(State(s): State<AppState>) -> Response {
-    match s.live.alerts().await {
-        Ok(doc) => Json(doc).into_response(),
-        Err(_) => stopped(),
-    }
+pub async fn alerts(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.live.alerts().await?).into_response())
 }

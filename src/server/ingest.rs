@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{error, stopped, AppState};
+use super::{error, ApiError, AppState};
 use crate::event::batch::{check, Format};
 
 fn format_of(headers: &HeaderMap) -> Option<Format> {
@@ -70,6 +70,6 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
             ),
             None => (StatusCode::OK, Json(report.to_json())).into_response(),
         },
-        Err(_) => stopped(),
+        Err(stopped) => ApiError::from(stopped).into_response(),
     }
 }

@@ -85,12 +85,27 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, Json(serde_json::json!({"error": message.into()}))).into_response()
 }
 
-/// Answer when the engine thread is gone.
-pub(crate) fn stopped() -> Response {
-    error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the engine has stopped; the server is shutting down",
-    )
+/// Why a request could not be answered, as the HTTP answer that says so: handlers return
+/// `Result<Response, ApiError>` and use `?`.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// The engine thread is gone (the server is shutting down).
+    #[error(transparent)]
+    Stopped(#[from] crate::live::Stopped),
+    #[error("{0}")]
+    BadFilter(#[from] BadFilter),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Stopped(_) => error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine has stopped; the server is shutting down",
+            ),
+            ApiError::BadFilter(b) => error(StatusCode::BAD_REQUEST, b.0),
+        }
+    }
 }
 
 /// Parses query pairs into a filter: `metric` (repeatable, or comma-separated) and any other
@@ -119,10 +134,6 @@ pub(crate) fn filter_of(pairs: &[(String, String)]) -> Result<crate::output::Fil
 }
 
 /// A query whose filter cannot match anything tidemark has: a 400 saying why.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct BadFilter(String);
-
-impl IntoResponse for BadFilter {
-    fn into_response(self) -> Response {
-        error(StatusCode::BAD_REQUEST, self.0)
-    }
-}

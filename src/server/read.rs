@@ -7,56 +7,45 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{filter_of, stopped, AppState};
+use super::{filter_of, ApiError, AppState};
 use crate::live::{prometheus, resident_memory};
 
 type Pairs = Query<Vec<(String, String)>>;
 
 /// `GET /v1/snapshot`: OUTPUT.md's snapshot, once every event accepted before is reflected.
-pub async fn snapshot(State(s): State<AppState>) -> Response {
-    match s.live.snapshot().await {
-        Ok(doc) => Json(doc).into_response(),
-        Err(_) => stopped(),
-    }
+pub async fn snapshot(State(s): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(s.live.snapshot().await?).into_response())
 }
 
 /// `GET /v1/rows?metric=dau&day=2026-10-01`: current rows passing the filter.
-pub async fn rows(State(s): State<AppState>, Query(q): Pairs) -> Response {
-    let filter = match filter_of(&q) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    match s.live.rows(filter).await {
-        Ok(rows) => Json(serde_json::json!({"rows": rows})).into_response(),
-        Err(_) => stopped(),
-    }
+pub async fn rows(State(s): State<AppState>, Query(q): Pairs) -> Result<Response, ApiError> {
+    let rows = s.live.rows(filter_of(&q)?).await?;
+    Ok(Json(serde_json::json!({"rows": rows})).into_response())
 }
 
 /// `GET /v1/identities/{type}/{value}`: every identity of that person.
 pub async fn identity(
     State(s): State<AppState>,
     Path((kind, value)): Path<(String, String)>,
-) -> Response {
-    match s.live.whois(kind, value).await {
-        Ok(doc) if doc["found"] == true => Json(doc).into_response(),
-        Ok(doc) => (StatusCode::NOT_FOUND, Json(doc)).into_response(),
-        Err(_) => stopped(),
-    }
+) -> Result<Response, ApiError> {
+    let doc = s.live.whois(kind, value).await?;
+    let status = if doc["found"] == true {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Ok((status, Json(doc)).into_response())
 }
 
 /// `GET /metrics`: engine health in Prometheus text format.
-pub async fn metrics(State(s): State<AppState>) -> Response {
-    match s.live.status().await {
-        Ok(status) => {
-            let mut text = prometheus(&status, resident_memory());
-            if let Some(a) = &s.actions {
-                text.push_str(&crate::live::action_metrics(&a.stats));
-            }
-            connections(&mut text, &s.connections);
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-        }
-        Err(_) => stopped(),
+pub async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let status = s.live.status().await?;
+    let mut text = prometheus(&status, resident_memory());
+    if let Some(a) = &s.actions {
+        text.push_str(&crate::live::action_metrics(&a.stats));
     }
+    connections(&mut text, &s.connections);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 /// The connection counts of the HTTP server, in the same format.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 
-use super::{filter_of, stopped, AppState};
+use super::{filter_of, ApiError, AppState};
 use crate::output::Feed;
 
 /// The JSON messages one feed item stands for.
@@ -44,19 +44,16 @@ fn feed_stream(
 }
 
 /// `GET /v1/subscribe?metric=dau&day=2026-10-01`: an SSE stream, one JSON message per event.
-pub async fn sse(State(s): State<AppState>, Query(q): Query<Vec<(String, String)>>) -> Response {
-    let filter = match filter_of(&q) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let Ok(rx) = s.live.subscribe(filter).await else {
-        return stopped();
-    };
+pub async fn sse(
+    State(s): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let rx = s.live.subscribe(filter_of(&q)?).await?;
     let events = feed_stream(rx, s.shutdown.clone())
         .map(|text| Ok::<_, Infallible>(Event::default().data(&*text)));
-    Sse::new(events)
+    Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
-        .into_response()
+        .into_response())
 }
 
 /// `GET /v1/ws?metric=dau`: the same messages as text frames over a WebSocket.
@@ -64,18 +61,12 @@ pub async fn websocket(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
     upgrade: WebSocketUpgrade,
-) -> Response {
-    let filter = match filter_of(&q) {
-        Ok(f) => f,
-        Err(r) => return r.into_response(),
-    };
-    let Ok(rx) = s.live.subscribe(filter).await else {
-        return stopped();
-    };
+) -> Result<Response, ApiError> {
+    let rx = s.live.subscribe(filter_of(&q)?).await?;
     let shutdown = s.shutdown.clone();
-    upgrade
+    Ok(upgrade
         .on_upgrade(move |socket| pump(socket, rx, shutdown))
-        .into_response()
+        .into_response())
 }
 
 /// Sends the feed as text frames until either side closes; frames from the client are ignored.
