@@ -69,7 +69,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         links: !args.no_links,
         growth: args.growth,
         lifetime: args.lifetime,
-        arrival_days: args.arrival_days,
+        arrival_days: match args.arrival_days {
+            Some(0) => anyhow::bail!("--arrival-days 0 leaves nobody to arrive; give 1 or more"),
+            days => days,
+        },
         shape: match args.stickiness {
             None => tidemark::gen::Shape::SPARSE,
             Some(s) if s > 0.0 && s <= 0.6 => tidemark::gen::Shape::sticky(s),

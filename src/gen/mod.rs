@@ -78,39 +78,31 @@ impl Default for GenOptions {
 
 /// Writes NDJSON events (one JSON object per line) to `out`, returns the number of lines written.
 pub fn generate<W: Write>(opts: &GenOptions, out: &mut W) -> io::Result<u64> {
-    let mut sim = Simulation::new(opts)?;
-    let Some(range) = sim.range() else {
+    if opts.days == 0 {
         return Ok(0);
-    };
-    let mut writer = Writer::new(
-        out,
-        Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links),
-        range,
-    );
-    let mut events = Vec::new();
-    for d in 0..opts.days {
-        sim.day(d, &mut events)?;
-        writer.day(
-            &mut events,
-            &mut Rng::new(opts.seed, &[0x0D7, u64::from(d)]),
-        )?;
     }
-    writer.finish()
+    let mut days = DayStream::writing(opts, out, true)?;
+    for _ in 0..opts.days {
+        days.write_day()?;
+    }
+    days.writer.finish()
 }
 
-/// A stream without end: the simulation of [`generate`] day after day, its first `opts.days`
-/// days exactly as `generate` writes them (but for the lines held late past a day's end), and
-/// after them more days with the arrival rate of the last one, so that new persons keep
-/// arriving and earlier ones keep coming back.
-pub struct DayStream {
+/// The simulation written day after day: `generate` writes its period through one; without
+/// end (`DayStream::new`), the days after the period come with the arrival rate of its last
+/// day, so that new persons keep arriving and earlier ones keep coming back. Its first
+/// `opts.days` days are written exactly as `generate` writes them (but for the lines held late
+/// past a day's end, which come with a later day).
+pub struct DayStream<W: Write = Vec<u8>> {
     sim: Simulation,
-    writer: Writer<Vec<u8>>,
+    writer: Writer<W>,
     seed: u64,
     next: u32,
     events: Vec<Ev>,
 }
 
 impl DayStream {
+    /// A stream without end, each day's lines taken with `next_day`.
     pub fn new(opts: &GenOptions) -> io::Result<Self> {
         if opts.days == 0 {
             return Err(io::Error::new(
@@ -118,31 +110,41 @@ impl DayStream {
                 "a day stream needs a period of at least one day",
             ));
         }
+        DayStream::writing(opts, Vec::new(), false)
+    }
+
+    /// The lines of the next local day (and those held late from earlier days that come due
+    /// on it), with the epoch millisecond the day ends at.
+    pub fn next_day(&mut self) -> io::Result<(Vec<u8>, i64)> {
+        let end = self.write_day()?;
+        Ok((self.writer.take_written(), end))
+    }
+}
+
+impl<W: Write> DayStream<W> {
+    /// Writes to `out`; every event lies in the period when `bounded` (`opts.days >= 1`).
+    fn writing(opts: &GenOptions, out: W, bounded: bool) -> io::Result<Self> {
         let sim = Simulation::new(opts)?;
-        let start = sim.range().map_or(0, |r| r.0);
-        let writer = Writer::new(
-            Vec::new(),
-            Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links),
-            (start, i64::MAX),
-        );
+        let (start, end) = sim.range();
+        let range = (start, if bounded { end } else { i64::MAX });
+        let renderer = Renderer::new(opts.seed, opts.timezone.clone()).with_links(opts.links);
         Ok(DayStream {
             sim,
-            writer,
+            writer: Writer::new(out, renderer, range),
             seed: opts.seed,
             next: 0,
             events: Vec::new(),
         })
     }
 
-    /// The lines of the next local day (and those held late from earlier days that come due
-    /// on it), with the epoch millisecond the day ends at.
-    pub fn next_day(&mut self) -> io::Result<(Vec<u8>, i64)> {
+    /// Simulates and writes the next day; returns the epoch millisecond it ends at.
+    fn write_day(&mut self) -> io::Result<i64> {
         let d = self.next;
         self.next += 1;
         let end = self.sim.day(d, &mut self.events)?;
         let mut rng = Rng::new(self.seed, &[0x0D7, u64::from(d)]);
         self.writer.day(&mut self.events, &mut rng)?;
-        Ok((self.writer.take_written(), end))
+        Ok(end)
     }
 }
 
@@ -153,8 +155,9 @@ struct Simulation {
     days: Vec<(Date, i64)>,
     /// Person numbers arriving on day `d` are `bounds[d]..bounds[d + 1]`.
     bounds: Vec<u64>,
-    /// The arrival weights of the period and their sum (days after it repeat its last day).
-    weights: (Vec<u128>, u128),
+    /// Arrivals on each weekday and each weekend day after the period: those of its last day,
+    /// with the weekend's 20% more or less.
+    after: [u64; 2],
     state: Vec<u8>,
     orders: u64,
     retention: Retention,
@@ -164,25 +167,33 @@ impl Simulation {
     fn new(opts: &GenOptions) -> io::Result<Self> {
         let days = local_days(opts)?;
         let weights = arrival_weights(&days, opts.growth, opts.arrival_days);
-        let total = weights.iter().sum();
+        let total: u128 = weights.iter().sum();
         let bounds = bounds_of(opts.persons, &weights, total);
+        let last = weights.last().copied().unwrap_or(0);
+        let last_weekend = weights
+            .len()
+            .checked_sub(1)
+            .is_some_and(|d| is_weekend(days[d].0));
+        let (weekday, weekend) = if last_weekend {
+            (last * 5 / 6, last)
+        } else {
+            (last, last * 6 / 5)
+        };
+        let arriving = |w: u128| (u128::from(opts.persons) * w / total.max(1)) as u64;
         Ok(Simulation {
             opts: opts.clone(),
             state: vec![0u8; usize::try_from(opts.persons).map_err(invalid)?],
             days,
             bounds,
-            weights: (weights, total),
+            after: [arriving(weekday), arriving(weekend)],
             orders: 0,
             retention: Retention::new(opts.days, opts.shape),
         })
     }
 
-    /// The times every event of the period lies in (`None` without days).
-    fn range(&self) -> Option<(i64, i64)> {
-        self.days
-            .first()
-            .zip(self.days.last())
-            .map(|(a, b)| (a.1, b.1))
+    /// The times every event of the period lies in (a period of at least one day).
+    fn range(&self) -> (i64, i64) {
+        (self.days[0].1, self.days[self.days.len() - 1].1)
     }
 
     /// Makes sure day `d` and its end are known, past the period too.
@@ -194,24 +205,10 @@ impl Simulation {
             self.days
                 .push((next, midnight.timestamp().as_millisecond()));
         }
-        let (weights, total) = &self.weights;
-        let last_day = weights.len().saturating_sub(1);
-        let last = weights.last().copied().unwrap_or(0);
         while self.bounds.len() < d + 2 {
-            // After the period, each day gets the arrivals of the period's last day, with the
-            // weekend's 20% more or less.
             let day = self.bounds.len() - 1;
-            let w = match (
-                is_weekend(self.days[day].0),
-                is_weekend(self.days[last_day].0),
-            ) {
-                (true, false) => last * 6 / 5,
-                (false, true) => last * 5 / 6,
-                _ => last,
-            };
-            let arriving = (u128::from(self.opts.persons) * w / (*total).max(1)) as u64;
-            let from = self.bounds[self.bounds.len() - 1];
-            self.bounds.push(from + arriving);
+            let arriving = self.after[usize::from(is_weekend(self.days[day].0))];
+            self.bounds.push(self.bounds[day] + arriving);
         }
         let persons = usize::try_from(self.bounds[d + 1]).map_err(invalid)?;
         if persons > self.state.len() {
@@ -296,7 +293,7 @@ fn arrival_weights(days: &[(Date, i64)], growth: u32, until: Option<u32>) -> Vec
     let n = days.len().saturating_sub(1);
     (0..n)
         .map(|d| {
-            if until.is_some_and(|u| d as u64 >= u64::from(u.max(1))) {
+            if until.is_some_and(|u| d as u64 >= u64::from(u)) {
                 return 0;
             }
             let growth = 100 + u128::from(growth) * d as u128 / (n.max(2) - 1) as u128;
