@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use crate::common::server::{binary, compute, generated};
+use crate::common::server::{binary, compute, generated, get_json, post_lines};
 
 /// The path of an example built beside the `tidemark` binary (`cargo test` builds them).
 pub(crate) fn example(name: &str) -> std::path::PathBuf {
@@ -20,6 +20,48 @@ pub(crate) fn example(name: &str) -> std::path::PathBuf {
     path
 }
 
+/// Runs an example with `args` and returns its standard output, once it succeeded.
+pub(crate) fn run_example(name: &str, args: &[&str]) -> String {
+    let out = Command::new(example(name))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("the {name} example runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// The `PREFIX DAY VALUE` lines of an example's output, by day (a day may be quoted).
+pub(crate) fn printed_by_day(text: &str, prefix: &str) -> BTreeMap<String, i64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|l| {
+            let (day, value) = l.split_once(' ').expect("DAY VALUE");
+            (
+                day.trim_matches('"').to_string(),
+                value.parse().expect("a count"),
+            )
+        })
+        .collect()
+}
+
+/// A metric's rows of a snapshot, by day.
+pub(crate) fn rows_by_day(snapshot: &serde_json::Value, metric: &str) -> BTreeMap<String, i64> {
+    snapshot["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["metric"] == metric)
+        .map(|r| {
+            let day = r["dims"]["day"].as_str().unwrap().to_string();
+            (day, r["value"].as_i64().unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn embed_prints_the_dau_that_compute_computes() {
     let _busy = crate::common::busy();
@@ -28,39 +70,13 @@ fn embed_prints_the_dau_that_compute_computes() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("log.ndjson");
     std::fs::write(&log, lines.join("\n") + "\n").unwrap();
-    let out = Command::new(example("embed"))
-        .arg(&log)
-        .output()
-        .expect("the embed example runs");
+    let text = run_example("embed", &[log.to_str().unwrap()]);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "embed failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let printed: BTreeMap<String, i64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("final dau "))
-        .map(|l| {
-            let (day, value) = l.split_once(' ').expect("DAY VALUE");
-            (day.to_string(), value.parse().expect("a count"))
-        })
-        .collect();
+    let printed = printed_by_day(&text, "final dau ");
     // Changes were printed as they came, before the final rows.
     let changes = text.lines().filter(|l| l.starts_with("dau ")).count();
     assert!(changes >= printed.len(), "{changes} changes printed");
-    let snapshot = compute(&lines, None);
-    let expected: BTreeMap<String, i64> = snapshot["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["metric"] == "dau")
-        .map(|r| {
-            let day = r["dims"]["day"].as_str().unwrap().to_string();
-            (day, r["value"].as_i64().unwrap())
-        })
-        .collect();
+    let expected = rows_by_day(&compute(&lines, None), "dau");
     assert!(expected.len() >= 20, "{} days of dau", expected.len());
     assert_eq!(printed, expected);
 }
@@ -68,44 +84,15 @@ fn embed_prints_the_dau_that_compute_computes() {
 #[test]
 fn custom_source_counts_the_new_users_that_compute_counts() {
     let _busy = crate::common::busy();
-    let out = Command::new(example("custom_source"))
-        .output()
-        .expect("the custom_source example runs");
-    assert!(
-        out.status.success(),
-        "custom_source failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let printed: BTreeMap<String, i64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("new users "))
-        .map(|l| {
-            let (day, value) = l.split_once(' ').expect("DAY VALUE");
-            (
-                day.trim_matches('"').to_string(),
-                value.parse().expect("a count"),
-            )
-        })
-        .collect();
+    let text = run_example("custom_source", &[]);
     assert!(
         text.contains("committed through offset Some("),
         "every batch was answered: {text}"
     );
     // The example consumes the log `tidemark generate` writes with these options.
-    let snapshot = compute(&generated(2_000, 14), None);
-    let expected: BTreeMap<String, i64> = snapshot["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["metric"] == "new_users")
-        .map(|r| {
-            let day = r["dims"]["day"].as_str().unwrap().to_string();
-            (day, r["value"].as_i64().unwrap())
-        })
-        .collect();
+    let expected = rows_by_day(&compute(&generated(2_000, 14), None), "new_users");
     assert_eq!(expected.len(), 14);
-    assert_eq!(printed, expected);
+    assert_eq!(printed_by_day(&text, "new users "), expected);
 }
 
 #[test]
@@ -119,36 +106,12 @@ fn subscribe_sse_keeps_the_rows_the_server_holds() {
         .unwrap();
     let rows = rt.block_on(async {
         let client = reqwest::Client::new();
-        let body = lines.join("\n") + "\n";
-        let resp = client
-            .post(server.url("/v1/events"))
-            .header("Content-Type", "application/x-ndjson")
-            .body(body)
-            .send()
-            .await
-            .expect("server answers");
-        assert!(
-            resp.status().is_success(),
-            "ingest answered {}",
-            resp.status()
-        );
-        crate::common::server::get_json(
-            &client,
-            &server.url("/v1/rows?metric=dau&metric=new_users"),
-        )
-        .await
+        post_lines(&client, &server.url("/v1/events"), &lines).await;
+        get_json(&client, &server.url("/v1/rows?metric=dau&metric=new_users")).await
     });
     // The first progress mark follows the rows as of subscribing: every event posted above.
-    let out = Command::new(example("subscribe_sse"))
-        .args([&server.url(""), "dau", "new_users", "--marks", "1"])
-        .output()
-        .expect("the subscribe_sse example runs");
-    assert!(
-        out.status.success(),
-        "subscribe_sse failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let url = server.url("");
+    let text = run_example("subscribe_sse", &[&url, "dau", "new_users", "--marks", "1"]);
     let printed: BTreeMap<(String, String), String> = text
         .lines()
         .filter(|l| !l.starts_with("-- "))
@@ -160,9 +123,8 @@ fn subscribe_sse_keeps_the_rows_the_server_holds() {
             ((metric, dims.to_string()), value.to_string())
         })
         .collect();
-    let expected: BTreeMap<(String, String), String> = rows
+    let expected: BTreeMap<(String, String), String> = rows["rows"]
         .as_array()
-        .or_else(|| rows["rows"].as_array())
         .expect("rows")
         .iter()
         .map(|r| {

@@ -2,13 +2,12 @@
 //! WebSocket and MQTT, retained rows for late subscribers, and the persistent ingest session
 //! across a restart; every result is compared with `tidemark compute` on the same events.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common;
-use crate::common::server::compute;
+use crate::common::server::{compute, files_containing, get_json, post_lines};
 use crate::mqtt_support::listen::{self, Rows, Shared};
 use crate::mqtt_support::{eventually, mosquitto, Broker, Tidemark};
 use serde_json::Value as Json;
@@ -406,14 +405,7 @@ async fn hashed_identities_reach_no_topic_log_or_file_in_clear() {
     listen::publish_events(broker.port, "test-hashed", TOPIC, &events).await;
     let http = reqwest::Client::new();
     judged_all(&http, &tm, events.len()).await;
-    let who: Json = http
-        .get(tm.url(&format!("/v1/identities/phone/{PHONE}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who = get_json(&http, &tm.url(&format!("/v1/identities/phone/{PHONE}"))).await;
     assert_eq!(who["found"], true, "{who}");
     // The rule's action goes out on MQTT (with the person's identities, hashed).
     eventually("the welcome action", Duration::from_secs(20), || async {
@@ -450,32 +442,11 @@ async fn hashed_identities_reach_no_topic_log_or_file_in_clear() {
         "the server's log holds the number: {}",
         log.text()
     );
+    let holding = files_containing(&data, PHONE);
     assert!(
-        !dir_contains(&data, PHONE),
-        "a file of the data directory holds the number"
+        holding.is_empty(),
+        "a file of the data directory holds the number: {holding:?}"
     );
-}
-
-/// Whether any file under `dir` contains `needle`.
-fn dir_contains(dir: &Path, needle: &str) -> bool {
-    let mut todo = vec![dir.to_path_buf()];
-    let mut files = 0;
-    while let Some(d) = todo.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                files += 1;
-                let bytes = std::fs::read(&path).unwrap();
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    return true;
-                }
-            }
-        }
-    }
-    assert!(files > 0, "{} holds no file", dir.display());
-    false
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,54 +458,19 @@ async fn the_mqtt_dashboard_example_prints_the_retained_rows() {
     broker.logged("Sending SUBACK to tidemark-dashboard").await;
     let lines = generate(300, 14, 7);
     let http = reqwest::Client::new();
-    let r = http
-        .post(tm.url("/v1/events"))
-        .header("content-type", "application/x-ndjson")
-        .body(lines.join("\n"))
-        .send()
-        .await
-        .expect("POST /v1/events");
-    assert!(r.status().is_success(), "POST: {}", r.status());
+    post_lines(&http, &tm.url("/v1/events"), &lines).await;
     let served = judged_all(&http, &tm, lines.len()).await;
     // Every row is retained on the broker before the example connects.
     retained_rows_match(&broker, &tm, "test-dashboard", &served).await;
 
-    let example = crate::examples::example("mqtt_dashboard");
     let broker_addr = format!("127.0.0.1:{}", broker.port);
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(example)
-            .args([broker_addr.as_str(), "dau", "--marks", "1"])
-            .output()
-            .expect("the mqtt_dashboard example runs")
+    let text = tokio::task::spawn_blocking(move || {
+        crate::examples::run_example("mqtt_dashboard", &[&broker_addr, "dau", "--marks", "1"])
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "mqtt_dashboard failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
-    let printed: BTreeMap<String, i64> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("dau/"))
-        .map(|l| {
-            let (day, value) = l.split_once(' ').expect("dau/DAY VALUE");
-            (day.to_string(), value.parse().expect("a count"))
-        })
-        .collect();
-    let expected: BTreeMap<String, i64> = served["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["metric"] == "dau")
-        .map(|r| {
-            (
-                r["dims"]["day"].as_str().unwrap().to_string(),
-                r["value"].as_i64().unwrap(),
-            )
-        })
-        .collect();
+    let printed = crate::examples::printed_by_day(&text, "dau/");
+    let expected = crate::examples::rows_by_day(&served, "dau");
     assert!(expected.len() >= 14, "{} days", expected.len());
     assert_eq!(printed, expected, "{text}");
 }

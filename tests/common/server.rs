@@ -181,9 +181,19 @@ pub async fn post_events(
     server: &Server,
     events: &[serde_json::Value],
 ) -> serde_json::Value {
-    let body: String = events.iter().map(|e| e.to_string() + "\n").collect();
+    let lines: Vec<String> = events.iter().map(|e| e.to_string()).collect();
+    post_lines(client, &server.url("/v1/events"), &lines).await
+}
+
+/// POSTs lines as one NDJSON body to `url` (a server's `/v1/events`) and returns the answer.
+pub async fn post_lines(
+    client: &reqwest::Client,
+    url: &str,
+    lines: &[String],
+) -> serde_json::Value {
+    let body: String = lines.iter().map(|l| l.clone() + "\n").collect();
     let resp = client
-        .post(server.url("/v1/events"))
+        .post(url)
         .header("Content-Type", "application/x-ndjson")
         .body(body)
         .send()
@@ -210,9 +220,10 @@ pub fn config_file(text: &str) -> std::path::PathBuf {
     path
 }
 
-/// Files under `dir` whose bytes contain `needle`.
+/// Files under `dir` whose bytes contain `needle` (`dir` must hold some file).
 pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
+    let mut files = 0;
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
         for entry in std::fs::read_dir(&d).unwrap() {
@@ -220,6 +231,7 @@ pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::P
             if path.is_dir() {
                 todo.push(path);
             } else {
+                files += 1;
                 let bytes = std::fs::read(&path).unwrap();
                 if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
                     found.push(path);
@@ -227,5 +239,6 @@ pub fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::P
             }
         }
     }
+    assert!(files > 0, "{} holds no file", dir.display());
     found
 }
