@@ -8,7 +8,6 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use tidemark::engine::EngineOptions;
 use tidemark::metric::Labeler;
 use tidemark::output::{Delta, Feed, Filter, Hub};
 use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
@@ -23,11 +22,10 @@ const QUEUE: usize = 4_096;
 /// The pipeline's final state and the deltas of its median batch (by number of deltas).
 fn realistic_deltas() -> (Finished, Vec<Delta>) {
     let options = PipelineOptions {
-        engine: EngineOptions::default(),
         batch_events: BATCH_EVENTS,
-        wall_clock: false,
+        ..PipelineOptions::default()
     };
-    let mut pipeline = Pipeline::new(support::plan(), options).expect("the engine starts");
+    let mut pipeline = Pipeline::with_plan(support::plan(), options).expect("the engine starts");
     pipeline.keep_deltas();
     for line in support::lines(true) {
         pipeline.offer(&line);

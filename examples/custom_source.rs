@@ -9,13 +9,10 @@
 //!
 //! It prints the answer of every 20th batch, then the new users per day.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use tidemark::config::Config;
-use tidemark::live::{Live, LiveOptions};
 use tidemark::output::{Feed, Filter};
-use tidemark::plan::Plan;
+use tidemark::Engine;
 use tokio::sync::mpsc;
 
 /// The stand-in consumer: a generated log, one message per event, with its offset.
@@ -44,15 +41,9 @@ async fn consume(out: mpsc::Sender<(u64, Bytes)>) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `[serve]` settings apply as in `tidemark serve` (horizon, future timestamps, batching).
     let config = Config::from_toml("")?;
-    let options = LiveOptions::from_config(&config.serve, 1);
-    // No action targets and no data directory: nothing is kept after the program ends.
-    let live = Live::start(Arc::new(Plan::new(config)), options, None, None)?;
-    let mut changes = live
-        .subscribe(Filter {
-            metrics: vec!["new_users".into()],
-            dims: Vec::new(),
-        })
-        .await?;
+    // No data directory: nothing is kept after the program ends.
+    let live = Engine::builder(config).start()?;
+    let mut changes = live.subscribe(Filter::metrics(["new_users"])).await?;
 
     let (tx, mut rx) = mpsc::channel(4_096);
     tokio::spawn(consume(tx));
@@ -63,7 +54,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while rx.recv_many(&mut batch, 500).await > 0 {
         let last = batch.last().map(|(offset, _)| *offset);
         let events = batch.drain(..).map(|(_, line)| line).collect();
-        let answer = live.ingest("custom", events).await?;
+        let answer = live.ingest_from("custom", events).await?;
         if let Some(why) = &answer.failed {
             // Not stored (a data directory that cannot be written): send the batch again.
             return Err(format!("not stored: {why}").into());
@@ -86,7 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let mut upserts = 0;
-    while let Ok(feed) = changes.try_recv() {
+    while let Some(feed) = changes.try_recv() {
         upserts += usize::from(matches!(feed, Feed::Upsert(_)));
     }
     println!("the subscription received {upserts} new_users changes");

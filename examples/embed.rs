@@ -13,9 +13,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidemark::config::Config;
-use tidemark::output::{Feed, Filter};
-use tidemark::pipeline::{Pipeline, PipelineOptions};
-use tidemark::plan::Plan;
+use tidemark::output::{Feed, Filter, Subscription};
+use tidemark::{Outcome, Pipeline, PipelineOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The log: a file named on the command line, or a generated one.
@@ -35,12 +34,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The configuration is the same TOML `tidemark compute --config` reads ("" = defaults).
     let config = Config::from_toml("")?;
-    let mut engine = Pipeline::new(Arc::new(Plan::new(config)), PipelineOptions::default())?;
+    let mut engine = Pipeline::new(config, PipelineOptions::default())?;
     // Row changes of one metric, as OUTPUT.md's upsert envelopes.
-    let mut changes = engine.subscribe(Filter {
-        metrics: vec!["dau".into()],
-        dims: Vec::new(),
-    });
+    let mut changes = engine.subscribe(Filter::metrics(["dau"]));
 
     let mut dau: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for (n, line) in log.split(|b| *b == b'\n').enumerate() {
@@ -49,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         // Each line is accepted, a duplicate, or rejected with a reason; a bad line costs
         // nothing else.
-        if let tidemark::ingest::Outcome::Rejected(why) = engine.offer_bytes(line) {
+        if let Outcome::Rejected(why) = engine.offer_bytes(line) {
             eprintln!("line {}: {why}", n + 1);
         }
         if n % 20_000 == 19_999 {
@@ -67,11 +63,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Prints and applies every DAU change received so far.
-fn print_changes(
-    changes: &mut tokio::sync::mpsc::Receiver<Feed>,
-    dau: &mut BTreeMap<String, serde_json::Value>,
-) {
-    while let Ok(feed) = changes.try_recv() {
+fn print_changes(changes: &mut Subscription, dau: &mut BTreeMap<String, serde_json::Value>) {
+    while let Some(feed) = changes.try_recv() {
         let upserts: Vec<Arc<str>> = match feed {
             Feed::Upsert(text) => vec![text],
             // Fell behind: start again from these rows.

@@ -40,7 +40,7 @@ pub enum Update {
 
 /// How to run the engine.
 #[derive(Clone, Debug)]
-pub struct EngineOptions {
+pub struct DataflowOptions {
     pub workers: usize,
     /// Report persons and first events, for identity look-ups.
     pub track_identities: bool,
@@ -50,9 +50,9 @@ pub struct EngineOptions {
     pub queue: usize,
 }
 
-impl Default for EngineOptions {
+impl Default for DataflowOptions {
     fn default() -> Self {
-        EngineOptions {
+        DataflowOptions {
             workers: 1,
             track_identities: false,
             track_verdicts: false,
@@ -63,7 +63,7 @@ impl Default for EngineOptions {
 
 /// Why the dataflow workers stopped other than by a finished input.
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum DataflowError {
     /// timely could not start or run its workers (its own errors are text).
     #[error("the dataflow workers failed: {0}")]
     Workers(String),
@@ -74,19 +74,19 @@ pub enum EngineError {
 
 /// A running engine: send batches, each at a time larger than the one before, and read
 /// updates; dropping the sender finishes it.
-pub struct Engine {
+pub struct Dataflow {
     pub batches: SyncSender<(Time, FactBatch)>,
     pub updates: Receiver<Update>,
-    thread: JoinHandle<Result<(), EngineError>>,
+    thread: JoinHandle<Result<(), DataflowError>>,
 }
 
-impl Engine {
+impl Dataflow {
     /// Starts the workers on their own threads.
     pub fn start(
         plan: Arc<Plan>,
         dict: Arc<Dictionary>,
-        options: EngineOptions,
-    ) -> std::io::Result<Engine> {
+        options: DataflowOptions,
+    ) -> std::io::Result<Dataflow> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<(Time, FactBatch)>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
         let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
@@ -173,13 +173,13 @@ impl Engine {
                     }
                     let _ = out.send(Update::Progress(fed));
                 })
-                .map_err(EngineError::Workers)?;
+                .map_err(DataflowError::Workers)?;
                 for r in guards.join() {
-                    r.map_err(EngineError::Workers)?;
+                    r.map_err(DataflowError::Workers)?;
                 }
                 Ok(())
             })?;
-        Ok(Engine {
+        Ok(Dataflow {
             batches: batch_tx,
             updates: update_rx,
             thread,
@@ -187,11 +187,11 @@ impl Engine {
     }
 
     /// Closes the input and waits for the workers to finish; returns the update stream's rest.
-    pub fn finish(self) -> Result<Receiver<Update>, EngineError> {
+    pub fn finish(self) -> Result<Receiver<Update>, DataflowError> {
         drop(self.batches);
         match self.thread.join() {
             Ok(r) => r.map(|_| self.updates),
-            Err(_) => Err(EngineError::Panicked),
+            Err(_) => Err(DataflowError::Panicked),
         }
     }
 }

@@ -17,13 +17,16 @@ use crate::event::DeadLetters;
 use crate::ingest::{Counts, Outcome};
 use crate::io::actions::ActionSink;
 use crate::metric::Labeler;
-use crate::output::{Feed, Filter, Hub, HubStats};
+use crate::output::{Filter, Hub, HubStats};
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::plan::Plan;
 
+mod builder;
+pub use builder::EngineBuilder;
+
 /// How the live service batches and serves subscribers.
 #[derive(Clone, Debug)]
-pub struct LiveOptions {
+pub struct EngineOptions {
     /// Pipeline options; `batch_events` is the largest batch.
     pub pipeline: PipelineOptions,
     /// Longest an accepted event waits for its batch while the dataflow is busy.
@@ -47,17 +50,14 @@ pub struct LiveOptions {
     pub identity_key: Option<crate::event::pseudonym::IdentityKey>,
 }
 
-impl LiveOptions {
+impl EngineOptions {
     /// Options from the `[serve]` section of a configuration.
     pub fn from_config(serve: &crate::config::Serve, workers: usize) -> Self {
-        LiveOptions {
+        EngineOptions {
             pipeline: PipelineOptions {
-                engine: crate::engine::EngineOptions {
-                    workers,
-                    track_identities: true,
-                    track_verdicts: true,
-                    ..Default::default()
-                },
+                workers,
+                track_identities: true,
+                track_verdicts: true,
                 batch_events: serve.batch_max_events,
                 wall_clock: true,
             },
@@ -156,7 +156,7 @@ enum Events {
 
 enum Command {
     Ingest(Source, Events, oneshot::Sender<IngestReport>),
-    Subscribe(Filter, oneshot::Sender<tokio::sync::mpsc::Receiver<Feed>>),
+    Subscribe(Filter, oneshot::Sender<crate::output::Subscription>),
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
     Whois(String, String, oneshot::Sender<Json>),
@@ -175,8 +175,21 @@ pub type Erasure = Result<Option<ErasedPerson>, String>;
 /// delivery log forgets them: `Actions::forget`).
 #[derive(Clone, Debug)]
 pub struct ErasedPerson {
+    /// What was erased.
     pub erased: crate::ingest::Erased,
+    /// The ids of the person's actions that were sent.
     pub action_ids: Vec<String>,
+}
+
+impl ErasedPerson {
+    /// Removes the person's action ids from the delivery log in `data_dir`, for an erasure
+    /// made without the server (which does this itself).
+    pub fn forget_sent_actions(&self, data_dir: &std::path::Path) -> Result<(), crate::io::actions::LogError> {
+        if !data_dir.join(crate::io::actions::log::FILE).exists() {
+            return Ok(());
+        }
+        crate::io::actions::DeliveryLog::open(data_dir)?.forget(self.action_ids.clone())
+    }
 }
 
 /// The service stopped (its thread ended); requests cannot be answered.
@@ -184,34 +197,63 @@ pub struct ErasedPerson {
 #[error("the tidemark engine has stopped")]
 pub struct Stopped;
 
-/// Why the live service could not start.
+/// Why an engine could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum LiveError {
+pub enum EngineError {
+    /// The dataflow workers' threads could not be started.
     #[error("cannot start the dataflow workers: {0}")]
     Workers(#[from] std::io::Error),
+    /// The data directory could not be opened or read back.
     #[error("cannot read the data directory back: {0}")]
     Data(#[from] crate::durable::DurableError),
+    /// The key that hashes identities (`serve.hash_identities`) could not be read or made.
+    #[error("cannot read or make the identity key: {0}")]
+    IdentityKey(String),
 }
 
-/// A cloneable handle to the live service.
+/// The live engine: a cloneable async handle to a thread that owns the dataflow.
+///
+/// Every request is answered once what it asks about reflects every event accepted before
+/// it (read-your-writes). The thread ends on [`shutdown`](Self::shutdown) or when every
+/// handle is dropped.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let config = tidemark::config::Config::from_toml("timezone = \"Asia/Shanghai\"").unwrap();
+/// let engine = tidemark::Engine::builder(config).workers(2).start().unwrap();
+/// let answer = engine.ingest(vec![b"not json".as_slice().into()]).await.unwrap();
+/// assert_eq!((answer.accepted, answer.rejected), (0, 1));
+/// engine.shutdown().await.unwrap();
+/// # });
+/// ```
 #[derive(Clone)]
-pub struct Live {
+pub struct Engine {
     tx: mpsc::Sender<Command>,
-    pub plan: Arc<Plan>,
+    pub(crate) plan: Arc<Plan>,
 }
 
-impl Live {
+impl Engine {
+    /// A builder of an engine for the metrics, rules and alerts of `config`.
+    pub fn builder(config: crate::config::Config) -> EngineBuilder {
+        EngineBuilder::new(config)
+    }
+
+    /// The configuration the engine runs.
+    pub fn config(&self) -> &crate::config::Config {
+        &self.plan.config
+    }
+
     /// Starts the service thread; it ends on `shutdown` or when every handle is dropped.
     /// Firings and alert transitions go to `actions`, when given. With a data directory,
     /// first reads it back (the checkpoint, then the log after it), so that the service
     /// answers exactly as it did before it stopped, and from then on logs what it accepts.
-    pub fn start(
+    pub(crate) fn start(
         plan: Arc<Plan>,
-        options: LiveOptions,
+        options: EngineOptions,
         actions: Option<ActionSink>,
         mut data: Option<crate::durable::DataDir>,
-    ) -> Result<Live, LiveError> {
-        let mut pipeline = Pipeline::new(plan.clone(), options.pipeline.clone())?;
+    ) -> Result<Engine, EngineError> {
+        let mut pipeline = Pipeline::with_plan(plan.clone(), options.pipeline.clone())?;
         if let Some(ms) = options.max_future_ms {
             pipeline.reject_future(ms);
         }
@@ -251,7 +293,7 @@ impl Live {
         std::thread::Builder::new()
             .name("tidemark-live".into())
             .spawn(move || Driver::new(pipeline, options, actions, acting, data).run(rx))?;
-        Ok(Live { tx, plan })
+        Ok(Engine { tx, plan })
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
@@ -260,10 +302,19 @@ impl Live {
         answer.await.map_err(|_| Stopped)
     }
 
-    /// Offers events; answers once they are in a batch on its way to the dataflow. The events
-    /// are handed over on the call, not on the first poll: calls made in order are applied in
-    /// order, so a source may keep several answers outstanding without reordering its events.
+    /// Offers events, each one JSON object (EVENTS.md); answers once they are in a batch on its
+    /// way to the dataflow, with the outcome of every event not accepted. The events are handed
+    /// over on the call, not on the first poll: calls made in order are applied in order, so a
+    /// source may keep several answers outstanding without reordering its events.
     pub fn ingest(
+        &self,
+        events: Vec<EventBytes>,
+    ) -> impl std::future::Future<Output = Result<IngestReport, Stopped>> + Send + 'static {
+        self.ingest_from("library", events)
+    }
+
+    /// As [`ingest`](Self::ingest), naming the source in dead-letter records (`serve.dead_letter`).
+    pub fn ingest_from(
         &self,
         source: Source,
         events: Vec<EventBytes>,
@@ -299,10 +350,7 @@ impl Live {
     }
 
     /// Subscribes to row changes (current rows, progress, then upserts and progress).
-    pub async fn subscribe(
-        &self,
-        filter: Filter,
-    ) -> Result<tokio::sync::mpsc::Receiver<Feed>, Stopped> {
+    pub async fn subscribe(&self, filter: Filter) -> Result<crate::output::Subscription, Stopped> {
         self.ask(|r| Command::Subscribe(filter, r)).await
     }
 
@@ -353,7 +401,7 @@ impl Live {
 /// The service thread's state.
 struct Driver {
     pipeline: Pipeline,
-    options: LiveOptions,
+    options: EngineOptions,
     /// Ingest replies waiting for their batch's time.
     unsent: Vec<(IngestReport, oneshot::Sender<IngestReport>)>,
     /// When the oldest event of the pending batch was accepted.
@@ -388,7 +436,7 @@ enum Waiter {
 impl Driver {
     fn new(
         pipeline: Pipeline,
-        options: LiveOptions,
+        options: EngineOptions,
         actions: Option<ActionSink>,
         acting: bool,
         data: Option<crate::durable::Journal>,
@@ -699,7 +747,7 @@ impl Driver {
         }
     }
 
-    /// Erases a person (see `Live::erase`): the retractions go out as one batch; with a data
+    /// Erases a person (see `Engine::erase`): the retractions go out as one batch; with a data
     /// directory, the erasure is logged and a checkpoint replaces the whole log at once.
     fn erase(&mut self, kind: &str, value: &str, reply: oneshot::Sender<Erasure>) {
         let before = self.pipeline.sent();
@@ -885,280 +933,4 @@ fn answer(mut report: IngestReport, reply: oneshot::Sender<IngestReport>) -> cra
         report.failed = why.map(String::from);
         let _ = reply.send(report);
     })
-}
-
-/// Prometheus text exposition of a status.
-pub fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
-    use std::fmt::Write;
-    let c = &status.counts;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let one = |v: u64| vec![(String::new(), v.to_string())];
-    let total = c.accepted + c.duplicates + c.rejected_total();
-    metric(
-        "tidemark_events_in_total",
-        "counter",
-        "Events received.",
-        &one(total),
-    );
-    metric(
-        "tidemark_events_accepted_total",
-        "counter",
-        "Events accepted.",
-        &one(c.accepted),
-    );
-    metric(
-        "tidemark_events_duplicate_total",
-        "counter",
-        "Events dropped as duplicates of an earlier id.",
-        &one(c.duplicates),
-    );
-    let reasons: BTreeMap<&str, u64> = crate::event::Reason::ALL
-        .iter()
-        .map(|r| (r.as_str(), c.rejected.get(r.as_str()).copied().unwrap_or(0)))
-        .collect();
-    let by_reason: Vec<(String, String)> = reasons
-        .iter()
-        .map(|(r, n)| (format!("{{reason=\"{r}\"}}"), n.to_string()))
-        .collect();
-    metric(
-        "tidemark_events_rejected_total",
-        "counter",
-        "Events rejected, by reason.",
-        &by_reason,
-    );
-    metric(
-        "tidemark_ingest_lag_milliseconds",
-        "gauge",
-        "Age of the oldest accepted event not yet reflected in the rows.",
-        &one(status.lag_ms),
-    );
-    let h = &status.rounds;
-    let mut quantiles: Vec<(String, String)> = [0.5, 0.9, 0.99, 0.999, 1.0]
-        .iter()
-        .map(|q| {
-            (
-                format!("{{quantile=\"{q}\"}}"),
-                format!("{}", h.value_at_quantile(*q) as f64 / 1e6),
-            )
-        })
-        .collect();
-    // A summary's `_sum` and `_count` samples carry the suffix where labels would go.
-    let sum = h.mean() * h.len() as f64 / 1e6;
-    quantiles.push(("_sum".into(), format!("{sum}")));
-    quantiles.push(("_count".into(), h.len().to_string()));
-    metric(
-        "tidemark_dataflow_round_seconds",
-        "summary",
-        "Time from the oldest event of a batch being accepted to the batch's rows being complete.",
-        &quantiles,
-    );
-    metric(
-        "tidemark_batches_total",
-        "counter",
-        "Batches sent to the dataflow.",
-        &one(status.batches),
-    );
-    metric(
-        "tidemark_progress",
-        "gauge",
-        "Time up to which every change has been published.",
-        &one(status.progress),
-    );
-    metric(
-        "tidemark_rows",
-        "gauge",
-        "Metric rows currently held.",
-        &one(status.rows as u64),
-    );
-    metric(
-        "tidemark_subscribers",
-        "gauge",
-        "Connected subscribers.",
-        &one(status.hub.subscribers as u64),
-    );
-    let drops = vec![
-        (
-            "{action=\"resync\"}".to_string(),
-            status.hub.resyncs.to_string(),
-        ),
-        (
-            "{action=\"disconnect\"}".to_string(),
-            status.hub.disconnected_slow.to_string(),
-        ),
-    ];
-    metric(
-        "tidemark_subscriber_queue_overflows_total",
-        "counter",
-        "Subscribers whose queue overflowed, by what was done.",
-        &drops,
-    );
-    if !status.alerts.is_empty() {
-        let states: Vec<(String, String)> = status
-            .alerts
-            .iter()
-            .map(|(a, v)| (format!("{{alert=\"{a}\"}}"), v.to_string()))
-            .collect();
-        metric(
-            "tidemark_alert_state",
-            "gauge",
-            "Each alert's state: 1 firing, 0 ok, -1 no data yet (no bucket judged).",
-            &states,
-        );
-    }
-    metric(
-        "tidemark_dead_letter_dropped_total",
-        "counter",
-        "Rejected inputs not kept in serve.dead_letter because its writer was behind or had failed.",
-        &one(status.dead_letter_dropped),
-    );
-    if let Some(bytes) = memory_bytes {
-        metric(
-            "tidemark_resident_memory_bytes",
-            "gauge",
-            "Resident memory of the process.",
-            &one(bytes),
-        );
-    }
-    if let Some(d) = &status.durable {
-        durable_metrics(&mut out, d);
-    }
-    out
-}
-
-/// Prometheus text of the data directory: log size, fsync latency, checkpoints, recovery.
-fn durable_metrics(out: &mut String, d: &crate::durable::DurableStatus) {
-    use std::fmt::Write;
-    let mut one = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    one(
-        "tidemark_wal_bytes",
-        "gauge",
-        "Bytes of the write-ahead log on disk (records after the last checkpoint, and the segment being written).",
-        d.wal_bytes.to_string(),
-    );
-    one(
-        "tidemark_wal_segments",
-        "gauge",
-        "Segment files of the write-ahead log.",
-        d.wal_segments.to_string(),
-    );
-    one(
-        "tidemark_wal_sync_failures_total",
-        "counter",
-        "Syncs of the write-ahead log that failed (ingest is refused while they do).",
-        d.sync_failures.to_string(),
-    );
-    one(
-        "tidemark_wal_failing",
-        "gauge",
-        "1 while the write-ahead log cannot be written and ingest is refused.",
-        (d.failing as u8).to_string(),
-    );
-    one(
-        "tidemark_checkpoints_total",
-        "counter",
-        "Checkpoints written since start.",
-        d.checkpoints.to_string(),
-    );
-    one(
-        "tidemark_checkpoint_bytes",
-        "gauge",
-        "Size of the last checkpoint.",
-        d.checkpoint_bytes.to_string(),
-    );
-    if let Some(at) = d.checkpoint_at_ms {
-        let age = crate::pipeline::now_ms().saturating_sub(at) as f64 / 1e3;
-        one(
-            "tidemark_checkpoint_age_seconds",
-            "gauge",
-            "Time since the last checkpoint was written.",
-            format!("{age}"),
-        );
-    }
-    one(
-        "tidemark_recovery_seconds",
-        "gauge",
-        "Time the data directory took to read back at start.",
-        format!("{}", d.recovery.as_secs_f64()),
-    );
-    one(
-        "tidemark_recovered_events",
-        "gauge",
-        "Events read back from the write-ahead log at start (after the checkpoint's).",
-        d.recovered_events.to_string(),
-    );
-    let name = "tidemark_wal_fsync_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time spent in fsync per sync of the write-ahead log.\n# TYPE {name} histogram"
-    );
-    let h = &d.fsync_us;
-    for le_us in [
-        100u64, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
-    ] {
-        let n = h.count_between(0, le_us);
-        let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {n}", le_us as f64 / 1e6);
-    }
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
-    let sum = h.mean() * h.len() as f64 / 1e6;
-    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", h.len());
-}
-
-/// Prometheus text of the actions' counters.
-pub fn action_metrics(stats: &crate::io::actions::Stats) -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    };
-    counter(
-        "tidemark_actions_sent_total",
-        "Firings, retractions and alert transitions handed to their targets.",
-        stats.sent.load(Relaxed),
-    );
-    counter(
-        "tidemark_action_deliveries_total",
-        "Deliveries a target took.",
-        stats.delivered.load(Relaxed),
-    );
-    counter(
-        "tidemark_action_failures_total",
-        "Deliveries kept as failed: out of attempts, or the target's queue was full.",
-        stats.failed.load(Relaxed),
-    );
-    counter(
-        "tidemark_action_queue_full_total",
-        "Deliveries refused because the target's queue was full (also counted as failures).",
-        stats.queue_full.load(Relaxed),
-    );
-    counter(
-        "tidemark_action_retries_total",
-        "Webhook attempts that failed and were tried again.",
-        stats.retries.load(Relaxed),
-    );
-    out.push_str(&format!(
-        "# HELP tidemark_action_queued Deliveries waiting in targets' queues.\n# TYPE tidemark_action_queued gauge\ntidemark_action_queued {}\n",
-        stats.queued.load(Relaxed).max(0)
-    ));
-    out
-}
-
-/// Resident memory of this process in bytes, where the system reports it.
-pub fn resident_memory() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -1,20 +1,28 @@
-//! One ingest-to-table pipeline: lines in, batches to the engine, rows and identities out.
+//! The engine driven on the caller's thread: lines in, batches to the dataflow, rows and
+//! identities out. `tidemark compute` reads a whole log through it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::dataflow::Time;
-use crate::engine::{Engine, EngineOptions};
+use crate::engine::{Dataflow, DataflowOptions};
 use crate::facts::Ident;
 use crate::ingest::{bad_encoding, Counts, Dictionary, Ingest, Outcome};
 use crate::metric::Labeler;
-use crate::output::{Feed, Filter, Hub, Output};
+use crate::output::{Filter, Hub, Output};
+pub use crate::engine::DataflowError;
 use crate::plan::Plan;
 
-/// Options of a pipeline run.
+/// How a [`Pipeline`] runs.
 #[derive(Clone, Debug)]
 pub struct PipelineOptions {
-    pub engine: EngineOptions,
+    /// Dataflow worker threads (at least 1).
+    pub workers: usize,
+    /// Keep the person of every identity and their first event, for [`Pipeline::whois`] and
+    /// for the identities that firings name.
+    pub track_identities: bool,
+    /// Keep every rule trigger's verdict, for [`Finished::explain`].
+    pub track_verdicts: bool,
     /// Accepted events per batch sent to the dataflow.
     pub batch_events: usize,
     /// Stamp batches with wall-clock milliseconds (live use) instead of 1, 2, 3...
@@ -22,21 +30,42 @@ pub struct PipelineOptions {
 }
 
 impl Default for PipelineOptions {
+    /// One worker, nothing tracked beyond the rows, batches of 100,000 events.
     fn default() -> Self {
         PipelineOptions {
-            engine: EngineOptions::default(),
+            workers: 1,
+            track_identities: false,
+            track_verdicts: false,
             batch_events: 100_000,
             wall_clock: false,
         }
     }
 }
 
-/// Ingest, engine and output state, driven by the caller.
+/// The engine on the caller's thread: offer events one by one, then [`finish`](Self::finish)
+/// for the final rows. Batches go to the dataflow workers as they fill; [`sync`](Self::sync)
+/// waits until the rows reflect everything offered.
+///
+/// ```
+/// use tidemark::{config::Config, Outcome, Pipeline, PipelineOptions};
+///
+/// let mut pipeline = Pipeline::new(Config::from_toml("").unwrap(), PipelineOptions::default()).unwrap();
+/// let line = r#"{"id":"e1","ts":"2026-03-02T09:00:00Z","event":"page_view","user":{"openid":"o-1"}}"#;
+/// assert_eq!(pipeline.offer(line), Outcome::Accepted);
+/// assert_eq!(pipeline.offer(line), Outcome::Duplicate);
+/// assert!(matches!(pipeline.offer("{}"), Outcome::Rejected(_)));
+///
+/// let done = pipeline.finish().unwrap();
+/// assert_eq!(done.counts().accepted, 1);
+/// assert_eq!(done.snapshot()["rows"].as_array().map(Vec::len), Some(done.row_count()));
+/// ```
 pub struct Pipeline {
+    #[doc(hidden)]
     pub plan: Arc<Plan>,
+    #[doc(hidden)]
     pub dict: Arc<Dictionary>,
     ingest: Ingest,
-    engine: Engine,
+    engine: Dataflow,
     batch_events: usize,
     in_batch: usize,
     wall_clock: bool,
@@ -61,20 +90,39 @@ pub struct Pipeline {
     state: Output,
 }
 
-/// The final state of a finished pipeline.
+/// The final state of a finished pipeline: its rows, counts and identities.
 pub struct Finished {
+    #[doc(hidden)]
     pub plan: Arc<Plan>,
+    #[doc(hidden)]
     pub dict: Arc<Dictionary>,
+    #[doc(hidden)]
     pub counts: Counts,
+    #[doc(hidden)]
     pub clock: Option<i64>,
+    #[doc(hidden)]
     pub output: Output,
+    #[doc(hidden)]
     pub ingest: Ingest,
 }
 
 impl Pipeline {
-    pub fn new(plan: Arc<Plan>, options: PipelineOptions) -> std::io::Result<Self> {
+    /// Starts the dataflow workers for the metrics, rules and alerts of `config`.
+    pub fn new(config: crate::config::Config, options: PipelineOptions) -> std::io::Result<Self> {
+        Pipeline::with_plan(Arc::new(Plan::new(config)), options)
+    }
+
+    /// Starts the dataflow workers for a plan already made.
+    #[doc(hidden)]
+    pub fn with_plan(plan: Arc<Plan>, options: PipelineOptions) -> std::io::Result<Self> {
         let dict = Dictionary::new();
-        let engine = Engine::start(plan.clone(), dict.clone(), options.engine)?;
+        let dataflow = DataflowOptions {
+            workers: options.workers.max(1),
+            track_identities: options.track_identities || options.track_verdicts,
+            track_verdicts: options.track_verdicts,
+            ..DataflowOptions::default()
+        };
+        let engine = Dataflow::start(plan.clone(), dict.clone(), dataflow)?;
         Ok(Pipeline {
             ingest: Ingest::new(plan.clone(), dict.clone()),
             plan,
@@ -97,12 +145,14 @@ impl Pipeline {
 
     /// From now on ingest keeps a copy of the facts it sends, so that `state` can be taken
     /// (for checkpoints). Call before the first event.
+    #[doc(hidden)]
     pub fn keep_facts(&mut self) {
         self.ingest.keep_facts();
     }
 
     /// Everything ingest holds, once what was accepted so far is sent to the dataflow, and the
     /// final rows of sealed days (it waits for the rows to reflect every batch sent).
+    #[doc(hidden)]
     pub fn state(&mut self) -> Result<crate::ingest::IngestState, crate::ingest::StateError> {
         self.flush();
         // Rows sealed by the current seal are final as of the batch before the one that
@@ -125,6 +175,7 @@ impl Pipeline {
 
     /// Carries on from a state that `state` took: ingest as it was, and the dataflow given
     /// the whole input that state stands for, as one batch. Call on a fresh pipeline.
+    #[doc(hidden)]
     pub fn restore(
         &mut self,
         state: crate::ingest::IngestState,
@@ -143,6 +194,7 @@ impl Pipeline {
     /// `sent`: their firings that had been sent, which stay in the campaign rows (`serve` keeps
     /// those of `sent_firings`; a log computed whole sends none). `None` if no event named that
     /// identity. Needs `keep_facts`.
+    #[doc(hidden)]
     pub fn erase(
         &mut self,
         kind: &str,
@@ -162,7 +214,7 @@ impl Pipeline {
 
     /// The firings of the person behind `(kind, value)` whose time has come (in `serve`, those
     /// handed to their targets and shown), once the rows reflect every batch sent.
-    pub fn firings_of(&mut self, kind: &str, value: &str) -> Vec<crate::dataflow::Firing> {
+    pub(crate) fn firings_of(&mut self, kind: &str, value: &str) -> Vec<crate::dataflow::Firing> {
         self.flush();
         let Some(person) = self.ingest.person(kind, value) else {
             return Vec::new();
@@ -182,22 +234,24 @@ impl Pipeline {
 
     /// Live use: rejects events stamped more than `max_future_ms` after the wall clock as
     /// `future_timestamp`, so one bad clock cannot move `now` (compute keeps the log's clock).
-    pub fn reject_future(&mut self, max_future_ms: i64) {
+    pub(crate) fn reject_future(&mut self, max_future_ms: i64) {
         self.ingest.reject_future(max_future_ms);
     }
 
     /// Live use: rejects events stamped earlier than the event clock minus `horizon_ms` as
     /// `beyond_horizon`.
+    #[doc(hidden)]
     pub fn reject_beyond(&mut self, horizon_ms: i64) {
         self.ingest.reject_beyond(horizon_ms);
     }
 
     /// Counts a duplicate or rejection read back from the data directory's log.
-    pub fn recount(&mut self, reason: &str, n: u64) {
+    pub(crate) fn recount(&mut self, reason: &str, n: u64) {
         self.ingest.recount(reason, n);
     }
 
     /// Keeps every delta the engine completes (for tests and subscribers).
+    #[doc(hidden)]
     pub fn keep_deltas(&mut self) {
         self.state.keep_deltas = true;
     }
@@ -225,6 +279,7 @@ impl Pipeline {
 
     /// Sends what was accepted since the last batch, and takes in what the engine reported.
     /// Returns the time at which everything accepted so far will be reflected in the rows.
+    #[doc(hidden)]
     pub fn flush(&mut self) -> Time {
         self.in_batch = 0;
         let batch = self.ingest.take_batch();
@@ -285,7 +340,7 @@ impl Pipeline {
     }
 
     /// Takes in what the engine reported so far, without waiting.
-    pub fn poll(&mut self) {
+    pub(crate) fn poll(&mut self) {
         let labeler = Labeler {
             plan: &self.plan,
             dict: &self.dict,
@@ -298,25 +353,25 @@ impl Pipeline {
 
     /// Moves the clock of rules and alerts to at least `ms` (never back); true when it moved,
     /// so that the next `flush` sends it.
-    pub fn advance_now(&mut self, ms: i64) -> bool {
+    pub(crate) fn advance_now(&mut self, ms: i64) -> bool {
         let before = self.ingest.now();
         self.ingest.advance_now(ms);
         self.ingest.now() != before
     }
 
     /// The clock of rules and alerts as of the rows.
-    pub fn reflected_now(&self) -> Option<i64> {
+    pub(crate) fn reflected_now(&self) -> Option<i64> {
         self.reflected_now
     }
 
     /// Keeps firing and alert changes for `take_actions` from now on.
-    pub fn keep_actions(&mut self) {
+    pub(crate) fn keep_actions(&mut self) {
         self.state.keep_actions();
     }
 
     /// The firing and alert changes completed since the last call, as action messages.
     /// `before` is the rules' clock as of the previous call.
-    pub fn take_actions(
+    pub(crate) fn take_actions(
         &mut self,
         before: Option<i64>,
     ) -> Vec<crate::output::actions::ActionEvent> {
@@ -333,27 +388,23 @@ impl Pipeline {
     }
 
     /// Batches sent to the dataflow so far, whoever asked for them.
-    pub fn batches(&self) -> u64 {
+    pub(crate) fn batches(&self) -> u64 {
         self.batches
     }
 
     /// True once the dataflow has stopped taking batches (`finish` says why).
-    pub fn stopped(&self) -> bool {
+    pub(crate) fn stopped(&self) -> bool {
         self.stopped
     }
 
     /// The time of the last batch sent to the dataflow (0 before any).
-    pub fn sent(&self) -> Time {
+    pub(crate) fn sent(&self) -> Time {
         self.sent
     }
 
-    /// Largest accepted event time so far.
-    pub fn clock(&self) -> Option<i64> {
-        self.ingest.clock()
-    }
 
     /// The time up to which every change has been reported.
-    pub fn progress(&self) -> Time {
+    pub(crate) fn progress(&self) -> Time {
         self.state.progress
     }
 
@@ -363,7 +414,7 @@ impl Pipeline {
     }
 
     /// The output state so far.
-    pub fn output(&self) -> &Output {
+    pub(crate) fn output(&self) -> &Output {
         &self.state
     }
 
@@ -380,7 +431,7 @@ impl Pipeline {
     }
 
     /// Uses `hub` for subscribers from now on (its queue size and slow-subscriber policy).
-    pub fn set_hub(&mut self, hub: Hub) {
+    pub(crate) fn set_hub(&mut self, hub: Hub) {
         self.state.hub = hub;
     }
 
@@ -418,22 +469,36 @@ impl Pipeline {
     }
 
     /// Subscribes to row changes: current rows first, then upserts and progress marks.
-    pub fn subscribe(&mut self, filter: Filter) -> tokio::sync::mpsc::Receiver<Feed> {
+    pub fn subscribe(&mut self, filter: Filter) -> crate::output::Subscription {
         let labeler = Labeler {
             plan: &self.plan,
             dict: &self.dict,
         };
         let state = &mut self.state;
-        state.hub.subscribe(
+        let rx = state.hub.subscribe(
             filter,
             state.table.current().iter(),
             state.progress,
             &labeler,
-        )
+        );
+        crate::output::Subscription::new(rx)
+    }
+
+    /// Reads back the data directory of `tidemark serve` at `dir` (stop the server first):
+    /// its checkpoint, then its log after it, with `serve.horizon` as `serve` kept it. Call on
+    /// a fresh pipeline, before any event.
+    pub fn read_data_dir(&mut self, dir: &std::path::Path) -> Result<ReadBack, crate::durable::DurableError> {
+        self.reject_beyond(self.plan.config.serve.horizon_ms);
+        let mut data = crate::durable::DataDir::open(dir, &self.plan.config)?;
+        let r = crate::durable::recover(self, &mut data)?;
+        Ok(ReadBack {
+            checkpoint_events: r.checkpoint_events,
+            records: r.records,
+        })
     }
 
     /// Ends the input, waits for the engine and returns the final state.
-    pub fn finish(mut self) -> Result<Finished, crate::engine::EngineError> {
+    pub fn finish(mut self) -> Result<Finished, crate::engine::DataflowError> {
         self.flush();
         let updates = self.engine.finish()?;
         let labeler = Labeler {
@@ -454,7 +519,48 @@ impl Pipeline {
     }
 }
 
+/// What [`Pipeline::read_data_dir`] read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadBack {
+    /// Events the checkpoint stood for.
+    pub checkpoint_events: u64,
+    /// Records read from the log after the checkpoint.
+    pub records: u64,
+}
+
 impl Finished {
+    /// What ingest counted: accepted events, duplicates and rejections by reason.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// How many rows the snapshot holds.
+    pub fn row_count(&self) -> usize {
+        self.output.table.current().len()
+    }
+
+    /// The rules' firings as ACTIONS.md's JSON lines, in decision order (the identities they
+    /// name need `track_identities`).
+    pub fn firings(&self) -> Vec<serde_json::Value> {
+        use crate::output::actions::{decision_order, firing_json};
+        let out = &self.output;
+        decision_order(&self.plan, out.firings.current().values())
+            .into_iter()
+            .map(|f| firing_json(&self.plan, &self.dict, &out.identities, f))
+            .collect()
+    }
+
+    /// A rule's decision on one key with its evidence (needs `track_verdicts`); `None` when no
+    /// rule is named `rule`.
+    pub fn explain(&self, rule: &str, key: &str) -> Option<serde_json::Value> {
+        crate::output::explain::explain_json(&self.plan, &self.dict, &self.output, self.clock, rule, key)
+    }
+
+    /// The names of the configured rules, in order.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.plan.config.rules.iter().map(|r| r.name.as_str())
+    }
+
     /// Every identity of the person behind `kind:value` (needs `track_identities`).
     pub fn whois(&mut self, kind: &str, value: &str) -> serde_json::Value {
         whois_json(
@@ -500,7 +606,7 @@ fn snapshot_of(
 
 /// Every identity of the person behind `kind:value`, with first-seen time, day and channel;
 /// `found: false` when ingest never saw it.
-pub fn whois_json(
+pub(crate) fn whois_json(
     plan: &Plan,
     dict: &Dictionary,
     ingest: &mut Ingest,
@@ -533,7 +639,7 @@ pub fn whois_json(
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> Time {
+pub(crate) fn now_ms() -> Time {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as Time)

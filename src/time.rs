@@ -205,6 +205,7 @@ pub fn civil_from_days(z: Day) -> (i32, u32, u32) {
 }
 
 /// Day count since 1970-01-01 of a civil date.
+#[cfg(any(test, feature = "internals"))]
 pub fn days_from_civil(y: i32, m: u32, d: u32) -> Day {
     let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
     let era = y.div_euclid(400);
@@ -236,6 +237,7 @@ pub fn month_label(month: Month) -> String {
 }
 
 /// Parses a `YYYY-MM-DD` label back into a day bucket.
+#[cfg(any(test, feature = "internals"))]
 pub fn parse_day(s: &str) -> Option<Day> {
     let d: jiff::civil::Date = s.parse().ok()?;
     Some(days_from_civil(

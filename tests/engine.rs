@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tidemark::config::Config;
 use tidemark::dataflow::Time;
-use tidemark::engine::{Engine, EngineOptions, Update};
+use tidemark::engine::{Dataflow, DataflowOptions, Update};
 use tidemark::facts::{FactBatch, Ident};
 use tidemark::ingest::Dictionary;
 use tidemark::plan::Plan;
@@ -15,11 +15,11 @@ use tidemark::plan::Plan;
 #[test]
 fn progress_is_reported_while_input_keeps_coming() {
     let plan = Arc::new(Plan::new(Config::default()));
-    let options = EngineOptions {
+    let options = DataflowOptions {
         queue: 1000,
         ..Default::default()
     };
-    let engine = Engine::start(plan, Dictionary::new(), options).unwrap();
+    let engine = Dataflow::start(plan, Dictionary::new(), options).unwrap();
     let batches = 300u64;
     for t in 1..=batches {
         let ident = t as Ident;

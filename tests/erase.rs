@@ -8,7 +8,6 @@ use crate::common;
 use crate::common::server::files_containing;
 use crate::properties::{config_with, firings, random_log, ACTIONS};
 use proptest::prelude::*;
-use tidemark::engine::EngineOptions;
 use tidemark::ingest::Outcome;
 use tidemark::pipeline::{Pipeline, PipelineOptions};
 use tidemark::plan::Plan;
@@ -60,12 +59,14 @@ proptest! {
         let cut = ((lines.len() as f64 * cut) as usize).max(1);
         let workers = 1 + (seed % 2) as usize;
         let options = PipelineOptions {
-            engine: EngineOptions { workers, track_identities: true, ..EngineOptions::default() },
+            workers,
+            track_identities: true,
+            track_verdicts: false,
             batch_events: batch,
             wall_clock: false,
         };
         let plan = Arc::new(Plan::new(cfg.clone()));
-        let mut p = Pipeline::new(plan.clone(), options.clone()).expect("engine starts");
+        let mut p = Pipeline::with_plan(plan.clone(), options.clone()).expect("engine starts");
         p.keep_facts();
 
         // The prefix, and the persons of its accepted events by a union-find.
@@ -106,7 +107,7 @@ proptest! {
             // duplicates and the erased identities stay unknown.
             let state = p.state().expect("a state");
             p.finish().expect("engine finishes");
-            p = Pipeline::new(plan, options).expect("engine starts");
+            p = Pipeline::with_plan(plan, options).expect("engine starts");
             p.restore(state).expect("the state is restored");
             prop_assert!(p.erase(&target.0, &target.1, Vec::new()).is_none(), "erased again after a restart");
         }
@@ -361,7 +362,7 @@ async fn hashed_identities_never_reach_disk_in_clear_run() {
     assert_eq!(answer["events"], mine.len(), "{answer}");
 }
 
-/// Live with rules: a firing already sent stays in the campaign rows and is not retracted,
+/// Engine with rules: a firing already sent stays in the campaign rows and is not retracted,
 /// the erased person's pending firing is never sent, and the delivery log forgets their ids.
 #[test]
 fn sent_firings_stay_and_pending_ones_are_cancelled() {

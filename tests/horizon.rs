@@ -39,7 +39,7 @@ fn pipeline(batch: usize, horizon_days: Option<i64>) -> Pipeline {
         batch_events: batch,
         ..PipelineOptions::default()
     };
-    let mut p = Pipeline::new(plan, options).expect("the dataflow starts");
+    let mut p = Pipeline::with_plan(plan, options).expect("the dataflow starts");
     if let Some(d) = horizon_days {
         p.reject_beyond(d * DAY_MS);
     }

@@ -48,7 +48,7 @@ fn offer_link(p: &mut Pipeline) {
 #[test]
 fn a_late_link_merges_persons_and_corrects_past_days_as_deltas() {
     let plan = Arc::new(Plan::new(Config::default()));
-    let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
+    let mut p = Pipeline::with_plan(plan, PipelineOptions::default()).unwrap();
     p.keep_deltas();
     offer_two_persons(&mut p);
     p.flush();
@@ -178,7 +178,7 @@ fn whois_lists_every_identity_of_the_person() {
 #[test]
 fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     let plan = Arc::new(Plan::new(Config::default()));
-    let mut p = Pipeline::new(plan, PipelineOptions::default()).unwrap();
+    let mut p = Pipeline::with_plan(plan, PipelineOptions::default()).unwrap();
     offer_two_persons(&mut p);
     p.sync();
     let filter = tidemark::output::Filter {
@@ -187,7 +187,7 @@ fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     };
     let mut rx = p.subscribe(filter);
     let mut feed = Vec::new();
-    while let Ok(m) = rx.try_recv() {
+    while let Some(m) = rx.try_recv() {
         feed.push(m);
     }
     assert_eq!(feed.len(), 2, "{feed:?}");
@@ -196,13 +196,13 @@ fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     offer_link(&mut p);
     p.sync();
     let mut feed = Vec::new();
-    while let Ok(m) = rx.try_recv() {
+    while let Some(m) = rx.try_recv() {
         feed.push(m);
     }
     let upserts: Vec<serde_json::Value> = feed
         .iter()
         .filter_map(|m| match m {
-            tidemark::output::Feed::Upsert(t) => Some(serde_json::from_str(t).unwrap()),
+            tidemark::output::Feed::Upsert(t) => Some(serde_json::from_str(&t[..]).unwrap()),
             _ => None,
         })
         .collect();

@@ -451,18 +451,20 @@ proptest! {
         let whole = common::run(&lines, &cfg, batch, 1, true);
         let plan = std::sync::Arc::new(tidemark::plan::Plan::new(cfg.clone()));
         let options = || tidemark::pipeline::PipelineOptions {
-            engine: tidemark::engine::EngineOptions { workers: 1, track_identities: true, ..Default::default() },
+            workers: 1,
+            track_identities: true,
+            track_verdicts: false,
             batch_events: batch,
             wall_clock: false,
         };
-        let mut first = tidemark::pipeline::Pipeline::new(plan.clone(), options()).unwrap();
+        let mut first = tidemark::pipeline::Pipeline::with_plan(plan.clone(), options()).unwrap();
         first.keep_facts();
         for l in &lines[..cut] {
             first.offer(l);
         }
         let state = first.state().unwrap();
         drop(first.finish().unwrap());
-        let mut second = tidemark::pipeline::Pipeline::new(plan, options()).unwrap();
+        let mut second = tidemark::pipeline::Pipeline::with_plan(plan, options()).unwrap();
         second.restore(state).unwrap();
         for l in &lines[cut..] {
             second.offer(l);

@@ -4,14 +4,10 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use tidemark::engine::EngineOptions;
-use tidemark::ingest::{dead_letter, Outcome};
-use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
-use tidemark::plan::Plan;
+use tidemark::{Finished, Outcome, Pipeline, PipelineOptions};
 
 /// Arguments shared by commands that read a whole log.
 #[derive(Debug, clap::Args)]
@@ -64,30 +60,21 @@ pub fn read_log(
     log: &LogArgs,
     track: Track,
     quiet: bool,
-    mut on_reject: impl FnMut(u64, &tidemark::event::Rejection, &[u8]) -> anyhow::Result<()>,
+    mut on_reject: impl FnMut(u64, &tidemark::Rejection, &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Finished> {
     let cfg = super::load_config(log.config.as_ref())?;
-    let plan = Arc::new(Plan::new(cfg));
     let options = PipelineOptions {
-        engine: EngineOptions {
-            workers: log.workers,
-            track_identities: track.identities || track.verdicts,
-            track_verdicts: track.verdicts,
-            ..EngineOptions::default()
-        },
+        workers: log.workers,
+        track_identities: track.identities,
+        track_verdicts: track.verdicts,
         batch_events: log.batch,
         wall_clock: false,
     };
-    let mut pipeline = Pipeline::new(plan, options).context("cannot start the dataflow workers")?;
+    let mut pipeline = Pipeline::new(cfg, options).context("cannot start the dataflow workers")?;
     if log.input.is_dir() {
-        // A data directory of `serve`: what it kept, read back as a restart would (with its
-        // horizon, so that sealed days stay as `serve` kept them).
-        let horizon_ms = pipeline.plan.config.serve.horizon_ms;
-        pipeline.reject_beyond(horizon_ms);
-        let cfg = &pipeline.plan.config;
-        let mut data = tidemark::durable::DataDir::open(&log.input, cfg)
-            .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
-        let r = tidemark::durable::recover(&mut pipeline, &mut data)
+        // A data directory of `serve`: what it kept, read back as a restart would.
+        let r = pipeline
+            .read_data_dir(&log.input)
             .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
         if !quiet {
             tidemark::say!(
@@ -168,7 +155,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let finished = read_log(&args.log, track, args.quiet, |index, r, text| {
         if let Some(w) = rejects.as_mut() {
             let input = String::from_utf8_lossy(text);
-            serde_json::to_writer(&mut *w, &dead_letter(&source, index, r, &input))?;
+            serde_json::to_writer(&mut *w, &r.dead_letter(&source, index, &input))?;
             w.write_all(b"\n")?;
         }
         Ok(())
@@ -190,7 +177,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write {}", args.output.display()))?;
     }
     if !args.quiet {
-        let c = &finished.counts;
+        let c = finished.counts();
         let secs = started.elapsed().as_secs_f64();
         let total = c.accepted + c.duplicates + c.rejected_total();
         tidemark::say!(
@@ -199,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             c.duplicates,
             c.rejected_total(),
             c.rejected,
-            finished.output.table.current().len(),
+            finished.row_count(),
             secs,
             total as f64 / secs.max(1e-9),
             peak_memory().map(|kb| format!("; peak memory {} MiB", kb / 1024)).unwrap_or_default()
@@ -213,12 +200,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Writes the firings as JSON Lines in decision order.
 fn write_firings(finished: &Finished, path: &PathBuf) -> anyhow::Result<()> {
-    use tidemark::output::actions::{decision_order, firing_json};
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     let mut w = BufWriter::new(file);
-    let out = &finished.output;
-    for f in decision_order(&finished.plan, out.firings.current().values()) {
-        let line = firing_json(&finished.plan, &finished.dict, &out.identities, f);
+    for line in finished.firings() {
         serde_json::to_writer(&mut w, &line)?;
         w.write_all(b"\n")?;
     }

@@ -2,12 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use anyhow::Context;
-use tidemark::durable::DataDir;
-use tidemark::live::{Live, LiveOptions};
-use tidemark::plan::Plan;
+use tidemark::Engine;
 
 /// Arguments of `erase`.
 #[derive(Debug, clap::Args)]
@@ -39,12 +34,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let config = super::load_config(args.config.as_ref())?;
-    let data = DataDir::open(&args.data, &config)
-        .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
-    let mut options = LiveOptions::from_config(&config.serve, 1);
-    options.identity_key =
-        tidemark::server::identity_key(&config.serve, &args.data).map_err(anyhow::Error::msg)?;
-    let live = Live::start(Arc::new(Plan::new(config)), options, None, Some(data))?;
+    let live = Engine::builder(config).data_dir(&args.data).start()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -56,9 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     match answer.map_err(anyhow::Error::msg)? {
         Some(person) => {
-            if args.data.join(tidemark::io::actions::log::FILE).exists() {
-                tidemark::io::actions::DeliveryLog::open(&args.data)?.forget(person.action_ids)?;
-            }
+            person.forget_sent_actions(&args.data)?;
             let doc = person.erased.to_json();
             tidemark::console::print(&(serde_json::to_string_pretty(&doc)? + "\n"))?;
             Ok(ExitCode::SUCCESS)

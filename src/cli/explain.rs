@@ -23,21 +23,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         verdicts: true,
     };
     let finished = read_log(&args.log, track, true, |_, _, _| Ok(()))?;
-    let Some(doc) = tidemark::output::explain::explain_json(
-        &finished.plan,
-        &finished.dict,
-        &finished.output,
-        finished.clock,
-        &args.rule,
-        &args.key,
-    ) else {
-        let names: Vec<&str> = finished
-            .plan
-            .config
-            .rules
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
+    let Some(doc) = finished.explain(&args.rule, &args.key) else {
+        let names: Vec<&str> = finished.rule_names().collect();
         anyhow::bail!(
             "no rule is named {:?}; the config has {}",
             args.rule,

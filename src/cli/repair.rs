@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tidemark::store::{repair, DirLock};
+use tidemark::{repair, DirLock};
 
 #[derive(Debug, Parser)]
 pub struct Args {

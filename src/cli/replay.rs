@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use tidemark::io::replay::{Log, Pace, Progress, ReplayOptions, Target};
+use tidemark::replay::{Log, Pace, Progress, ReplayOptions, Target};
 
 /// Arguments of `replay`.
 #[derive(Debug, clap::Args)]
@@ -184,7 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(tidemark::io::replay::run(log, options, |p| show(&bar, p)));
+    let result = runtime.block_on(tidemark::replay::run(log, options, |p| show(&bar, p)));
     bar.finish_and_clear();
     let report = match result {
         Ok(r) => r,

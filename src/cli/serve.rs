@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tidemark::io::demo::DemoOptions;
+use tidemark::demo::DemoOptions;
 use tidemark::server::{start, ServeOptions};
 
 /// Arguments of `serve`.
@@ -73,7 +73,7 @@ fn data_dir(args: &Args, configured: Option<&str>) -> anyhow::Result<PathBuf> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = match (&args.config, args.demo) {
-        (None, true) => tidemark::config::Config::from_toml(tidemark::io::demo::DEMO_CONFIG)
+        (None, true) => tidemark::config::Config::from_toml(tidemark::demo::DEMO_CONFIG)
             .context("the built-in demo configuration")?,
         _ => super::load_config(args.config.as_ref())?,
     };

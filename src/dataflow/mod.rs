@@ -199,11 +199,6 @@ impl Inputs {
         self.frozen.flush();
         self.sent_firings.flush();
     }
-
-    /// The current input time.
-    pub fn time(&self) -> Time {
-        *self.clock.time()
-    }
 }
 
 /// What the dataflow produces.
@@ -291,6 +286,7 @@ impl Family {
     ];
 
     /// The family's name, as benchmarks report it.
+    #[cfg(any(test, feature = "internals"))]
     pub fn name(self) -> &'static str {
         match self {
             Family::Activity => "activity",

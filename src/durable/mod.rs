@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::store::{DirLock, StoreError, Wal, WalOptions};
 use checkpoint::{Checkpoint, CheckpointError};
 
-pub use recover::{recover, Recovered};
+pub use recover::recover;
 pub use writer::{Journal, Reply};
 
 /// Log record kinds.

@@ -9,7 +9,7 @@ mod proptests;
 pub mod pseudonym;
 mod wire;
 
-pub use amount::{format_cents, parse_amount, parse_number, MAX_CENTS};
+pub use amount::{format_cents, parse_amount, MAX_CENTS};
 pub use dead_letter::DeadLetters;
 pub use parse::{parse_event, Limits};
 
@@ -21,13 +21,21 @@ pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// Why an input line was not accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Reason {
+    /// The line is not one JSON object.
     MalformedJson,
+    /// The bytes are not UTF-8.
     BadEncoding,
+    /// A required field is missing.
     MissingField,
+    /// A field has the wrong JSON type.
     BadType,
+    /// `ts` is not a timestamp EVENTS.md accepts.
     BadTimestamp,
+    /// `props.amount` is not an amount EVENTS.md accepts.
     BadAmount,
+    /// The event is larger than the limit.
     TooLarge,
+    /// The event names no identity.
     NoIdentity,
     /// Live use only: stamped further ahead of the wall clock than `serve.max_future`.
     FutureTimestamp,
@@ -70,17 +78,47 @@ impl Reason {
 /// A rejection: the reason class and a sentence for the operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rejection {
+    /// The reason's class, as counted.
     pub reason: Reason,
+    /// What was wrong and what to do about it.
     pub detail: String,
 }
 
 impl Rejection {
+    /// A rejection for `reason`, explained by `detail`.
     pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
         Rejection {
             reason,
             detail: detail.into(),
         }
     }
+
+    /// The dead-letter record of this rejection: input `index` (1-based) of `source`.
+    pub fn dead_letter<'a>(&'a self, source: &'a str, index: u64, input: &'a str) -> DeadLetter<'a> {
+        DeadLetter {
+            source,
+            index,
+            reason: self.reason.as_str(),
+            detail: &self.detail,
+            input,
+        }
+    }
+}
+
+/// A rejected input kept for the operator: where it came from, why, and the text itself; it
+/// serialises as one line of a dead-letter file.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DeadLetter<'a> {
+    /// Where the input came from (a file name, `http`, `mqtt`).
+    pub source: &'a str,
+    /// The input's place in its source, from 1.
+    pub index: u64,
+    /// The reason's name.
+    pub reason: &'static str,
+    /// What was wrong.
+    pub detail: &'a str,
+    /// The input as it came (lossily decoded when it was not UTF-8).
+    pub input: &'a str,
 }
 
 impl std::fmt::Display for Rejection {

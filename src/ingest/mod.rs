@@ -7,11 +7,10 @@ mod money;
 mod retire;
 mod state;
 
-pub use dedupe::{Seen, NO_IDENT};
+pub use dedupe::Seen;
 pub use dict::{Dictionary, Interner};
 pub use erase::Erased;
 pub use money::MoneyTotals;
-pub use retire::LOOK_BACK;
 pub use state::{IngestState, StateError};
 
 use std::collections::BTreeMap;
@@ -476,32 +475,6 @@ impl Ingest {
             kept.note(&batch, &self.plan.config.calendar);
         }
         batch
-    }
-}
-
-/// A rejected input kept for the operator: where it came from, why, and the text itself.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct DeadLetter<'a> {
-    pub source: &'a str,
-    pub index: u64,
-    pub reason: &'static str,
-    pub detail: &'a str,
-    pub input: &'a str,
-}
-
-/// Builds the dead-letter record of a rejection.
-pub fn dead_letter<'a>(
-    source: &'a str,
-    index: u64,
-    r: &'a Rejection,
-    input: &'a str,
-) -> DeadLetter<'a> {
-    DeadLetter {
-        source,
-        index,
-        reason: r.reason.as_str(),
-        detail: &r.detail,
-        input,
     }
 }
 

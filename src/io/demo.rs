@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 
 use crate::event::{parse_event, Limits};
 use crate::gen::{DayStream, GenOptions, Shape};
-use crate::live::{EventBytes, Live};
+use crate::live::{EventBytes, Engine};
 
 /// The configuration of `serve --demo` without `--config`: the default metrics, with trigger
 /// rules and alerts over the demo shop.
@@ -96,7 +96,7 @@ impl DemoLog {
 
 /// Plays the history into `live` at once, then every later day in accelerated time, without
 /// end; returns the events sent when the service stops (or the log fails).
-pub async fn play(live: Live, mut log: DemoLog, opts: DemoOptions) -> u64 {
+pub async fn play(live: Engine, mut log: DemoLog, opts: DemoOptions) -> u64 {
     let mut sent = 0u64;
     let mut from = None;
     for _ in 0..opts.history_days {
@@ -105,7 +105,7 @@ pub async fn play(live: Live, mut log: DemoLog, opts: DemoOptions) -> u64 {
         };
         for chunk in day.chunks(20_000) {
             let lines = chunk.iter().map(|e| e.line.clone()).collect();
-            if live.ingest("demo", lines).await.is_err() {
+            if live.ingest_from("demo", lines).await.is_err() {
                 return sent;
             }
             sent += chunk.len() as u64;
@@ -132,7 +132,7 @@ pub async fn play(live: Live, mut log: DemoLog, opts: DemoOptions) -> u64 {
             let end = next + part[next..].partition_point(|e| e.due <= simulated);
             if end > next {
                 let batch = part[next..end].iter().map(|e| e.line.clone()).collect();
-                if live.ingest("demo", batch).await.is_err() {
+                if live.ingest_from("demo", batch).await.is_err() {
                     return sent;
                 }
                 sent += (end - next) as u64;

@@ -6,10 +6,12 @@ mod hub;
 mod identities;
 mod snapshot;
 mod state;
+mod subscription;
 mod table;
 
 pub use hub::{Feed, Filter, Hub, HubStats, SLOW_SUBSCRIBER};
 pub use identities::IdentityIndex;
 pub use snapshot::{snapshot_json, sorted_rows, SnapshotMeta};
 pub use state::{ActionChanges, FiringKey, Output, SUBSCRIBER_QUEUE};
+pub use subscription::Subscription;
 pub use table::{Change, Delta, Table, Versioned};

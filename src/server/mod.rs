@@ -10,6 +10,7 @@ mod conn;
 mod dashboard;
 mod erase;
 mod ingest;
+mod metrics;
 mod read;
 mod run;
 mod stream;
@@ -24,7 +25,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 
-use crate::live::Live;
+use crate::live::Engine;
 
 pub use auth::Tokens;
 pub use body::BodyLimits;
@@ -35,7 +36,7 @@ pub use run::{identity_key, start, Running, ServeOptions, StartError};
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    pub live: Live,
+    pub live: Engine,
     pub tokens: Arc<Tokens>,
     /// Turns true when the server shuts down; long-lived streams end then.
     pub shutdown: watch::Receiver<bool>,

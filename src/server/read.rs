@@ -7,8 +7,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
+use super::metrics::{action_metrics, prometheus, resident_memory};
 use super::{filter_of, ApiError, AppState};
-use crate::live::{prometheus, resident_memory};
 
 type Pairs = Query<Vec<(String, String)>>;
 
@@ -42,7 +42,7 @@ pub async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
     let status = s.live.status().await?;
     let mut text = prometheus(&status, resident_memory());
     if let Some(a) = &s.actions {
-        text.push_str(&crate::live::action_metrics(&a.stats));
+        text.push_str(&action_metrics(&a.stats));
     }
     connections(&mut text, &s.connections);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

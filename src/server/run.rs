@@ -14,7 +14,7 @@ use super::{app, Access, AppState, BodyLimits, Tokens};
 use crate::config::Config;
 use crate::event::DeadLetters;
 use crate::io::demo::{play, DemoLog, DemoOptions};
-use crate::live::{Live, LiveOptions};
+use crate::live::{Engine, EngineOptions};
 use crate::plan::Plan;
 
 /// What to run besides the HTTP interface.
@@ -30,7 +30,7 @@ pub struct ServeOptions {
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
-    pub live: Live,
+    pub live: Engine,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// Sources and sinks that end on shutdown (MQTT), waited for after the server.
@@ -162,7 +162,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         None
     };
     let plan = Arc::new(Plan::new(config));
-    let mut live_options = LiveOptions::from_config(&serve, options.workers.max(1));
+    let mut live_options = EngineOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
     live_options.identity_key = identity_key(&serve, &options.data_dir)?;
     if options.demo.is_some() {
@@ -170,7 +170,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         // clock to guard against.
         live_options.max_future_ms = None;
     }
-    let live = Live::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
+    let live = Engine::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
         .map_err(|e| e.to_string())?;
     let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;

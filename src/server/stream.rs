@@ -9,7 +9,9 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use crate::output::Subscription;
 
 use super::{filter_of, ApiError, AppState};
 use crate::output::Feed;
@@ -31,10 +33,9 @@ pub fn messages(feed: Feed) -> Vec<Arc<str>> {
 
 /// The subscription's messages until it ends or the server shuts down.
 fn feed_stream(
-    rx: mpsc::Receiver<Feed>,
+    feeds: Subscription,
     mut shutdown: watch::Receiver<bool>,
 ) -> impl Stream<Item = Arc<str>> {
-    let feeds = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
     let stop = async move {
         let _ = shutdown.wait_for(|down| *down).await;
     };
@@ -70,7 +71,7 @@ pub async fn websocket(
 }
 
 /// Sends the feed as text frames until either side closes; frames from the client are ignored.
-async fn pump(mut socket: WebSocket, rx: mpsc::Receiver<Feed>, shutdown: watch::Receiver<bool>) {
+async fn pump(mut socket: WebSocket, rx: Subscription, shutdown: watch::Receiver<bool>) {
     let mut messages = Box::pin(feed_stream(rx, shutdown));
     loop {
         tokio::select! {

@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 pub use atomic::{read_if_exists, write_atomic};
 pub use lock::DirLock;
-pub use record::{HEADER_LEN, MAX_PAYLOAD};
+#[cfg(feature = "internals")]
+pub use record::HEADER_LEN;
 pub use repair::{repair, RepairReport};
 pub use replay::ReplayError;
-pub use wal::{Recovery, SyncStats, Wal, WalOptions};
+pub use wal::{Wal, WalOptions};
 
 /// Everything that can go wrong in the storage layer.
 ///

@@ -432,11 +432,6 @@ impl Wal {
         self.next_seq
     }
 
-    /// The last sequence number made durable by a sync (or found by open); `start - 1` if none.
-    pub fn synced_seq(&self) -> u64 {
-        self.synced_next_seq - 1
-    }
-
     /// The first record's sequence number still in the log, if any.
     pub fn first_seq(&self) -> Option<u64> {
         self.segments
@@ -453,10 +448,5 @@ impl Wal {
     /// Segment files on disk.
     pub fn segments(&self) -> usize {
         self.segments.len()
-    }
-
-    /// The directory holding the segment files (`DATA/wal`).
-    pub fn dir(&self) -> &Path {
-        &self.wal_dir
     }
 }

@@ -5,7 +5,6 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
 use tidemark::config::Config;
-use tidemark::engine::EngineOptions;
 use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
 use tidemark::plan::Plan;
 
@@ -35,15 +34,13 @@ pub fn run(
 ) -> Finished {
     let plan = Arc::new(Plan::new(config.clone()));
     let options = PipelineOptions {
-        engine: EngineOptions {
-            workers,
-            track_identities: track,
-            ..EngineOptions::default()
-        },
+        workers,
+        track_identities: track,
+        track_verdicts: false,
         batch_events: batch,
         wall_clock: false,
     };
-    let mut p = Pipeline::new(plan, options).expect("engine starts");
+    let mut p = Pipeline::with_plan(plan, options).expect("engine starts");
     for l in lines {
         p.offer(l);
     }

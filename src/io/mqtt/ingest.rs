@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
 use crate::event::batch::{split, Format};
-use crate::live::{IngestReport, Live, Stopped};
+use crate::live::{IngestReport, Engine, Stopped};
 
 /// Messages handed to the live service whose answer has not come yet, at most. Past it, no
 /// further message is taken until the oldest is answered (the broker's own in-flight limit
@@ -25,7 +25,7 @@ pub(super) fn start(
     config: &Mqtt,
     mut o: MqttOptions,
     broker: &str,
-    live: Live,
+    live: Engine,
     stop: watch::Receiver<bool>,
     subscribed: oneshot::Sender<()>,
 ) -> Vec<JoinHandle<()>> {
@@ -80,7 +80,7 @@ type Answer = Pin<Box<dyn Future<Output = (Publish, Result<IngestReport, Stopped
 /// arrival order). On `stop`, takes no more messages, waits for the outstanding answers and
 /// acknowledges those; if the service has stopped, acknowledges nothing more.
 async fn process(
-    live: Live,
+    live: Engine,
     mut inbox: mpsc::Receiver<Publish>,
     acks: mpsc::UnboundedSender<Publish>,
     mut stop: watch::Receiver<bool>,
@@ -129,7 +129,7 @@ async fn process(
 /// answer. A blank payload (such as the clearing of a retained message) holds no event. A
 /// payload that starts as an array but is not valid JSON is handed over whole, so the service
 /// counts it as one rejected `malformed_json` event.
-fn offer(live: &Live, publish: Publish) -> Answer {
+fn offer(live: &Engine, publish: Publish) -> Answer {
     let payload = publish.payload.clone();
     if payload.iter().all(u8::is_ascii_whitespace) {
         tracing::debug!(
@@ -148,7 +148,7 @@ fn offer(live: &Live, publish: Publish) -> Answer {
             vec![payload]
         }
     };
-    let answer = live.ingest("mqtt", events);
+    let answer = live.ingest_from("mqtt", events);
     Box::pin(async move { (publish, answer.await) })
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::config::{parse_mqtt_url, Mqtt};
-use crate::live::Live;
+use crate::live::Engine;
 
 /// Why MQTT could not start.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +45,7 @@ pub struct Started {
 }
 
 /// Starts MQTT ingest and publishing against `config.url`.
-pub fn start(config: &Mqtt, live: Live, stop: watch::Receiver<bool>) -> Result<Started, MqttError> {
+pub fn start(config: &Mqtt, live: Engine, stop: watch::Receiver<bool>) -> Result<Started, MqttError> {
     let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
     let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
     let broker = format!("{host}:{port}");

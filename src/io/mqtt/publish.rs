@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::topics::{delta_topic, progress_topic, row_topic};
 use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
-use crate::live::Live;
+use crate::live::Engine;
 use crate::output::{Feed, Filter};
 
 /// Requests the client queues before `publish` waits for the broker.
@@ -31,7 +31,7 @@ pub(super) fn start(
     config: &Mqtt,
     mut o: MqttOptions,
     broker: &str,
-    live: Live,
+    live: Engine,
     stop: watch::Receiver<bool>,
 ) -> Vec<JoinHandle<()>> {
     o.set_clean_session(true)
@@ -108,7 +108,7 @@ impl From<ClientError> for Gone {
 impl Publisher {
     async fn run(
         mut self,
-        live: Live,
+        live: Engine,
         mut seen: mpsc::UnboundedReceiver<Publish>,
         mut connected: watch::Receiver<u64>,
         mut stop: watch::Receiver<bool>,
