@@ -81,8 +81,11 @@ pub const WALL_TICK: Duration = Duration::from_millis(20);
 /// What happened to the events of one ingest request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct IngestReport {
+    /// Events accepted.
     pub accepted: u64,
+    /// Events whose id was accepted before.
     pub duplicates: u64,
+    /// Events rejected (each listed in `issues`, up to `serve.max_issues`).
     pub rejected: u64,
     /// Subscribers have seen the effect of these events once they get `progress >= time`.
     pub time: Time,
@@ -125,14 +128,19 @@ impl IngestReport {
 /// A point-in-time view of the service's health.
 #[derive(Clone, Debug)]
 pub struct Status {
+    /// What ingest counted.
     pub counts: Counts,
+    /// Subscribers and the ones that fell behind.
     pub hub: HubStats,
+    /// Every change up to this time has been sent to subscribers.
     pub progress: Time,
     /// Milliseconds the oldest event not yet reflected in the rows has waited (0 when caught up).
     pub lag_ms: u64,
+    /// Current rows.
     pub rows: usize,
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.
     pub rounds: Histogram<u64>,
+    /// Batches sent to the dataflow.
     pub batches: u64,
     /// Each alert and its state: 1 firing, 0 ok, -1 no data yet.
     pub alerts: Vec<(String, i64)>,
@@ -370,6 +378,7 @@ impl Engine {
         self.ask(|r| Command::Whois(kind, value, r)).await
     }
 
+    /// Counts, progress, lag and round latency, for health checks and `/metrics`.
     pub async fn status(&self) -> Result<Status, Stopped> {
         self.ask(Command::Status).await
     }

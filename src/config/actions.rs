@@ -156,19 +156,28 @@ pub enum Action {
 /// Local quiet hours `[from, to)` in minutes after midnight; wraps midnight when `from > to`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuietHours {
+    /// Start, minutes after local midnight.
     pub from: u16,
+    /// End (excluded), minutes after local midnight.
     pub to: u16,
 }
 
 /// Conditions on the person at release time (`[rules.if]`); money in cents.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Condition {
+    /// The person's revenue is at least this.
     pub min_revenue: Option<i64>,
+    /// The person's revenue is at most this.
     pub max_revenue: Option<i64>,
+    /// The person came through one of these channels.
     pub channels: Option<Vec<String>>,
+    /// At least this many days since the person's first event.
     pub min_days_since_first: Option<i64>,
+    /// At most this many days since the person's first event.
     pub max_days_since_first: Option<i64>,
+    /// Active on at least this many of the last 30 days.
     pub min_active_days_30: Option<i64>,
+    /// Active on at most this many of the last 30 days.
     pub max_active_days_30: Option<i64>,
 }
 
@@ -199,21 +208,31 @@ impl Condition {
 /// A trigger rule of ACTIONS.md, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
+    /// The rule's name, unique among rules.
     pub name: String,
+    /// The trigger event.
     pub when: String,
     /// Props the trigger must carry: key and the texts any of which it may equal.
     pub where_: Vec<(String, Vec<String>)>,
+    /// The event that cancels a trigger before its release.
     pub unless: Option<String>,
+    /// The prop that ties a cancel to its trigger; none: the person.
     pub match_key: Option<String>,
+    /// How long after the trigger the firing is released, in milliseconds.
     pub wait_ms: i64,
     /// At most `max` firings per person in any `per_ms` period.
     pub cap: Option<(u32, i64)>,
+    /// Local hours in which releases wait for the hours' end.
     pub quiet_hours: Option<QuietHours>,
     /// Share of persons held out, in basis points (0..=10000).
     pub holdout_bp: u32,
+    /// The event that counts as a conversion in the campaign rows.
     pub goal: Option<String>,
+    /// How long after the firing a goal counts, in milliseconds.
     pub goal_within_ms: i64,
+    /// Conditions on the person at release time.
     pub cond: Condition,
+    /// Where firings go.
     pub actions: Vec<Action>,
 }
 
@@ -240,26 +259,38 @@ impl Breach {
 /// The bucket dimension of an alert's series.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bucket {
+    /// Hourly buckets.
     Hour,
+    /// Daily buckets.
     Day,
 }
 
 /// An alert of ACTIONS.md, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Alert {
+    /// The alert's name, unique among alerts.
     pub name: String,
+    /// The metric whose series is watched.
     pub metric: Metric,
+    /// Hourly or daily buckets.
     pub bucket: Bucket,
     /// The series' other dims, all fixed: dims key and value as text.
     pub where_: Vec<(String, String)>,
+    /// What breaches a bucket.
     pub breach: Breach,
     /// Baseline: buckets `lag, 2*lag, ..., count*lag` earlier (lag in buckets).
     pub lag: u32,
+    /// Baseline buckets averaged.
     pub count: u32,
+    /// Breached buckets in a row before the alert fires.
     pub for_: u32,
+    /// Healthy buckets in a row before a firing alert resolves.
     pub keep_firing_for: u32,
+    /// Baselines below this never breach (no data is not a drop).
     pub min_baseline: f64,
+    /// How long after a bucket ends it is judged, in milliseconds.
     pub grace_ms: i64,
+    /// Where transitions go.
     pub actions: Vec<Action>,
 }
 

@@ -23,12 +23,26 @@ use crate::time::Calendar;
 pub enum ConfigError {
     /// The cause is in the message and not a `source`, so that it is said once.
     #[error("cannot read config file {path}: {cause}")]
-    Read { path: String, cause: std::io::Error },
+    /// The file could not be read.
+    Read {
+        /// The file.
+        path: String,
+        /// Why it could not be read.
+        cause: std::io::Error,
+    },
     #[error("config is not valid TOML or has a value of the wrong type: {0}")]
+    /// The text is not TOML, or a value has the wrong type.
     Syntax(String),
     #[error("config key `{key}`: {problem}")]
-    Invalid { key: String, problem: String },
+    /// A key has a value that is not allowed.
+    Invalid {
+        /// The key, with its section (`serve.listen`).
+        key: String,
+        /// What is wrong and what is allowed.
+        problem: String,
+    },
     #[error("{} problems in the config:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    /// Several problems, each said once.
     Many(Vec<ConfigError>),
 }
 
@@ -137,8 +151,11 @@ struct RawRatio {
 /// One funnel: ordered steps and the conversion window.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Funnel {
+    /// The funnel's name, as its rows' `funnel` dim says.
     pub name: String,
+    /// The step events, in order.
     pub steps: Vec<String>,
+    /// How long after the first step the last may come, in milliseconds.
     pub window_ms: i64,
 }
 
@@ -154,26 +171,42 @@ pub enum Denominator {
 /// One ratio: persons with a numerator event over persons in the denominator, per day.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ratio {
+    /// The ratio's name, as its rows' `ratio` dim says.
     pub name: String,
+    /// Events that put a person in the numerator.
     pub numerator: Vec<String>,
+    /// Who the ratio divides by.
     pub denominator: Denominator,
 }
 
 /// A validated configuration. `Config::default()` is the configuration of no file at all.
 #[derive(Clone, Debug)]
 pub struct Config {
+    /// The IANA time zone that days and hours are counted in.
     pub timezone: String,
+    /// Days and hours of `timezone`.
     pub calendar: Calendar,
+    /// Events that do not make a person active.
     pub activity_exclude: BTreeSet<String>,
+    /// Identity values that never link persons (placeholders such as `unknown`).
     pub blocked_values: Vec<String>,
+    /// Persons one identity value may link before it stops linking.
     pub max_persons_per_value: u32,
+    /// The last day N of day-N retention.
     pub retention_max_day: u16,
+    /// Windows of sliding-window retention, in days.
     pub sliding_windows: Vec<u16>,
+    /// The event that carries ad spend.
     pub spend_event: String,
+    /// The event that carries revenue.
     pub purchase_event: String,
+    /// Funnels, in the order the file lists them.
     pub funnels: Vec<Funnel>,
+    /// Conversion ratios, in the order the file lists them.
     pub ratios: Vec<Ratio>,
+    /// The `[serve]` section: the live server.
     pub serve: Serve,
+    /// The `[mqtt]` section: the broker.
     pub mqtt: Mqtt,
     /// Trigger rules (ACTIONS.md), in the order the file lists them.
     pub rules: Vec<Rule>,
@@ -615,6 +648,11 @@ mod tests {
             let path = format!("{}/tests/golden/{name}.toml", env!("CARGO_MANIFEST_DIR"));
             Config::from_file(Path::new(&path)).unwrap();
         }
+    }
+
+    #[cfg(feature = "cli")]
+    #[test]
+    fn the_demo_config_parses() {
         let demo = Config::from_toml(crate::io::demo::DEMO_CONFIG).unwrap();
         assert_eq!((demo.rules.len(), demo.alerts.len()), (3, 2));
     }

@@ -77,6 +77,7 @@ pub struct Serve {
     pub max_body: usize,
     /// Messages a subscriber's queue holds beyond its initial snapshot.
     pub subscriber_queue: usize,
+    /// What happens to a subscriber whose queue overflows.
     pub on_slow_subscriber: SlowSubscriber,
     /// Accepted events per dataflow batch, at most.
     pub batch_max_events: usize,
@@ -85,6 +86,7 @@ pub struct Serve {
     /// The data directory as configured (relative paths are resolved by the caller against the
     /// configuration file's directory); `None`: `tidemark-data` there.
     pub data_dir: Option<String>,
+    /// What moves the rules' and alerts' clock.
     pub clock: ClockMode,
     /// With only the ingest token set: serve reads without a token on any address.
     pub public_reads: bool,

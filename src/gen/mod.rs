@@ -37,6 +37,7 @@ pub struct GenOptions {
     pub persons: u64,
     /// Number of local days.
     pub days: u32,
+    /// Seed of the random choices: the same seed and options give the same log.
     pub seed: u64,
     /// First local day.
     pub start: Date,

@@ -29,20 +29,27 @@ use crate::time::{Day, Hour};
 /// What happened to one input event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// The event counts from now on.
     Accepted,
+    /// An event with this id was accepted before; this one changes nothing.
     Duplicate,
+    /// The event was refused, and why; it changes nothing.
     Rejected(Rejection),
 }
 
 /// Running counts of what ingest saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
+    /// Events accepted.
     pub accepted: u64,
+    /// Events whose id was accepted before.
     pub duplicates: u64,
+    /// Rejected inputs by reason name.
     pub rejected: BTreeMap<&'static str, u64>,
 }
 
 impl Counts {
+    /// Rejected inputs of every reason.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.values().sum()
     }

@@ -26,7 +26,9 @@ pub struct DemoOptions {
     pub history_days: u32,
     /// Simulated milliseconds per real millisecond.
     pub speed: f64,
+    /// Seed of the generated log.
     pub seed: u64,
+    /// The time zone whose days the log follows (the configuration's).
     pub timezone: TimeZone,
     /// The last day of the period (the first `days` days end on it).
     pub last_day: Date,
@@ -37,6 +39,7 @@ pub struct DemoEvent {
     /// When it is played: the largest event time up to this line, so the log's few late
     /// events go with the on-time events around them and `due` never decreases.
     pub due: i64,
+    /// The event, as JSON text.
     pub line: EventBytes,
 }
 
@@ -49,6 +52,7 @@ pub struct DemoLog {
 }
 
 impl DemoLog {
+    /// The log for `opts`, with events stamped as `limits` accepts them.
     pub fn new(opts: &DemoOptions, limits: &Limits) -> std::io::Result<DemoLog> {
         let start = opts
             .last_day

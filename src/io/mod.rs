@@ -2,6 +2,8 @@
 //! the replay load-test client.
 
 pub mod actions;
+#[cfg(feature = "cli")]
 pub mod demo;
 pub mod mqtt;
+#[cfg(feature = "cli")]
 pub mod replay;

@@ -27,15 +27,16 @@ use tokio::sync::watch;
 
 use crate::live::Engine;
 
-pub use auth::Tokens;
-pub use body::BodyLimits;
-pub use browser::Access;
-pub use conn::ConnStats;
-pub use run::{identity_key, start, Running, ServeOptions, StartError};
+pub(crate) use auth::Tokens;
+pub(crate) use body::BodyLimits;
+pub(crate) use browser::Access;
+pub(crate) use conn::ConnStats;
+pub(crate) use run::identity_key;
+pub use run::{start, Running, ServeOptions, StartError};
 
 /// What every handler shares.
 #[derive(Clone)]
-pub struct AppState {
+pub(crate) struct AppState {
     pub live: Engine,
     pub tokens: Arc<Tokens>,
     /// Turns true when the server shuts down; long-lived streams end then.
@@ -53,7 +54,7 @@ pub struct AppState {
 }
 
 /// The router of every endpoint.
-pub fn app(state: AppState) -> Router {
+pub(crate) fn app(state: AppState) -> Router {
     let ingest = Router::new()
         .route("/v1/events", post(ingest::events))
         .route("/v1/persons/{kind}/{value}", delete(erase::person))

@@ -94,8 +94,6 @@ pub struct Actions {
     tx: std::sync::mpsc::Sender<Msg>,
     pub stats: Arc<Stats>,
     stream: broadcast::Sender<StreamItem>,
-    /// The target tasks (they end with the runner).
-    pub tasks: Vec<JoinHandle<()>>,
 }
 
 /// Where the live service hands its action messages.
@@ -190,6 +188,9 @@ impl Actions {
                 .instrument(tracing::info_span!("task", name = "mqtt-actions-stop")),
             ));
         }
+        // Detached: webhook targets end with the runner, the MQTT client on `stop`; the
+        // delivery log, not a wait here, is what keeps an unsent firing across a stop.
+        drop(tasks);
         let runner = Runner {
             log,
             queues,
@@ -203,7 +204,6 @@ impl Actions {
             tx,
             stats,
             stream,
-            tasks,
         })
     }
 

@@ -104,12 +104,17 @@ struct Receipts {
 /// The receiver's findings, for the report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WebhookReport {
+    /// Where the receiver listened.
     pub listen: String,
+    /// Firings received.
     pub firings: u64,
+    /// Retractions received.
     pub retractions: u64,
     /// Deliveries of a `(key, kind)` already received (retries).
     pub repeats: u64,
+    /// Deliveries without a release time to measure from.
     pub undated: u64,
+    /// Release-to-receipt latency of the firings.
     pub latency: Option<Latency>,
 }
 

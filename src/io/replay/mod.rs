@@ -29,12 +29,16 @@ use report::Counters;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot subscribe to the server's progress marks at {0}; is tidemark serve running there (for an MQTT target, give its HTTP address with --http), and is the read token right (--read-token or TIDEMARK_READ_TOKEN)?")]
+    /// The server's progress marks could not be subscribed to.
     Subscribe(String),
     #[error("cannot connect to the MQTT broker {0}; is it running?")]
+    /// The MQTT broker could not be reached.
     Broker(String),
     #[error("cannot build an HTTP client ({0}); check the system's TLS and proxy settings")]
+    /// No HTTP client could be made.
     Client(String),
     #[error(transparent)]
+    /// The webhook receiver could not listen.
     Webhook(#[from] ListenError),
 }
 
@@ -43,8 +47,10 @@ pub enum ReplayError {
 pub enum Target {
     /// `POST {base}/v1/events`.
     Http {
+        /// The server's address, `http://HOST:PORT`.
         base: String,
     },
+    /// Publish to a topic of an MQTT broker.
     Mqtt(MqttTarget),
 }
 
@@ -91,9 +97,11 @@ impl Target {
 /// What to replay and how.
 #[derive(Clone, Debug)]
 pub struct ReplayOptions {
+    /// Where the events go.
     pub target: Target,
     /// The server's HTTP address (`http://HOST:PORT`) for progress marks and counters.
     pub http: String,
+    /// How fast: a rate, or a speed-up of the log's own time.
     pub pace: Pace,
     /// Parallel senders (HTTP connections or MQTT clients).
     pub connections: usize,
@@ -103,7 +111,9 @@ pub struct ReplayOptions {
     pub duration: Option<Duration>,
     /// Latency of events sent in this first stretch is not recorded.
     pub warmup: Duration,
+    /// The server's `serve.ingest_token`, if it has one.
     pub ingest_token: Option<String>,
+    /// The server's `serve.read_token`, if it has one.
     pub read_token: Option<String>,
     /// How long an answer (or PUBACK, or the last progress mark) may take.
     pub timeout: Duration,
@@ -114,8 +124,11 @@ pub struct ReplayOptions {
 /// The state of a running replay, for a progress display.
 #[derive(Clone, Debug)]
 pub struct Progress {
+    /// Events sent.
     pub sent: u64,
+    /// Events acknowledged.
     pub acked: u64,
+    /// Time since the first send.
     pub elapsed: Duration,
     /// p99 of the latency recorded so far, milliseconds.
     pub p99_ms: Option<f64>,

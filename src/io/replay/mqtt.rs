@@ -16,8 +16,11 @@ use super::{Queue, ReplayError, Shared};
 /// Where to publish.
 #[derive(Clone, Debug)]
 pub struct MqttTarget {
+    /// The broker's host.
     pub host: String,
+    /// The broker's port.
     pub port: u16,
+    /// The topic events are published to.
     pub topic: String,
     /// How long a PUBACK (or a lost broker) may take before its batch counts as failed.
     pub timeout: Duration,

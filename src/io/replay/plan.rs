@@ -26,6 +26,7 @@ pub const MAX_BATCH_SPAN: Duration = Duration::from_millis(50);
 /// A run of consecutive events sent in one request or message.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
+    /// The events' places in the log.
     pub events: Range<usize>,
     /// When the batch is due, from the start of the replay.
     pub due: Duration,
@@ -33,6 +34,7 @@ pub struct Batch {
 
 /// The input: its non-blank lines, in order.
 pub struct Log {
+    /// The lines, without their line ends.
     pub lines: Vec<Bytes>,
 }
 

@@ -26,7 +26,9 @@ pub struct Counters {
 /// Requests or messages that were not acknowledged, of one kind.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Failure {
+    /// Requests or messages that failed.
     pub requests: u64,
+    /// Events in them.
     pub events: u64,
     /// The first detail seen (an error message or the server's answer).
     pub detail: String,
@@ -72,11 +74,17 @@ impl Counters {
 /// Latency percentiles in milliseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Latency {
+    /// Events measured.
     pub events: u64,
+    /// Median.
     pub p50: f64,
+    /// 90th percentile.
     pub p90: f64,
+    /// 99th percentile.
     pub p99: f64,
+    /// 99.9th percentile.
     pub p999: f64,
+    /// Largest.
     pub max: f64,
 }
 
@@ -115,18 +123,27 @@ fn latency_json(l: &Latency) -> Json {
 /// The outcome of a replay.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Report {
+    /// Where the events went.
     pub target: String,
+    /// Events sent.
     pub sent: u64,
+    /// Events acknowledged.
     pub acknowledged: u64,
     /// Outcome counts: from the answers (HTTP) or the server's own counters (MQTT).
     pub accepted: Option<u64>,
+    /// Duplicates counted.
     pub duplicates: Option<u64>,
+    /// Rejections counted.
     pub rejected: Option<u64>,
+    /// Where the outcome counts came from (`answers` or the server's counters).
     pub counts_from: &'static str,
+    /// Failures by kind.
     pub failures: BTreeMap<String, Failure>,
+    /// Seconds from the first send to the last acknowledgement.
     pub seconds: f64,
     /// Acknowledged events per second, from the first send to the last acknowledgement.
     pub achieved_rate: f64,
+    /// Ingest-to-progress latency of the acknowledged events.
     pub latency: Option<Latency>,
     /// Acknowledged events no progress mark covered before the replay gave up waiting.
     pub unreflected: u64,
@@ -148,6 +165,7 @@ impl Report {
         self.sent.saturating_sub(self.acknowledged)
     }
 
+    /// The report as JSON, as `tidemark replay --report FILE` writes it.
     pub fn to_json(&self) -> Json {
         let latency = self.latency.as_ref().map(latency_json);
         let failures: serde_json::Map<String, Json> = self
