@@ -37,7 +37,7 @@
 //! assert!(matches!(dau.next().await, Some(Feed::Progress(_)))); // no rows yet
 //!
 //! let answer = engine
-//!     .ingest(vec![r#"{"id":"e1","ts":"2026-03-02T09:00:00Z","event":"page_view","user":{"openid":"o-1"}}"#.into()])
+//!     .ingest(vec![r#"{"id":"e1","ts":"2026-03-02T09:00:00Z","event":"page_view","ids":{"openid":"o-1"}}"#.into()])
 //!     .await
 //!     .unwrap();
 //! assert_eq!(answer.accepted, 1);

@@ -50,7 +50,7 @@ impl Default for PipelineOptions {
 /// use tidemark::{config::Config, Outcome, Pipeline, PipelineOptions};
 ///
 /// let mut pipeline = Pipeline::new(Config::from_toml("").unwrap(), PipelineOptions::default()).unwrap();
-/// let line = r#"{"id":"e1","ts":"2026-03-02T09:00:00Z","event":"page_view","user":{"openid":"o-1"}}"#;
+/// let line = r#"{"id":"e1","ts":"2026-03-02T09:00:00Z","event":"page_view","ids":{"openid":"o-1"}}"#;
 /// assert_eq!(pipeline.offer(line), Outcome::Accepted);
 /// assert_eq!(pipeline.offer(line), Outcome::Duplicate);
 /// assert!(matches!(pipeline.offer("{}"), Outcome::Rejected(_)));

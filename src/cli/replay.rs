@@ -28,8 +28,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "speed")]
     rate: Option<f64>,
     /// Keep the log's own timing (event ts), this many times faster, e.g. 3600x.
-    #[arg(long, value_name = "Nx")]
-    speed: Option<String>,
+    #[arg(long, value_name = "Nx", value_parser = speed)]
+    speed: Option<f64>,
     /// Parallel senders: HTTP connections or MQTT clients.
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -37,14 +37,14 @@ pub struct Args {
     #[arg(long, default_value_t = 100)]
     batch: usize,
     /// Stop sending after this long, e.g. 60s or 5m (default: at the end of the log).
-    #[arg(long)]
-    duration: Option<String>,
+    #[arg(long, value_parser = duration)]
+    duration: Option<Duration>,
     /// Do not record the latency of events sent in this first stretch, e.g. 5s.
-    #[arg(long, default_value = "0s")]
-    warmup: String,
+    #[arg(long, default_value = "0s", value_parser = duration)]
+    warmup: Duration,
     /// How long an answer, PUBACK or the last progress mark may take.
-    #[arg(long, default_value = "30s")]
-    timeout: String,
+    #[arg(long, default_value = "30s", value_parser = timeout)]
+    timeout: Duration,
     /// Ingest token (default: env TIDEMARK_INGEST_TOKEN).
     #[arg(long)]
     token: Option<String>,
@@ -65,14 +65,30 @@ pub struct Args {
 }
 
 /// Parses `500ms`, `5s`, `2m`, `1h30m` (and `0`, for no warmup).
-fn duration(flag: &str, text: &str) -> anyhow::Result<Duration> {
+fn duration(text: &str) -> anyhow::Result<Duration> {
     if matches!(text.trim(), "0" | "0s") {
         return Ok(Duration::ZERO);
     }
-    let ms = tidemark::config::parse_millis(text).map_err(|e| anyhow::anyhow!("{flag} {e}"))?;
-    u64::try_from(ms).map(Duration::from_millis).map_err(|_| {
-        anyhow::anyhow!("{flag} {text:?} is negative; write e.g. 500ms, 5s, 2m or 1h30m")
-    })
+    let ms = tidemark::config::parse_millis(text)?;
+    u64::try_from(ms)
+        .map(Duration::from_millis)
+        .map_err(|_| anyhow::anyhow!("{text:?} is negative; write e.g. 500ms, 5s, 2m or 1h30m"))
+}
+
+/// A duration longer than 0.
+fn timeout(text: &str) -> anyhow::Result<Duration> {
+    match duration(text)? {
+        d if d.is_zero() => bail!("must be more than 0, e.g. 30s"),
+        d => Ok(d),
+    }
+}
+
+/// A positive factor such as `60x`.
+fn speed(text: &str) -> anyhow::Result<f64> {
+    match text.trim().trim_end_matches(['x', 'X']).parse::<f64>() {
+        Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+        _ => bail!("{text:?} must be a positive factor, e.g. 60x"),
+    }
 }
 
 fn pace(args: &Args) -> anyhow::Result<Pace> {
@@ -82,21 +98,14 @@ fn pace(args: &Args) -> anyhow::Result<Pace> {
         }
         return Ok(Pace::Rate(r));
     }
-    if let Some(s) = &args.speed {
-        let n = s.trim().trim_end_matches(['x', 'X']).parse::<f64>();
-        return match n {
-            Ok(n) if n > 0.0 && n.is_finite() => Ok(Pace::Speed(n)),
-            _ => bail!("--speed {s:?} must be a positive factor, e.g. 60x"),
-        };
+    if let Some(n) = args.speed {
+        return Ok(Pace::Speed(n));
     }
     Ok(Pace::Unpaced)
 }
 
 fn options(args: &Args) -> anyhow::Result<ReplayOptions> {
-    let timeout = duration("--timeout", &args.timeout)?;
-    if timeout.is_zero() {
-        bail!("--timeout must be more than 0, e.g. 30s");
-    }
+    let timeout = args.timeout;
     let target = Target::parse(&args.target, &args.topic, timeout)
         .map_err(|e| anyhow::anyhow!("--target {e}"))?;
     let http = match (&target, &args.http) {
@@ -119,12 +128,8 @@ fn options(args: &Args) -> anyhow::Result<ReplayOptions> {
         pace: pace(args)?,
         connections: args.connections,
         batch: args.batch,
-        duration: args
-            .duration
-            .as_deref()
-            .map(|d| duration("--duration", d))
-            .transpose()?,
-        warmup: duration("--warmup", &args.warmup)?,
+        duration: args.duration,
+        warmup: args.warmup,
         ingest_token: args.token.clone().or_else(|| env("TIDEMARK_INGEST_TOKEN")),
         read_token: args
             .read_token
