@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidemark::config::Config;
-use tidemark::output::{Feed, Filter};
+use tidemark::output::{Feed, Filter, Upsert};
 use tidemark::pipeline::{Pipeline, PipelineOptions};
 use tidemark::plan::Plan;
 
@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The configuration is the same TOML `tidemark compute --config` reads ("" = defaults).
     let config = Config::from_toml("")?;
     let mut engine = Pipeline::new(Arc::new(Plan::new(config)), PipelineOptions::default())?;
-    // Row changes of one metric, as OUTPUT.md's upsert envelopes.
+    // Row changes of one metric: OUTPUT.md's upsert envelopes, as typed fields.
     let mut changes = engine.subscribe(Filter {
         metrics: vec!["dau".into()],
         dims: Vec::new(),
@@ -72,8 +72,8 @@ fn print_changes(
     dau: &mut BTreeMap<String, serde_json::Value>,
 ) {
     while let Ok(feed) = changes.try_recv() {
-        let upserts: Vec<Arc<str>> = match feed {
-            Feed::Upsert(text) => vec![text],
+        let upserts: Vec<Arc<Upsert>> = match feed {
+            Feed::Upsert(u) => vec![u],
             // Fell behind: start again from these rows.
             Feed::Resync(rows) => {
                 dau.clear();
@@ -82,15 +82,14 @@ fn print_changes(
             Feed::Progress(_) => continue,
             Feed::Closed(why) => panic!("subscription closed: {why}"),
         };
-        for text in upserts {
-            let row: serde_json::Value = serde_json::from_str(&text).expect("an upsert envelope");
-            let day = row["dims"]["day"].as_str().unwrap_or_default().to_string();
-            match &row["value"] {
-                serde_json::Value::Null => {
+        for u in upserts {
+            let day = u.dims["day"].as_str().unwrap_or_default().to_string();
+            match &u.value {
+                None => {
                     println!("dau {day} -");
                     dau.remove(&day);
                 }
-                value => {
+                Some(value) => {
                     println!("dau {day} {value}");
                     dau.insert(day, value.clone());
                 }
