@@ -117,7 +117,7 @@ pub enum WireMessage {
     /// `{"closed":"why"}`: the subscription ends.
     Closed { closed: String },
     /// An upsert envelope.
-    Upsert(Upsert),
+    Upsert(Box<Upsert>),
 }
 
 impl WireMessage {
@@ -224,9 +224,9 @@ mod tests {
                 1790800000123,
             );
             assert_eq!(&**u.text(), old);
-            assert_eq!(WireMessage::Upsert(u.clone()).text(), old);
+            assert_eq!(WireMessage::Upsert(Box::new(u.clone())).text(), old);
             let back: WireMessage = serde_json::from_str(&old).unwrap();
-            assert_eq!(back, WireMessage::Upsert(u));
+            assert_eq!(back, WireMessage::Upsert(Box::new(u)));
         }
     }
 
