@@ -1,4 +1,5 @@
-//! Fan-out of one batch's row changes (`output::Hub::publish`) to 1, 10 and 100 subscribers.
+//! Fan-out of one batch's row changes (`output::Hub::publish`) to 1, 10 and 100 subscribers,
+//! alone and with every subscriber then writing what it got as JSON text, as the server does.
 
 mod support;
 
@@ -96,6 +97,32 @@ fn hub(c: &mut Criterion<ThreadCpu>) {
                         hub.publish(&deltas, progress, || table.iter(), &labeler);
                         spent += support::thread_cpu() - start;
                         drain(&mut queues);
+                    }
+                    spent
+                })
+            },
+        );
+        // Publishing leaves writing the envelopes to the subscribers: the first to send an
+        // upsert writes its text, the others share it.
+        group.bench_with_input(
+            BenchmarkId::new("publish_and_write", subscribers),
+            &subscribers,
+            |b, _| {
+                b.iter_custom(|iters| {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        let start = support::thread_cpu();
+                        hub.publish(&deltas, progress, || table.iter(), &labeler);
+                        let mut bytes = 0;
+                        for q in queues.iter_mut() {
+                            while let Ok(feed) = q.try_recv() {
+                                if let Feed::Upsert(u) = feed {
+                                    bytes += u.text().len();
+                                }
+                            }
+                        }
+                        spent += support::thread_cpu() - start;
+                        assert!(bytes > 0, "the subscribers got upserts");
                     }
                     spent
                 })

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidemark::config::Config;
-use tidemark::output::{Feed, Filter, Subscription};
+use tidemark::output::{Feed, Filter, Subscription, Upsert};
 use tidemark::{Outcome, Pipeline, PipelineOptions};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The configuration is the same TOML `tidemark compute --config` reads ("" = defaults).
     let config = Config::from_toml("")?;
     let mut engine = Pipeline::new(config, PipelineOptions::default())?;
-    // Row changes of one metric, as OUTPUT.md's upsert envelopes.
+    // Row changes of one metric: OUTPUT.md's upsert envelopes, as typed fields.
     let mut changes = engine.subscribe(Filter::metrics(["dau"]));
 
     let mut dau: BTreeMap<String, serde_json::Value> = BTreeMap::new();
@@ -65,8 +65,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Prints and applies every DAU change received so far.
 fn print_changes(changes: &mut Subscription, dau: &mut BTreeMap<String, serde_json::Value>) {
     while let Some(feed) = changes.try_recv() {
-        let upserts: Vec<Arc<str>> = match feed {
-            Feed::Upsert(text) => vec![text],
+        let upserts: Vec<Arc<Upsert>> = match feed {
+            Feed::Upsert(u) => vec![u],
             // Fell behind: start again from these rows.
             Feed::Resync(rows) => {
                 dau.clear();
@@ -75,15 +75,14 @@ fn print_changes(changes: &mut Subscription, dau: &mut BTreeMap<String, serde_js
             Feed::Progress(_) => continue,
             Feed::Closed(why) => panic!("subscription closed: {why}"),
         };
-        for text in upserts {
-            let row: serde_json::Value = serde_json::from_str(&text).expect("an upsert envelope");
-            let day = row["dims"]["day"].as_str().unwrap_or_default().to_string();
-            match &row["value"] {
-                serde_json::Value::Null => {
+        for u in upserts {
+            let day = u.dims["day"].as_str().unwrap_or_default().to_string();
+            match &u.value {
+                None => {
                     println!("dau {day} -");
                     dau.remove(&day);
                 }
-                value => {
+                Some(value) => {
                     println!("dau {day} {value}");
                     dau.insert(day, value.clone());
                 }

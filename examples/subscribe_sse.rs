@@ -13,9 +13,11 @@ use std::collections::BTreeMap;
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use tidemark::metric::Metric;
+use tidemark::output::WireMessage;
 
-/// One row: metric and dims, as the server writes them.
-type RowKey = (String, String);
+/// One row: metric and dims (as the server writes them).
+type RowKey = (Metric, String);
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -69,34 +71,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if data.is_empty() {
                 continue; // a keep-alive comment
             }
-            let msg: Value = serde_json::from_str(&data)?;
-            if let Some(progress) = msg.get("progress") {
-                if changed > 0 {
-                    println!(
-                        "-- progress {progress}: {} rows, {changed} changed",
-                        table.len()
-                    );
-                    for ((metric, dims), value) in &table {
-                        println!("{metric} {dims} {value}");
+            match serde_json::from_str::<WireMessage>(&data)? {
+                WireMessage::Progress { progress } => {
+                    if changed > 0 {
+                        println!(
+                            "-- progress {progress}: {} rows, {changed} changed",
+                            table.len()
+                        );
+                        for ((metric, dims), value) in &table {
+                            println!("{} {dims} {value}", Value::from(metric.name()));
+                        }
+                        changed = 0;
                     }
-                    changed = 0;
+                    seen += 1;
+                    if marks.is_some_and(|n| seen >= n) {
+                        return Ok(());
+                    }
                 }
-                seen += 1;
-                if marks.is_some_and(|n| seen >= n) {
-                    return Ok(());
-                }
-            } else if msg.get("resync").is_some() {
                 // Fell behind: the rows that follow replace the table.
-                table.clear();
-            } else if let Some(why) = msg.get("closed") {
-                return Err(format!("the server closed the subscription: {why}").into());
-            } else {
-                let key = (msg["metric"].to_string(), msg["dims"].to_string());
-                match &msg["value"] {
-                    Value::Null => table.remove(&key),
-                    value => table.insert(key, value.clone()),
-                };
-                changed += 1;
+                WireMessage::Resync { .. } => table.clear(),
+                WireMessage::Closed { closed } => {
+                    return Err(format!("the server closed the subscription: {closed:?}").into());
+                }
+                WireMessage::Upsert(u) => {
+                    let key = (u.metric, Value::Object(u.dims).to_string());
+                    match u.value {
+                        None => table.remove(&key),
+                        Some(value) => table.insert(key, value),
+                    };
+                    changed += 1;
+                }
             }
         }
     }

@@ -12,7 +12,7 @@ macro_rules! metrics {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// Every metric tidemark maintains.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum Metric { $($variant),* }
+        pub enum Metric { $(#[doc = concat!("`", $name, "`, as METRICS.md defines it.")] $variant),* }
 
         impl Metric {
             /// The metric's name in rows.

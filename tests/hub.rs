@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tidemark::config::{Config, SlowSubscriber};
 use tidemark::ingest::Dictionary;
 use tidemark::metric::{Dims, Key, Labeler, Metric, Value};
-use tidemark::output::{Feed, Filter, Hub, Versioned, SLOW_SUBSCRIBER};
+use tidemark::output::{Feed, Filter, Hub, Upsert, Versioned, SLOW_SUBSCRIBER};
 use tidemark::plan::Plan;
 use tidemark::time::parse_day;
 
@@ -21,9 +21,9 @@ fn drain(rx: &mut tokio::sync::mpsc::Receiver<Feed>) -> Vec<Feed> {
     out
 }
 
-fn json(f: &Feed) -> serde_json::Value {
+fn upsert(f: &Feed) -> &Upsert {
     match f {
-        Feed::Upsert(t) => serde_json::from_str(t).unwrap(),
+        Feed::Upsert(u) => u,
         other => panic!("expected an upsert, got {other:?}"),
     }
 }
@@ -58,11 +58,11 @@ fn a_subscriber_gets_matching_rows_then_changes_then_progress() {
     assert_eq!(first[2], Feed::Progress(1));
     let mut days: Vec<String> = first[..2]
         .iter()
-        .map(|f| json(f)["dims"]["day"].as_str().unwrap().to_string())
+        .map(|f| upsert(f).dims["day"].as_str().unwrap().to_string())
         .collect();
     days.sort();
     assert_eq!(days, ["2026-10-01", "2026-10-02"]);
-    assert!(first[..2].iter().all(|f| json(f)["prev"].is_null()));
+    assert!(first[..2].iter().all(|f| upsert(f).prev.is_none()));
 
     let one_day = Filter {
         metrics: vec![],
@@ -83,24 +83,28 @@ fn a_subscriber_gets_matching_rows_then_changes_then_progress() {
     hub.publish(&deltas, 2, || table.current().iter(), &labeler);
     let next = drain(&mut rx);
     assert_eq!(next.len(), 3, "{next:?}");
-    let changed: Vec<serde_json::Value> = next[..2].iter().map(json).collect();
+    let changed: Vec<&Upsert> = next[..2].iter().map(upsert).collect();
     let d1 = changed
         .iter()
-        .find(|j| j["dims"]["day"] == "2026-10-01")
+        .find(|u| u.dims["day"] == "2026-10-01")
         .unwrap();
     assert_eq!(
-        (
-            d1["prev"].as_i64(),
-            d1["value"].as_i64(),
-            d1["time"].as_u64()
-        ),
-        (Some(2), Some(1), Some(2))
+        (d1.metric, &d1.prev, &d1.value, d1.time),
+        (Metric::Dau, &Some(2.into()), &Some(1.into()), 2)
+    );
+    assert_eq!(
+        &**d1.text(),
+        r#"{"metric":"dau","dims":{"day":"2026-10-01"},"value":1,"prev":2,"time":2}"#
     );
     let d2 = changed
         .iter()
-        .find(|j| j["dims"]["day"] == "2026-10-02")
+        .find(|u| u.dims["day"] == "2026-10-02")
         .unwrap();
-    assert!(d2["value"].is_null() && d2["prev"] == 1);
+    assert_eq!((&d2.value, &d2.prev), (&None, &Some(1.into())));
+    assert_eq!(
+        &**d2.text(),
+        r#"{"metric":"dau","dims":{"day":"2026-10-02"},"value":null,"prev":1,"time":2}"#
+    );
     assert_eq!(next[2], Feed::Progress(2));
     let by_day = drain(&mut rx_day);
     assert_eq!(

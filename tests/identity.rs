@@ -199,26 +199,29 @@ fn a_subscriber_sees_the_merge_as_an_upsert_then_a_progress_mark() {
     while let Some(m) = rx.try_recv() {
         feed.push(m);
     }
-    let upserts: Vec<serde_json::Value> = feed
+    let upserts: Vec<&tidemark::output::Upsert> = feed
         .iter()
         .filter_map(|m| match m {
-            tidemark::output::Feed::Upsert(t) => Some(serde_json::from_str(&t[..]).unwrap()),
+            tidemark::output::Feed::Upsert(u) => Some(&**u),
             _ => None,
         })
         .collect();
     let day1 = upserts
         .iter()
-        .find(|u| u["dims"]["day"] == "2026-10-01")
+        .find(|u| u.dims["day"] == "2026-10-01")
         .expect("day 1 corrected");
     assert_eq!(
-        (day1["prev"].as_i64(), day1["value"].as_i64()),
+        (
+            day1.prev.as_ref().and_then(|v| v.as_i64()),
+            day1.value.as_ref().and_then(|v| v.as_i64())
+        ),
         (Some(2), Some(1))
     );
     let day2 = upserts
         .iter()
-        .find(|u| u["dims"]["day"] == "2026-10-02")
+        .find(|u| u.dims["day"] == "2026-10-02")
         .expect("day 2 appears");
-    assert!(day2["prev"].is_null());
+    assert!(day2.prev.is_none());
     assert_eq!(feed.last(), Some(&tidemark::output::Feed::Progress(2)));
     p.finish().unwrap();
 }

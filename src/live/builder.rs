@@ -47,8 +47,7 @@ impl EngineBuilder {
     }
 
     /// Options beyond the configuration's `[serve]` section (the server sets its own).
-    #[doc(hidden)]
-    pub fn options(mut self, options: EngineOptions) -> Self {
+    pub(crate) fn options(mut self, options: EngineOptions) -> Self {
         self.options = Some(options);
         self
     }

@@ -3,18 +3,20 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value as Json};
+use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc;
 
 use crate::config::SlowSubscriber;
 use crate::dataflow::Time;
 use crate::metric::{Key, Labeler, Value};
-use crate::output::Delta;
+use crate::output::{Delta, Upsert};
 
 /// Which rows a subscriber wants: metric names (none = all) and dims that must match exactly.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// Metric names; none: every metric.
     pub metrics: Vec<String>,
+    /// Dims a row must have, as key and text (a number's JSON text).
     pub dims: Vec<(String, String)>,
 }
 
@@ -27,24 +29,43 @@ impl Filter {
     /// Whether a row of `metric` with `dims` passes.
     pub fn matches(&self, metric: &str, dims: &Json) -> bool {
         self.wants(metric)
-            && self.dims.iter().all(|(k, v)| match &dims[k.as_str()] {
-                Json::String(s) => s == v,
-                Json::Number(n) => n.to_string() == *v,
-                _ => false,
-            })
+            && self
+                .dims
+                .iter()
+                .all(|(k, v)| dim_is(dims.get(k.as_str()), v))
+    }
+
+    /// Whether an upsert's row passes.
+    pub fn passes(&self, upsert: &Upsert) -> bool {
+        self.wants(upsert.metric.name()) && self.dims_match(&upsert.dims)
+    }
+
+    /// Whether `dims` holds every wanted dim.
+    fn dims_match(&self, dims: &Map<String, Json>) -> bool {
+        self.dims.iter().all(|(k, v)| dim_is(dims.get(k), v))
     }
 }
 
-/// What a subscriber receives, in order.
+/// Whether a dims value is the wanted text: a string as it is, a number as JSON writes it.
+fn dim_is(value: Option<&Json>, wanted: &str) -> bool {
+    match value {
+        Some(Json::String(s)) => s == wanted,
+        Some(Json::Number(n)) => n.to_string() == wanted,
+        _ => false,
+    }
+}
+
+/// What a subscriber receives, in order. Upserts are shared by every subscriber they go to;
+/// each edge writes them as JSON ([`Upsert::text`], [`crate::output::WireMessage`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Feed {
-    /// One upsert envelope of OUTPUT.md, as JSON text.
-    Upsert(Arc<str>),
+    /// One upsert envelope of OUTPUT.md.
+    Upsert(Arc<Upsert>),
     /// Every change up to this time has been sent.
     Progress(Time),
     /// The subscriber fell behind and missed changes: drop every row and start again from
     /// these (upserts with `prev` null); a progress mark follows.
-    Resync(Arc<[Arc<str>]>),
+    Resync(Arc<[Arc<Upsert>]>),
     /// The subscriber fell behind and is disconnected; the text says why.
     Closed(&'static str),
 }
@@ -52,8 +73,11 @@ pub enum Feed {
 /// Counters of the hub's own health.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HubStats {
+    /// Subscribers connected.
     pub subscribers: usize,
+    /// Subscribers disconnected because their queue overflowed.
     pub disconnected_slow: u64,
+    /// Subscribers that fell behind and were sent a fresh snapshot.
     pub resyncs: u64,
 }
 
@@ -141,14 +165,16 @@ impl Hub {
         if self.subscribers.is_empty() {
             return;
         }
-        let rendered: Vec<(&'static str, Json, Feed)> = deltas
+        let upserts: Vec<Arc<Upsert>> = deltas
             .iter()
             .map(|d| {
-                let dims = Json::Object(labeler.dims(&d.key.1));
-                let value = d.value.map_or(Json::Null, Value::to_json);
-                let prev = d.prev.map_or(Json::Null, Value::to_json);
-                let text = upsert(&d.key, dims.clone(), value, prev, d.time);
-                (d.key.0.name(), dims, Feed::Upsert(text))
+                Arc::new(Upsert::new(
+                    d.key.0,
+                    labeler.dims(&d.key.1),
+                    d.value.map(Value::to_json),
+                    d.prev.map(Value::to_json),
+                    d.time,
+                ))
             })
             .collect();
         let (mut slow, mut resyncs) = (0, 0);
@@ -166,14 +192,9 @@ impl Hub {
                 }
                 return true;
             }
-            let mut messages: Vec<&Feed> = rendered
-                .iter()
-                .filter(|(m, dims, _)| s.filter.matches(m, dims))
-                .map(|(_, _, f)| f)
-                .collect();
-            let mark = Feed::Progress(progress);
-            messages.push(&mark);
-            if s.tx.capacity() <= messages.len() {
+            let messages: Vec<&Arc<Upsert>> =
+                upserts.iter().filter(|u| s.filter.passes(u)).collect();
+            if s.tx.capacity() <= messages.len() + 1 {
                 return match policy {
                     SlowSubscriber::Disconnect => {
                         let _ = s.tx.try_send(Feed::Closed(SLOW_SUBSCRIBER));
@@ -187,12 +208,12 @@ impl Hub {
                     }
                 };
             }
-            for m in messages {
-                if s.tx.try_send(m.clone()).is_err() {
+            for u in messages {
+                if s.tx.try_send(Feed::Upsert(u.clone())).is_err() {
                     return false;
                 }
             }
-            true
+            s.tx.try_send(Feed::Progress(progress)).is_ok()
         });
         self.disconnected_slow += slow;
         self.resyncs += resyncs;
@@ -205,19 +226,13 @@ fn matching<'a>(
     rows: impl Iterator<Item = (&'a Key, &'a Value)>,
     time: Time,
     labeler: &Labeler,
-) -> Vec<Arc<str>> {
+) -> Vec<Arc<Upsert>> {
     rows.filter(|(k, _)| filter.wants(k.0.name()))
         .filter_map(|(k, v)| {
-            let dims = Json::Object(labeler.dims(&k.1));
+            let dims = labeler.dims(&k.1);
             filter
-                .matches(k.0.name(), &dims)
-                .then(|| upsert(k, dims, v.to_json(), Json::Null, time))
+                .dims_match(&dims)
+                .then(|| Arc::new(Upsert::new(k.0, dims, Some(v.to_json()), None, time)))
         })
         .collect()
-}
-
-fn upsert(key: &Key, dims: Json, value: Json, prev: Json, time: Time) -> Arc<str> {
-    let envelope =
-        json!({"metric": key.0.name(), "dims": dims, "value": value, "prev": prev, "time": time});
-    envelope.to_string().into()
 }

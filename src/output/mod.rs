@@ -1,17 +1,40 @@
-//! The output side: current metric rows, deltas between states, and the snapshot document.
+//! The output side: row changes as typed messages for subscribers, and (inside the crate) the
+//! current rows, deltas between states and the snapshot document.
 
+#[cfg(feature = "internals")]
 pub mod actions;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod actions;
+#[cfg(feature = "internals")]
 pub mod explain;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod explain;
 mod hub;
 mod identities;
+mod message;
 mod snapshot;
 mod state;
 mod subscription;
 mod table;
 
-pub use hub::{Feed, Filter, Hub, HubStats, SLOW_SUBSCRIBER};
-pub use identities::IdentityIndex;
-pub use snapshot::{snapshot_json, sorted_rows, SnapshotMeta};
-pub use state::{ActionChanges, FiringKey, Output, SUBSCRIBER_QUEUE};
+pub use crate::metric::Metric;
+pub use hub::{Feed, Filter, HubStats, SLOW_SUBSCRIBER};
+pub use message::{Upsert, WireMessage};
 pub use subscription::Subscription;
-pub use table::{Change, Delta, Table, Versioned};
+
+#[cfg(feature = "internals")]
+pub use {
+    hub::Hub,
+    identities::IdentityIndex,
+    snapshot::{snapshot_json, sorted_rows, SnapshotMeta},
+    state::{ActionChanges, Output},
+    table::{Change, Delta, Table, Versioned},
+};
+#[cfg(not(feature = "internals"))]
+pub(crate) use {
+    hub::Hub,
+    identities::IdentityIndex,
+    snapshot::{snapshot_json, sorted_rows, SnapshotMeta},
+    state::{ActionChanges, Output},
+    table::{Change, Delta, Table, Versioned},
+};

@@ -13,14 +13,17 @@ use super::conn::{self, ConnLimits, ConnStats};
 use super::{app, Access, AppState, BodyLimits, Tokens};
 use crate::config::Config;
 use crate::event::DeadLetters;
+#[cfg(feature = "cli")]
 use crate::io::demo::{play, DemoLog, DemoOptions};
 use crate::live::{Engine, EngineOptions};
-use crate::plan::Plan;
 
 /// What to run besides the HTTP interface.
 #[derive(Clone, Debug, Default)]
 pub struct ServeOptions {
+    /// Dataflow worker threads.
     pub workers: usize,
+    /// Play the demo's generated shop into the server (`serve --demo`).
+    #[cfg(feature = "cli")]
     pub demo: Option<DemoOptions>,
     /// The data directory: the delivery log of actions lives here.
     pub data_dir: std::path::PathBuf,
@@ -30,6 +33,7 @@ pub struct ServeOptions {
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The engine behind it.
     pub live: Engine,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -161,16 +165,20 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     } else {
         None
     };
-    let plan = Arc::new(Plan::new(config));
     let mut live_options = EngineOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
     live_options.identity_key = identity_key(&serve, &options.data_dir)?;
+    #[cfg(feature = "cli")]
     if options.demo.is_some() {
         // The demo plays simulated days past today (its badge says so): they are not a wrong
         // clock to guard against.
         live_options.max_future_ms = None;
     }
-    let live = Engine::start(plan, live_options, actions.as_ref().map(|a| a.sink()), data)
+    let live = Engine::builder(config)
+        .options(live_options)
+        .actions(actions.as_ref().map(|a| a.sink()))
+        .data(data)
+        .start()
         .map_err(|e| e.to_string())?;
     let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -187,7 +195,10 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
             serve.ingest_memory,
         )),
         connections: connections.clone(),
+        #[cfg(feature = "cli")]
         demo: options.demo.is_some(),
+        #[cfg(not(feature = "cli"))]
+        demo: false,
     };
     let router = app(state);
     let limits = ConnLimits {
@@ -214,6 +225,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
             crate::say!("tidemark: {note}");
         }
     }
+    #[cfg(feature = "cli")]
     if let Some(demo) = options.demo {
         let live = live.clone();
         let limits = crate::event::Limits::from_config(&live.plan.config);

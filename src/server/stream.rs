@@ -14,20 +14,24 @@ use tokio::sync::watch;
 use crate::output::Subscription;
 
 use super::{filter_of, ApiError, AppState};
-use crate::output::Feed;
+use crate::output::{Feed, WireMessage};
 
 /// The JSON messages one feed item stands for.
 pub fn messages(feed: Feed) -> Vec<Arc<str>> {
     match feed {
-        Feed::Upsert(text) => vec![text],
-        Feed::Progress(t) => vec![format!("{{\"progress\":{t}}}").into()],
+        Feed::Upsert(u) => vec![u.text().clone()],
+        Feed::Progress(progress) => vec![WireMessage::Progress { progress }.text().into()],
         Feed::Resync(rows) => {
             let mut out = Vec::with_capacity(rows.len() + 1);
-            out.push(Arc::from("{\"resync\":true}"));
-            out.extend(rows.iter().cloned());
+            out.push(WireMessage::Resync { resync: true }.text().into());
+            out.extend(rows.iter().map(|u| u.text().clone()));
             out
         }
-        Feed::Closed(reason) => vec![serde_json::json!({ "closed": reason }).to_string().into()],
+        Feed::Closed(reason) => vec![WireMessage::Closed {
+            closed: reason.into(),
+        }
+        .text()
+        .into()],
     }
 }
 

@@ -19,7 +19,7 @@ pub struct DirLock {
 }
 
 impl DirLock {
-    /// Locks `dir` (creating it if missing). Fails with [`StoreError::Locked`] if
+    /// Locks `dir` (creating it if missing). Fails with `StoreError::Locked` if
     /// any holder, in this process or another, already has it.
     pub fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
         create_dir_durable(dir)?;

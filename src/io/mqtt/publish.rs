@@ -11,9 +11,9 @@
 //! retained progress mark says how current they are.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 use rumqttc::{AsyncClient, ClientError, MqttOptions, Publish, QoS, SubscribeFilter};
-use serde_json::{json, Value as Json};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -21,7 +21,7 @@ use super::topics::{delta_topic, progress_topic, row_topic};
 use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
 use crate::live::Engine;
-use crate::output::{Feed, Filter};
+use crate::output::{Feed, Filter, Upsert, WireMessage};
 
 /// Requests the client queues before `publish` waits for the broker.
 const QUEUE: usize = 1024;
@@ -84,10 +84,10 @@ struct Publisher {
     retain_rows: bool,
     /// Row topics holding a retained value published by this run.
     known: HashSet<String>,
-    /// Row payloads (none = clear) to publish at the next progress mark; changes of one row
-    /// between two marks are coalesced, so the retained rows move from one consistent time to
-    /// the next.
-    rows: BTreeMap<String, Option<String>>,
+    /// Rows (none = clear) to publish at the next progress mark; changes of one row between
+    /// two marks are coalesced, so the retained rows move from one consistent time to the
+    /// next.
+    rows: BTreeMap<String, Option<Arc<Upsert>>>,
     /// While the feed sends a whole set of rows (first rows, resync, new subscription): the
     /// row topics in it; at its progress mark, known rows not in it are cleared.
     full: Option<HashSet<String>>,
@@ -165,10 +165,10 @@ impl Publisher {
 
     async fn feed(&mut self, item: Feed) -> Result<(), Gone> {
         match item {
-            Feed::Upsert(text) => self.upsert(&text).await,
-            Feed::Progress(t) => {
+            Feed::Upsert(u) => self.upsert(&u).await,
+            Feed::Progress(progress) => {
                 self.flush_rows().await?;
-                let mark = json!({ "progress": t }).to_string();
+                let mark = WireMessage::Progress { progress }.text();
                 let topic = progress_topic(&self.prefix);
                 Ok(self
                     .client
@@ -178,8 +178,8 @@ impl Publisher {
             Feed::Resync(rows) => {
                 tracing::warn!("MQTT publish: fell behind the live rows (is the broker slow?); republishing every row");
                 self.begin_full();
-                for text in rows.iter() {
-                    self.upsert(text).await?;
+                for u in rows.iter() {
+                    self.upsert(u).await?;
                 }
                 Ok(())
             }
@@ -188,34 +188,21 @@ impl Publisher {
     }
 
     /// Publishes one upsert envelope as a delta and notes the row's new value.
-    async fn upsert(&mut self, text: &str) -> Result<(), Gone> {
-        let Ok(Json::Object(mut upsert)) = serde_json::from_str::<Json>(text) else {
-            tracing::error!("MQTT publish: not an upsert envelope: {text}");
-            return Ok(());
-        };
-        let metric = match upsert.get("metric") {
-            Some(Json::String(m)) => m.clone(),
-            _ => return Ok(()),
-        };
-        let topic = delta_topic(&self.prefix, &metric);
+    async fn upsert(&mut self, u: &Arc<Upsert>) -> Result<(), Gone> {
+        let metric = u.metric.name();
+        let topic = delta_topic(&self.prefix, metric);
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, text.as_bytes())
+            .publish(topic, QoS::AtLeastOnce, false, u.text().as_bytes())
             .await?;
         if !self.retain_rows {
             return Ok(());
         }
-        let dims = match upsert.remove("dims") {
-            Some(Json::Object(d)) => d,
-            _ => Default::default(),
-        };
-        let topic = row_topic(&self.prefix, &metric, &dims);
-        let value = upsert.remove("value").unwrap_or(Json::Null);
-        let payload = (!value.is_null())
-            .then(|| json!({"metric": metric, "dims": dims, "value": value}).to_string());
-        if let (Some(full), Some(_)) = (&mut self.full, &payload) {
+        let topic = row_topic(&self.prefix, metric, &u.dims);
+        let row = u.value.is_some().then(|| u.clone());
+        if let (Some(full), Some(_)) = (&mut self.full, &row) {
             full.insert(topic.clone());
         }
-        self.rows.insert(topic, payload);
+        self.rows.insert(topic, row);
         Ok(())
     }
 
@@ -227,7 +214,8 @@ impl Publisher {
                 self.rows.entry(gone.clone()).or_insert(None);
             }
         }
-        for (topic, payload) in std::mem::take(&mut self.rows) {
+        for (topic, row) in std::mem::take(&mut self.rows) {
+            let payload = row.and_then(|u| u.row_text());
             match &payload {
                 Some(_) => self.known.insert(topic.clone()),
                 None => self.known.remove(&topic),

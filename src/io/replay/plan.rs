@@ -68,7 +68,7 @@ impl Log {
     }
 
     /// Cuts the log into batches of at most `size` events, each spanning at most
-    /// [`MAX_BATCH_SPAN`] of schedule; `alone(i)` true puts event `i` in a batch of its own.
+    /// `MAX_BATCH_SPAN` of schedule; `alone(i)` true puts event `i` in a batch of its own.
     pub fn plan(
         &self,
         pace: Pace,

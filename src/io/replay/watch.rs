@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use super::latency::Tracker;
 use super::ReplayError;
+use crate::output::WireMessage;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -106,26 +107,21 @@ async fn connect(url: &str, token: Option<&str>) -> Result<Socket, ReplayError> 
 
 /// Reads messages until a progress mark (true) or the end of the subscription (false).
 async fn next_mark(socket: &mut Socket, tracker: &Mutex<Tracker>) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Mark {
-        progress: u64,
-    }
     while let Some(message) = socket.next().await {
         let text = match message {
             Ok(Message::Text(t)) => t,
             Ok(Message::Close(_)) | Err(_) => return false,
             Ok(_) => continue,
         };
-        if text.as_str().starts_with("{\"closed\"") {
-            return false;
-        }
-        if !text.as_str().starts_with("{\"progress\"") {
-            continue;
-        }
-        if let Ok(m) = serde_json::from_str::<Mark>(text.as_str()) {
-            let at = Instant::now();
-            tracker.lock().expect("tracker lock").mark(m.progress, at);
-            return true;
+        match serde_json::from_str::<WireMessage>(text.as_str()) {
+            Ok(WireMessage::Progress { progress }) => {
+                let at = Instant::now();
+                tracker.lock().expect("tracker lock").mark(progress, at);
+                return true;
+            }
+            Ok(WireMessage::Closed { .. }) => return false,
+            // Upserts and resyncs say nothing of progress; neither does what cannot be read.
+            Ok(WireMessage::Upsert(_) | WireMessage::Resync { .. }) | Err(_) => continue,
         }
     }
     false
