@@ -536,5 +536,5 @@ pub fn whois_json(
 pub fn now_ms() -> Time {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Time)
+        .map_or(0, crate::time::millis)
 }
