@@ -620,7 +620,7 @@ impl Driver {
                         .iter()
                         .enumerate()
                         .map(|(i, a)| {
-                            let state = match out.alert_status.current().get(&(i as u16)) {
+                            let state = match out.alert_status.current().get(&crate::plan::id(i)) {
                                 None => -1,
                                 Some(s) => s.firing as i64,
                             };
