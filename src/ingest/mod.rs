@@ -293,6 +293,9 @@ impl Ingest {
         let mut anchor: Option<Ident> = None;
         for (kind, value) in &ev.ids {
             let (id, new) = self.interner.ident(kind, value);
+            if id == NO_IDENT {
+                continue;
+            }
             if new {
                 self.pending.idents.push(id);
             }
