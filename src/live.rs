@@ -660,7 +660,7 @@ impl Driver {
                     .front()
                     .map(|(_, at)| at.elapsed())
                     .or(self.pending_since.map(|t| t.elapsed()))
-                    .map_or(0, |d| d.as_millis() as u64);
+                    .map_or(0, crate::time::millis);
                 let _ = reply.send(Status {
                     counts: self.pipeline.counts().clone(),
                     hub: out.hub.stats(),
@@ -677,7 +677,7 @@ impl Driver {
                         .iter()
                         .enumerate()
                         .map(|(i, a)| {
-                            let state = match out.alert_status.current().get(&(i as u16)) {
+                            let state = match out.alert_status.current().get(&crate::plan::id(i)) {
                                 None => -1,
                                 Some(s) => s.firing as i64,
                             };
@@ -898,7 +898,7 @@ impl Driver {
             if t > progress {
                 break;
             }
-            let _ = self.rounds.record(at.elapsed().as_micros().max(1) as u64);
+            let _ = self.rounds.record(crate::time::micros(at.elapsed()).max(1));
             self.in_flight.pop_front();
         }
         if self.waiting.iter().all(|(t, _)| *t > progress) {

@@ -642,5 +642,5 @@ pub(crate) fn whois_json(
 pub(crate) fn now_ms() -> Time {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as Time)
+        .map_or(0, crate::time::millis)
 }

@@ -42,6 +42,12 @@ pub enum RuleRole {
     Goal,
 }
 
+/// The id of the `i`th funnel, ratio, rule, alert or counted event name: config validation
+/// allows at most 65536 of each.
+pub(crate) fn id(i: usize) -> u16 {
+    u16::try_from(i).expect("the config allows at most 65536")
+}
+
 /// Resolved configuration.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -69,7 +75,7 @@ impl Plan {
             let class = classes.entry(name.to_string()).or_default();
             *class.id.get_or_insert_with(|| {
                 names.push(name.to_string());
-                (names.len() - 1) as NameId
+                id(names.len() - 1)
             })
         };
         let funnels = config
@@ -129,7 +135,7 @@ impl Plan {
         classes.entry(config.spend_event.clone()).or_default().spend = true;
         let mut rule_roles: HashMap<String, Vec<(RuleId, RuleRole)>> = HashMap::new();
         for (i, r) in config.rules.iter().enumerate() {
-            let i = i as RuleId;
+            let i: RuleId = id(i);
             let mut add = |name: &str, role| {
                 classes.entry(name.to_string()).or_default().rules = true;
                 rule_roles

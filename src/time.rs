@@ -1,5 +1,7 @@
 //! Calendar arithmetic in the configured zone: local day/hour/week/month buckets and their labels.
 
+use std::time::Duration;
+
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 
@@ -40,7 +42,7 @@ impl Calendar {
     /// Local hour bucket of an instant given in epoch milliseconds.
     pub fn hour(&self, ts_ms: i64) -> Hour {
         let local_secs = self.local_seconds(ts_ms);
-        local_secs.div_euclid(3600) as Hour
+        clamp_i32(local_secs.div_euclid(3600))
     }
 
     /// Local day bucket of an instant given in epoch milliseconds.
@@ -199,9 +201,11 @@ pub fn civil_from_days(z: Day) -> (i32, u32, u32) {
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
+    // Bounded for every `z`: d in 1..=31, m in 1..=12, |y| below 6 million.
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).expect("day of month");
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).expect("month");
+    let y = i32::try_from(if m <= 2 { y + 1 } else { y }).expect("year of an i32 day");
+    (y, m, d)
 }
 
 /// Day count since 1970-01-01 of a civil date.
@@ -213,7 +217,27 @@ pub fn days_from_civil(y: i32, m: u32, d: u32) -> Day {
     let mp = (m as i64 + 9) % 12;
     let doy = (153 * mp + 2) / 5 + d as i64 - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    (era * 146_097 + doe - 719_468) as Day
+    clamp_i32(era * 146_097 + doe - 719_468)
+}
+
+/// `x` as an `i32`, clamped to its range (a bucket of an instant or date beyond it).
+fn clamp_i32(x: i64) -> i32 {
+    i32::try_from(x).unwrap_or(if x < 0 { i32::MIN } else { i32::MAX })
+}
+
+/// Whole milliseconds of a duration, saturating at `u64::MAX` (585 million years).
+pub fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Whole microseconds of a duration, saturating at `u64::MAX` (585 thousand years).
+pub fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Whole nanoseconds of a duration, saturating at `u64::MAX` (584 years).
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// `YYYY-MM-DD` label of a day bucket.
@@ -264,6 +288,18 @@ mod tests {
                 (y, m, d)
             );
         }
+    }
+
+    #[test]
+    fn buckets_and_durations_beyond_range_saturate() {
+        let cal = Calendar::new("UTC").unwrap();
+        assert_eq!(cal.hour(i64::MAX), Hour::MAX);
+        assert_eq!(cal.hour(i64::MIN), Hour::MIN);
+        assert_eq!(days_from_civil(i32::MAX, 1, 1), Day::MAX);
+        assert_eq!(days_from_civil(i32::MIN, 1, 1), Day::MIN);
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+        assert_eq!(micros(Duration::from_millis(3)), 3_000);
+        assert_eq!(nanos(Duration::MAX), u64::MAX);
     }
 
     #[test]

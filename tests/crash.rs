@@ -159,7 +159,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let mut accepted = 0;
     let started = Instant::now();
     while i < lines.len() {
-        let n = 1 + rng.below(60) as usize;
+        let n = 1 + usize::try_from(rng.below(60)).unwrap();
         let chunk = &lines[i..(i + n).min(lines.len())];
         accepted += deliver(&client, &addr, &(chunk.join("\n") + "\n")).await;
         i += chunk.len();

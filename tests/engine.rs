@@ -22,10 +22,10 @@ fn progress_is_reported_while_input_keeps_coming() {
     let engine = Dataflow::start(plan, Dictionary::new(), options).unwrap();
     let batches = 300u64;
     for t in 1..=batches {
-        let ident = t as Ident;
+        let ident = Ident::try_from(t).unwrap();
         let batch = FactBatch {
             idents: vec![ident],
-            hours: vec![(ident, t as tidemark::time::Hour)],
+            hours: vec![(ident, tidemark::time::Hour::try_from(t).unwrap())],
             ..Default::default()
         };
         engine.batches.send((t, batch)).unwrap();

@@ -54,8 +54,9 @@ proptest! {
         restart in any::<bool>(),
     ) {
         let _busy = common::busy();
-        let cfg = config_with(seed as usize, ACTIONS);
+        let cfg = config_with(usize::try_from(seed).unwrap(), ACTIONS);
         let lines = random_log(seed, events, links);
+        #[allow(clippy::cast_possible_truncation)] // a share of the lines, rounded down
         let cut = ((lines.len() as f64 * cut) as usize).max(1);
         let workers = 1 + (seed % 2) as usize;
         let options = PipelineOptions {
@@ -98,7 +99,7 @@ proptest! {
         }
 
         let erased = p.erase(&target.0, &target.1, Vec::new()).expect("the identity is known");
-        prop_assert_eq!(erased.events as usize, gone.len());
+        prop_assert_eq!(usize::try_from(erased.events).unwrap(), gone.len());
         let told: BTreeSet<Id> = erased.identities.into_iter().collect();
         prop_assert_eq!(told, person);
         prop_assert!(p.erase(&target.0, &target.1, Vec::new()).is_none(), "erased twice");

@@ -7,10 +7,11 @@ use crate::common::server::{compute, Server};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
-    SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64
+        .as_millis();
+    i64::try_from(ms).unwrap()
 }
 
 /// Persons entering the purchase funnel over the last hours: open funnel entries at the clock.

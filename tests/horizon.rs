@@ -128,7 +128,7 @@ fn without_links_every_row_equals_a_recompute_and_old_facts_are_retired() {
     assert!(run.rows.keys().any(|k| sealed(k, seal)), "no sealed rows");
     let state = run.state.expect("a state");
     let (ids, hours) = state.kept_sizes();
-    let accepted = state.accepted() as usize;
+    let accepted = usize::try_from(state.accepted()).unwrap();
     assert!(
         ids * 4 < accepted,
         "{ids} event ids kept of {accepted}: the dedupe set is not pruned"

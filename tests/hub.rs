@@ -128,8 +128,9 @@ fn a_slow_subscriber_is_disconnected_with_a_reason_and_others_go_on() {
     let mut fast = hub.subscribe(Filter::default(), std::iter::empty(), 0, &labeler);
     let mut table: Versioned<Key, Value> = Versioned::default();
     for t in 1..=10u64 {
+        let day = i32::try_from(t).unwrap();
         table.absorb(vec![(
-            ((Metric::Dau, Dims::Day(t as i32)), Value::Count(t as i64)),
+            ((Metric::Dau, Dims::Day(day)), Value::Count(t as i64)),
             t,
             1,
         )]);
@@ -156,8 +157,9 @@ fn a_slow_subscriber_under_resync_gets_a_fresh_snapshot_once_it_has_drained() {
     let mut slow = hub.subscribe(Filter::default(), std::iter::empty(), 0, &labeler);
     let mut table: Versioned<Key, Value> = Versioned::default();
     let mut step = |hub: &mut Hub, t: u64| {
+        let day = i32::try_from(t).unwrap();
         table.absorb(vec![(
-            ((Metric::Dau, Dims::Day(t as i32)), Value::Count(t as i64)),
+            ((Metric::Dau, Dims::Day(day)), Value::Count(t as i64)),
             t,
             1,
         )]);

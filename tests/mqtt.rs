@@ -396,7 +396,8 @@ async fn hashed_identities_reach_no_topic_log_or_file_in_clear() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .as_millis() as i64;
+        .as_millis();
+    let now = i64::try_from(now).unwrap();
     let events = [
         serde_json::json!({"id": "h1", "ts": now - 1000, "event": "register", "ids": {"phone": PHONE, "openid": "o_hashed"}}),
         serde_json::json!({"id": "h2", "ts": now, "event": "page_view", "ids": {"phone": PHONE}}),

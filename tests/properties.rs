@@ -21,7 +21,7 @@ impl Rng {
         self.next() % n
     }
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len() as u64) as usize]
+        xs[usize::try_from(self.below(xs.len() as u64)).unwrap()]
     }
 }
 
@@ -39,7 +39,7 @@ const CHANNELS: &[&str] = &["search_ads", "kol", "wechat"];
 const BASE_TS: i64 = 1_790_000_000_000;
 
 fn identity(rng: &mut Rng, kinds: &[(&str, u64)]) -> (String, String) {
-    let (kind, n) = kinds[rng.below(kinds.len() as u64) as usize];
+    let (kind, n) = kinds[usize::try_from(rng.below(kinds.len() as u64)).unwrap()];
     (kind.to_string(), format!("{}{}", &kind[..1], rng.below(n)))
 }
 
@@ -51,7 +51,7 @@ pub(crate) fn random_log(seed: u64, events: usize, link_pct: u64) -> Vec<String>
     for i in 0..events {
         let r = rng.below(100);
         if r < 4 && !lines.is_empty() {
-            let j = rng.below(lines.len() as u64) as usize;
+            let j = usize::try_from(rng.below(lines.len() as u64)).unwrap();
             lines.push(lines[j].clone());
             continue;
         }
@@ -263,7 +263,7 @@ fn check_funnel_split(snapshot: &serde_json::Value) {
 fn shuffle(lines: &mut [String], seed: u64) {
     let mut rng = Rng(seed ^ 0xA5A5);
     for i in (1..lines.len()).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
+        let j = usize::try_from(rng.below(i as u64 + 1)).unwrap();
         lines.swap(i, j);
     }
 }
@@ -297,7 +297,7 @@ proptest! {
     #[test]
     fn worker_count_does_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..60) {
         let _busy = common::busy();
-        let cfg = test_config(seed as usize);
+        let cfg = test_config(usize::try_from(seed).unwrap());
         let lines = random_log(seed, events, 25);
         let one_run = common::run(&lines, &cfg, batch, 1, true);
         let two_run = common::run(&lines, &cfg, batch, 2, true);
@@ -352,7 +352,7 @@ proptest! {
                 by_root.entry(find(&mut parent, &id)).or_default().insert(id.clone());
             }
         }
-        for i in 0..finished.dict.ident_count() as u32 {
+        for i in 0..u32::try_from(finished.dict.ident_count()).unwrap() {
             let person = index.person(i).expect("every identity has a person");
             by_person.entry(person).or_default().insert(finished.dict.ident(i).unwrap());
         }
@@ -445,7 +445,7 @@ proptest! {
     #[test]
     fn a_restored_state_carries_on_exactly(seed in any::<u64>(), events in 1usize..250, cut in 0usize..250, batch in 1usize..40) {
         let _busy = common::busy();
-        let cfg = test_config(seed as usize);
+        let cfg = test_config(usize::try_from(seed).unwrap());
         let lines = random_log(seed, events, 25);
         let cut = cut.min(lines.len());
         let whole = common::run(&lines, &cfg, batch, 1, true);

@@ -152,7 +152,7 @@ async fn events_over_http_reach_sse_and_websocket_and_the_snapshot_equals_comput
             .iter()
             .map(|k| answer[k].as_u64().unwrap())
             .sum::<u64>();
-        assert_eq!(total as usize, chunk.len(), "{answer}");
+        assert_eq!(usize::try_from(total).unwrap(), chunk.len(), "{answer}");
         last_time = last_time.max(answer["time"].as_u64().unwrap());
         sent.extend(chunk.iter().cloned());
     }

@@ -36,6 +36,7 @@ impl Drop for TestDir {
 }
 
 /// The payload of record `seq` in these tests: its size varies, its bytes depend on `seq`.
+#[allow(clippy::cast_possible_truncation)] // each byte is the low byte of `seq * 31 + i`, on purpose
 fn payload(seq: u64) -> Vec<u8> {
     let len = (seq * 37 % 300) as usize;
     (0..len).map(|i| (seq as usize * 31 + i) as u8).collect()
@@ -224,7 +225,7 @@ fn a_torn_last_record_is_cut_at_every_length() {
             fs::copy(f, case.path().join("wal").join(f.file_name().unwrap())).unwrap();
         }
         let copy = case.path().join("wal").join(last.file_name().unwrap());
-        fs::write(&copy, &original[..keep as usize]).unwrap();
+        fs::write(&copy, &original[..usize::try_from(keep).unwrap()]).unwrap();
         let (mut wal, rec) =
             Wal::open(case.path(), small(1024)).unwrap_or_else(|e| panic!("cut to {keep}: {e}"));
         assert_eq!(rec.torn_bytes_cut, keep - start, "cut to {keep}");
@@ -250,7 +251,7 @@ fn a_bad_checksum_on_the_final_record_or_a_zeroed_tail_is_a_torn_write() {
         let mut bytes = fs::read(&file).unwrap();
         if zero_tail {
             // Size reached the disk, data did not: the last record and more are zeros.
-            bytes.truncate(start as usize);
+            bytes.truncate(usize::try_from(start).unwrap());
             bytes.extend([0u8; 100]);
         } else {
             let last = bytes.len() - 1;
@@ -274,7 +275,7 @@ fn a_flipped_bit_in_a_middle_record_is_corrupt_and_repair_keeps_what_precedes_it
     let offsets = record_offsets(&victim);
     let (offset, seq) = offsets[offsets.len() / 2];
     let mut bytes = fs::read(&victim).unwrap();
-    bytes[offset as usize + HEADER_LEN - 1] ^= 0x01; // a bit of the sequence number
+    bytes[usize::try_from(offset).unwrap() + HEADER_LEN - 1] ^= 0x01; // a bit of the sequence number
     fs::write(&victim, &bytes).unwrap();
 
     let err = Wal::open(dir.path(), small(2048)).unwrap_err();
@@ -323,7 +324,7 @@ fn an_out_of_sequence_record_is_corrupt() {
     crc.update(&[kind(5)]);
     crc.update(&7u64.to_le_bytes());
     crc.update(&p);
-    let at = at as usize;
+    let at = usize::try_from(at).unwrap();
     bytes[at + 4..at + 8].copy_from_slice(&crc.finalize().to_le_bytes());
     bytes[at + 9..at + 17].copy_from_slice(&7u64.to_le_bytes());
     fs::write(&file, &bytes).unwrap();
@@ -399,7 +400,7 @@ fn damage_in_the_last_segment_before_its_end_is_not_a_torn_write() {
     let file = segment_files(dir.path()).pop().unwrap();
     let (at, _) = record_offsets(&file)[10];
     let mut bytes = fs::read(&file).unwrap();
-    bytes[at as usize + HEADER_LEN + 1] ^= 0x80;
+    bytes[usize::try_from(at).unwrap() + HEADER_LEN + 1] ^= 0x80;
     fs::write(&file, &bytes).unwrap();
     let err = Wal::open(dir.path(), WalOptions::default()).unwrap_err();
     assert!(
@@ -916,7 +917,9 @@ fn measure_append_sync_throughput_and_latency() {
     let _ = fs::remove_dir_all(&dir);
     let percentile = |v: &mut Vec<Duration>, p: f64| {
         v.sort();
-        v[((v.len() - 1) as f64 * p).round() as usize]
+        #[allow(clippy::cast_possible_truncation)] // a rounded index below v.len()
+        let i = ((v.len() - 1) as f64 * p).round() as usize;
+        v[i]
     };
 
     let (mut wal, _) = Wal::open(&dir, WalOptions::default()).unwrap();

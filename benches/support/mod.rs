@@ -90,7 +90,8 @@ pub fn thread_cpu() -> Duration {
     // SAFETY: `ts` is a valid timespec for the call to fill in.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     assert_eq!(rc, 0, "the thread CPU clock is readable");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    let nanos = u32::try_from(ts.tv_nsec).expect("tv_nsec is below 10^9");
+    Duration::new(ts.tv_sec as u64, nanos)
 }
 
 /// Measures the benchmarking thread's CPU time instead of wall time: every bench runs its work

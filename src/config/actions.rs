@@ -97,20 +97,22 @@ pub(super) fn delivery(raw: RawDelivery, p: &mut Problems) -> Delivery {
             default
         }),
     };
-    let count = |k: &str, v: Option<i64>, default: i64, max: i64, p: &mut Problems| match v {
+    let count = |k: &str, v: Option<i64>, default: u32, max: u32, p: &mut Problems| match v {
         None => default,
-        Some(n) if (1..=max).contains(&n) => n,
-        Some(n) => {
-            p.add(
-                format!("delivery.{k}"),
-                format!("{n} is out of range; allowed: 1..={max}"),
-            );
-            default
-        }
+        Some(n) => match u32::try_from(n) {
+            Ok(n) if (1..=max).contains(&n) => n,
+            _ => {
+                p.add(
+                    format!("delivery.{k}"),
+                    format!("{n} is out of range; allowed: 1..={max}"),
+                );
+                default
+            }
+        },
     };
     Delivery {
         timeout_ms: ms("timeout", raw.timeout, 10_000, p),
-        max_attempts: count("max_attempts", raw.max_attempts, 12, 1000, p) as u32,
+        max_attempts: count("max_attempts", raw.max_attempts, 12, 1000, p),
         backoff_max_ms: ms("backoff_max", raw.backoff_max, 60_000, p),
         queue: count("queue", raw.queue, 10_000, 10_000_000, p) as usize,
         in_flight: count("in_flight", raw.in_flight, 16, 1024, p) as usize,
@@ -475,7 +477,8 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
         };
         let cap = r.cap.as_ref().and_then(|c| {
             let max = match c.max {
-                Some(m) if (1..=1_000_000).contains(&m) => Some(m as u32),
+                // In range, so it fits: never `None`.
+                Some(m) if (1..=1_000_000).contains(&m) => u32::try_from(m).ok(),
                 Some(m) => {
                     p.add(
                         at("cap.max"),
@@ -528,6 +531,8 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
         let holdout_bp = match &r.holdout {
             None => 0,
             Some(v) => match number(v) {
+                // A whole number in 0..=10_000 (h is in 0..=1).
+                #[allow(clippy::cast_possible_truncation)]
                 Some(h)
                     if (0.0..=1.0).contains(&h)
                         && ((h * 10_000.0).round() - h * 10_000.0).abs() < 1e-6 =>
@@ -811,7 +816,13 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
                 match &b.lag {
                     None => p.add(at("baseline.lag"), "required: e.g. \"1d\" or \"7d\""),
                     Some(t) => match parse_duration(t) {
-                        Ok(ms) if ms % bucket_ms == 0 => lag = (ms / bucket_ms) as u32,
+                        Ok(ms) if ms % bucket_ms == 0 => match u32::try_from(ms / bucket_ms) {
+                            Ok(buckets) => lag = buckets,
+                            Err(_) => p.add(
+                                at("baseline.lag"),
+                                format!("{t:?} is too long; allowed: up to {} buckets", u32::MAX),
+                            ),
+                        },
                         Ok(_) => p.add(
                             at("baseline.lag"),
                             format!(
@@ -827,7 +838,8 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
                     },
                 }
                 match b.count {
-                    Some(c) if (1..=1000).contains(&c) => count = c as u32,
+                    // In range, so it fits: never the 0 of an unset count.
+                    Some(c) if (1..=1000).contains(&c) => count = u32::try_from(c).unwrap_or(0),
                     Some(c) => p.add(
                         at("baseline.count"),
                         format!("{c} is out of range; allowed: 1..=1000"),
@@ -850,7 +862,8 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
         }
         let mut runs = |k: &str, v: Option<i64>| match v {
             None => 1,
-            Some(n) if (1..=10_000).contains(&n) => n as u32,
+            // In range, so it fits: never the fallback.
+            Some(n) if (1..=10_000).contains(&n) => u32::try_from(n).unwrap_or(1),
             Some(n) => {
                 p.add(
                     at(k),
@@ -947,6 +960,10 @@ mod tests {
             alert("metric = \"hau\"\ndrop = 0.5\nbaseline = { lag = \"90m\", count = 2 }\n")
                 .contains("whole number of hour buckets")
         );
+        assert!(alert(
+            "metric = \"hau\"\ndrop = 0.5\nbaseline = { lag = \"5000000000h\", count = 2 }\n"
+        )
+        .contains("is too long"));
         assert!(
             alert("metric = \"dau\"\ndrop = 0.5\nabove = 3\n").contains("exactly one condition")
         );

@@ -389,7 +389,37 @@ impl Config {
             delivery,
         };
         check_references(&config, &mut p);
+        check_counts(&config, &mut p);
         p.finish(config)
+    }
+}
+
+/// The dataflow numbers funnels, ratios, rules, alerts and the event names funnels and ratios
+/// count by a `u16` (`crate::plan::id`): at most 65536 of each.
+fn check_counts(c: &Config, p: &mut Problems) {
+    const MAX: usize = 1 << 16;
+    let names: BTreeSet<&String> = c
+        .funnels
+        .iter()
+        .flat_map(|f| &f.steps)
+        .chain(c.ratios.iter().flat_map(|r| {
+            let dens = match &r.denominator {
+                Denominator::Active => &[][..],
+                Denominator::Events(list) => &list[..],
+            };
+            r.numerator.iter().chain(dens)
+        }))
+        .collect();
+    for (key, n, what) in [
+        ("funnels", c.funnels.len(), "funnels"),
+        ("ratios", c.ratios.len(), "ratios"),
+        ("rules", c.rules.len(), "rules"),
+        ("alerts", c.alerts.len(), "alerts"),
+        ("funnels", names.len(), "event names in funnels and ratios"),
+    ] {
+        if n > MAX {
+            p.add(key, format!("{n} {what}; allowed: at most {MAX}"));
+        }
     }
 }
 
@@ -580,6 +610,23 @@ mod tests {
         assert_eq!(c.funnels, default_funnels());
         assert_eq!(c.ratios.len(), 3);
         assert_eq!(c.blocked_values.len(), DEFAULT_BLOCKED.len());
+    }
+
+    #[test]
+    fn more_funnels_than_u16_ids_are_refused() {
+        let c = Config {
+            funnels: (0..=1 << 16)
+                .map(|i| Funnel {
+                    name: format!("f{i}"),
+                    steps: vec![format!("e{i}")],
+                    window_ms: 1,
+                })
+                .collect(),
+            ..Config::default()
+        };
+        let mut p = Problems::default();
+        check_counts(&c, &mut p);
+        assert_eq!(p.len(), 2, "the funnels and their event names");
     }
 
     #[test]

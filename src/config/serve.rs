@@ -463,6 +463,8 @@ impl Serve {
         if !((4 << 10)..=(1 << 30)).contains(&wal_segment) {
             p.add("serve.wal_segment", "allowed: 4KiB..=1GiB");
         }
+        // A count out of range was reported above, and `p.finish` then drops this value: the
+        // conversions' defaults are never kept.
         let serve = Serve {
             wal_segment: wal_segment as u64,
             horizon_ms,
@@ -481,19 +483,19 @@ impl Serve {
                 None
             }),
             max_body,
-            subscriber_queue: queue as usize,
+            subscriber_queue: usize::try_from(queue).unwrap_or_default(),
             on_slow_subscriber: on_slow,
-            batch_max_events: batch as usize,
+            batch_max_events: usize::try_from(batch).unwrap_or_default(),
             batch_max_delay_ms: delay as u64,
             public_reads: raw.public_reads.unwrap_or(false),
             hosts,
             origins,
-            max_connections: max_connections as usize,
+            max_connections: usize::try_from(max_connections).unwrap_or_default(),
             header_timeout_ms: header_timeout as u64,
             body_timeout_ms: body_timeout as u64,
             idle_timeout_ms: idle_timeout as u64,
             ingest_memory,
-            max_issues: max_issues as usize,
+            max_issues: usize::try_from(max_issues).unwrap_or_default(),
             max_future_ms: max_future,
             dead_letter,
             dead_letter_max,

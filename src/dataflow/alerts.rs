@@ -120,7 +120,7 @@ pub fn transitions<'s>(
             };
             let labels = labels.get_or_insert_with(|| labeler.dims(&key.1));
             if matches(a, labels) {
-                out.push((i as u16, Input::Point(bucket, value)));
+                out.push((crate::plan::id(i), Input::Point(bucket, value)));
             }
         }
         out
@@ -133,7 +133,7 @@ pub fn transitions<'s>(
             .enumerate()
             .map(|(i, a)| {
                 (
-                    i as u16,
+                    crate::plan::id(i),
                     Input::Upto(bucket_at(a, &c, t.saturating_sub(a.grace_ms)) - 1),
                 )
             })
@@ -143,7 +143,7 @@ pub fn transitions<'s>(
     let earliests = earliest.flat_map(move |t| {
         list.iter()
             .enumerate()
-            .map(|(i, a)| (i as u16, Input::First(bucket_at(a, &c, t))))
+            .map(|(i, a)| (crate::plan::id(i), Input::First(bucket_at(a, &c, t))))
             .collect::<Vec<_>>()
     });
     let mut exists: HashMap<i32, bool> = HashMap::new();

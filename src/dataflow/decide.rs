@@ -352,7 +352,9 @@ fn failed_bound(
     if cond.needs_revenue() {
         let i = s.revenue_upto.partition_point(|(ts, _)| *ts <= r);
         let revenue = if i == 0 { 0 } else { s.revenue_upto[i - 1].1 };
-        let text = || crate::event::format_cents(revenue as i64);
+        // Within MAX_CENTS, the cap on the revenue total; saturated all the same.
+        let shown = i64::try_from(revenue).unwrap_or(if revenue < 0 { i64::MIN } else { i64::MAX });
+        let text = || crate::event::format_cents(shown);
         if cond.min_revenue.is_some_and(|m| revenue < m as i128) {
             return Some((Bound::MinRevenue, text()));
         }

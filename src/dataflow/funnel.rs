@@ -52,7 +52,7 @@ pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<
                 }
             }
             out.push(Entry {
-                funnel: fi as u16,
+                funnel: crate::plan::id(fi),
                 day,
                 reached,
                 deadline,
@@ -111,7 +111,7 @@ fn open_and_dropped<'s>(base: &Base<'s>, reached: Coll<'s, Entry>) -> Rows<'s> {
         .plan
         .funnels
         .iter()
-        .map(|f| f.steps.len() as u16)
+        .map(|f| u16::try_from(f.steps.len()).expect("the config allows at most 32 steps"))
         .collect();
     let longest = base
         .plan

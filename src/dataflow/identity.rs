@@ -25,7 +25,7 @@ pub fn resolve<'s>(
         .map(|(a, _)| a)
         .count_total()
         .filter(move |(_, n)| *n > max_links as isize)
-        .map(|(a, n)| (a, n as u32));
+        .map(|(a, n)| (a, u32::try_from(n).unwrap_or(u32::MAX)));
     let hubs = guarded.clone().map(|(a, _)| a);
     let kept = links
         .antijoin(hubs.clone())

@@ -65,6 +65,14 @@ pub struct Inputs {
     sent_firings: InputSession<Time, crate::facts::SentFiring, isize>,
 }
 
+/// Cents as a diff of a money input. Lossless: `isize` has 64 bits, as asserted here, so
+/// that every total up to `MAX_CENTS` moves through differential exactly.
+#[allow(clippy::cast_possible_truncation)]
+fn cents_diff(cents: i64) -> isize {
+    const _: () = assert!(isize::BITS == 64, "money diffs need a 64-bit isize");
+    cents as isize
+}
+
 /// Moves a one-value input from its previous value to the new one (none: empty).
 fn replace<V: differential_dataflow::ExchangeData>(
     input: &mut InputSession<Time, V, isize>,
@@ -118,12 +126,12 @@ impl Inputs {
         }
         for (k, cents) in batch.purchases {
             if cents != 0 {
-                self.purchases.update(k, cents as isize);
+                self.purchases.update(k, cents_diff(cents));
             }
         }
         for (k, cents) in batch.spend {
             if cents != 0 {
-                self.spend.update(k, cents as isize);
+                self.spend.update(k, cents_diff(cents));
             }
         }
         replace(&mut self.clock, batch.clock);

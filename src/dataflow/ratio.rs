@@ -22,14 +22,14 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
         let mut out = Vec::new();
         for (r, plan) in ratios.iter().enumerate() {
             if plan.numerator.contains(&name) {
-                out.push(((r as u16, Side::Numerator, d), p));
+                out.push(((crate::plan::id(r), Side::Numerator, d), p));
             }
             if plan
                 .denominator
                 .as_ref()
                 .is_some_and(|den| den.contains(&name))
             {
-                out.push(((r as u16, Side::Denominator, d), p));
+                out.push(((crate::plan::id(r), Side::Denominator, d), p));
             }
         }
         out
@@ -40,7 +40,7 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
         .iter()
         .enumerate()
         .filter(|(_, r)| r.denominator.is_none())
-        .map(|(i, _)| i as u16)
+        .map(|(i, _)| crate::plan::id(i))
         .collect();
     let by_activity = base.days.clone().flat_map(move |(p, d)| {
         active_ratios

@@ -31,14 +31,16 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
             let last = days[days.len() - 1];
             for &d in &days[1..] {
                 if d - first <= max_day {
-                    out.push(((Kind::Day, first, (d - first) as u16), 1));
+                    let n = u16::try_from(d - first).expect("1..=max_day: days are sorted");
+                    out.push(((Kind::Day, first, n), 1));
                 }
             }
             // One record per person (how many days on it was still seen, up to max_day),
             // rather than one per day `n` it counts for: `unbounded_rows` sums them up.
             let span = (last - first).min(max_day);
             if span > 0 {
-                out.push(((Kind::Unbounded, first, span as u16), 1));
+                let span = u16::try_from(span).expect("1..=max_day");
+                out.push(((Kind::Unbounded, first, span), 1));
             }
             let cohort_month = month_of(first);
             let mut months: Vec<i32> = days
@@ -48,7 +50,8 @@ pub fn rows<'s>(base: &Base<'s>) -> Rows<'s> {
                 .collect();
             months.dedup();
             for n in months {
-                out.push(((Kind::Month, cohort_month, n as u16), 1));
+                let n = u16::try_from(n).expect("1..=12, as filtered");
+                out.push(((Kind::Month, cohort_month, n), 1));
             }
         })
         .map(|(_p, k)| k)
@@ -134,15 +137,15 @@ fn sliding<'s>(base: &Base<'s>) -> Rows<'s> {
         .collect();
     let per_person = base.reduce_days("SlidingWindows", move |_p, input, out| {
         let days: Vec<Day> = input.iter().map(|(d, _)| **d).collect();
-        for &w in &windows {
-            let w = w as Day;
+        for &window in &windows {
+            let w = Day::from(window);
             let earlier = spans(&days, w, 2 * w - 1);
             let recent = spans(&days, 0, w - 1);
             for &(s, e) in &intersect(&earlier, &recent) {
-                out.push(((Sliding::Kept(w as u16), s, e), 1));
+                out.push(((Sliding::Kept(window), s, e), 1));
             }
             for (s, e) in earlier {
-                out.push(((Sliding::Base(w as u16), s, e), 1));
+                out.push(((Sliding::Base(window), s, e), 1));
             }
         }
     });

@@ -134,7 +134,7 @@ where
                     points.next();
                 }
                 if running > 0 {
-                    out.push(((day, running as isize), 1));
+                    out.push(((day, isize::try_from(running).unwrap_or(isize::MAX)), 1));
                 }
                 day += 1;
             }

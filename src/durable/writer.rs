@@ -264,7 +264,7 @@ impl Writer {
         if stats.records > 0 {
             let _ = status
                 .fsync_us
-                .record(stats.fsync.as_micros().max(1) as u64);
+                .record(crate::time::micros(stats.fsync).max(1));
         }
         status.wal_bytes = self.wal.bytes();
         status.wal_segments = self.wal.segments();

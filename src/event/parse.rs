@@ -210,7 +210,7 @@ fn not_in_future(ts: i64, limits: &Limits) -> Result<(), Rejection> {
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     if ts > now.saturating_add(max_future) {
         return reject(
             Reason::FutureTimestamp,
@@ -483,7 +483,8 @@ mod tests {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
-            .as_millis() as i64;
+            .as_millis();
+        let now = i64::try_from(now).unwrap();
         let soon = format!(
             r#"{{"id":"a","ts":{},"event":"x","user":"g"}}"#,
             now + 60_000

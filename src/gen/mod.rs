@@ -180,13 +180,16 @@ impl Simulation {
         } else {
             (last, last * 6 / 5)
         };
-        let arriving = |w: u128| (u128::from(opts.persons) * w / total.max(1)) as u64;
+        let arriving = |w: u128| u64::try_from(u128::from(opts.persons) * w / total.max(1));
         Ok(Simulation {
             opts: opts.clone(),
             state: vec![0u8; usize::try_from(opts.persons).map_err(invalid)?],
             days,
             bounds,
-            after: [arriving(weekday), arriving(weekend)],
+            after: [
+                arriving(weekday).map_err(invalid)?,
+                arriving(weekend).map_err(invalid)?,
+            ],
             orders: 0,
             retention: Retention::new(opts.days, opts.shape),
         })
@@ -220,13 +223,13 @@ impl Simulation {
 
     /// Simulates day `d` into `events`; returns the epoch millisecond the day ends at.
     fn day(&mut self, d: u32, events: &mut Vec<Ev>) -> io::Result<i64> {
-        let d = d as usize;
+        let (index, d) = (d, d as usize);
         self.extend_to(d)?;
         let opts = &self.opts;
         let (w0, w1) = (self.days[d], self.days[d + 1]);
         let day = Day {
             seed: opts.seed,
-            index: d as u32,
+            index,
             start_ms: w0.1,
             len_ms: w1.1 - w0.1,
         };
@@ -242,7 +245,8 @@ impl Simulation {
                     continue;
                 }
                 let profile = Profile::of(opts.seed, n, opts.shape.regulars);
-                if !arriving && draw >= self.retention.chance(&profile, (d - a) as u32) * busier {
+                let age = u32::try_from(d - a).expect("at most d, which came as a u32");
+                if !arriving && draw >= self.retention.chance(&profile, age) * busier {
                     continue;
                 }
                 let who = Visitor {
@@ -250,10 +254,11 @@ impl Simulation {
                     profile,
                     arriving,
                 };
+                let person = usize::try_from(n).expect("below bounds[d + 1], which extend_to fit");
                 person_day(
                     &day,
                     &who,
-                    &mut self.state[n as usize],
+                    &mut self.state[person],
                     &mut self.orders,
                     events,
                 );
@@ -310,7 +315,8 @@ fn bounds_of(persons: u64, weights: &[u128], total: u128) -> Vec<u64> {
     let mut cumulative = 0;
     for w in weights {
         cumulative += w;
-        bounds.push((u128::from(persons) * cumulative / total.max(1)) as u64);
+        let bound = u128::from(persons) * cumulative / total.max(1);
+        bounds.push(u64::try_from(bound).expect("cumulative <= total: at most persons"));
     }
     bounds
 }
@@ -320,6 +326,8 @@ fn ad_spend(day: &Day, arrivals: u64, events: &mut Vec<Ev>) {
     let mut rng = Rng::new(day.seed, &[0x5BE4D, u64::from(day.index)]);
     for (c, ch) in CHANNELS[..PAID_CHANNELS].iter().enumerate() {
         let expected = arrivals as f64 * f64::from(ch.share) / 1_000.0;
+        // Whole cents: `as` drops the fraction (and saturates).
+        #[allow(clippy::cast_possible_truncation)]
         let budget = (expected * ch.cac_cents as f64 * (0.75 + 0.5 * unit(rng.next_u64()))) as i64
             + rng.range(30_000, 80_000);
         // 1-4 parts, fewer for small budgets and more for big ones: each a few hundred to a few thousand.
@@ -337,7 +345,7 @@ fn ad_spend(day: &Day, arrivals: u64, events: &mut Vec<Ev>) {
                 cents,
                 kind: Kind::AdSpend,
                 ids: 0,
-                channel: Some(c as u8),
+                channel: Some(u8::try_from(c).expect("one of the 7 CHANNELS")),
                 style: 0,
             });
         }

@@ -73,13 +73,15 @@ pub fn price_cents(sku: u64) -> i64 {
         19_900, 29_900, 59_900,
     ];
     let h = hash(0x5EED_5C05, &[sku]);
-    POINTS[(h % POINTS.len() as u64) as usize] + if h & 0x300 == 0 { 9 } else { 0 }
+    let i = usize::try_from(h % POINTS.len() as u64).expect("below POINTS.len()");
+    POINTS[i] + if h & 0x300 == 0 { 9 } else { 0 }
 }
 
 /// An 11-digit mobile number starting with 1, distinct for distinct persons below 10^8.
 pub fn phone(seed: u64, person: u64) -> u64 {
     const PREFIXES: [u64; 12] = [130, 131, 132, 135, 136, 137, 138, 139, 150, 158, 186, 188];
-    let prefix = PREFIXES[(hash(seed, &[0x9403, person]) % PREFIXES.len() as u64) as usize];
+    let i = hash(seed, &[0x9403, person]) % PREFIXES.len() as u64;
+    let prefix = PREFIXES[usize::try_from(i).expect("below PREFIXES.len()")];
     let body = (person.wrapping_mul(7_654_321) + seed % 100_000_000) % 100_000_000;
     prefix * 100_000_000 + body
 }
@@ -113,6 +115,8 @@ impl Profile {
     /// retention) are loyal.
     pub fn of(seed: u64, person: u64, regulars: f64) -> Profile {
         let h = |salt: u64| unit(hash(seed, &[0x9E0F, person, salt]));
+        // A whole number in 0..1000: h is in [0, 1).
+        #[allow(clippy::cast_possible_truncation)]
         let mut pick = (h(0) * 1_000.0) as u32;
         let mut channel = CHANNELS.len() - 1;
         for (i, c) in CHANNELS.iter().enumerate() {
@@ -222,7 +226,7 @@ mod tests {
             .enumerate()
             .all(|(i, c)| (c.cac_cents > 0) == (i < PAID_CHANNELS)));
         assert_eq!(PAGES.len(), PAGE_WEIGHTS.len());
-        assert_eq!(PAGE_WEIGHTS[LANDING as usize], 0);
+        assert_eq!(PAGE_WEIGHTS[usize::try_from(LANDING).unwrap()], 0);
     }
 
     #[test]

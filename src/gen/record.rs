@@ -120,7 +120,7 @@ impl Renderer {
             buf.push(b'"');
         };
         match ev.kind {
-            Kind::PageView => text(buf, "page", PAGES[ev.arg as usize]),
+            Kind::PageView => text(buf, "page", PAGES[usize::try_from(ev.arg).expect("a page")]),
             Kind::ProductView | Kind::AddToCart => {
                 push_key(buf, "sku");
                 buf.extend_from_slice(b"\"sku-");
@@ -139,7 +139,10 @@ impl Renderer {
             Kind::Register => text(buf, "method", "wechat"),
             Kind::Login if ev.ids & UNIONID != 0 => text(buf, "method", "wechat_auth"),
             Kind::Login => text(buf, "method", "sms"),
-            Kind::Share => text(buf, "target", SHARE_TARGETS[ev.arg as usize]),
+            Kind::Share => {
+                let target = usize::try_from(ev.arg).expect("a share target");
+                text(buf, "target", SHARE_TARGETS[target])
+            }
         }
         buf.extend_from_slice(b"}}\n");
     }

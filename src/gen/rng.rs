@@ -83,7 +83,7 @@ mod tests {
         for _ in 0..10_000 {
             let v = r.range(-2, 3);
             assert!((-2..3).contains(&v));
-            seen[(v + 2) as usize] += 1;
+            seen[usize::try_from(v + 2).unwrap()] += 1;
         }
         assert!(seen.iter().all(|&c| c > 1_500), "{seen:?}");
         let picks: Vec<usize> = (0..1_000).map(|_| r.weighted(&[0, 1, 0, 3])).collect();

@@ -148,7 +148,7 @@ impl Session<'_> {
     fn opening(&mut self) {
         let p = self.who.profile;
         let register_now = if self.who.arriving {
-            self.channel = Some(p.channel as u8);
+            self.channel = Some(u8::try_from(p.channel).expect("one of the 7 CHANNELS"));
             if p.register == Register::NextVisit {
                 self.state |= PENDING;
             }
@@ -202,7 +202,8 @@ impl Session<'_> {
             self.device = OPENID2;
         }
         if self.rng.chance(0.03) {
-            self.channel = Some(self.rng.below(PAID_CHANNELS as u64) as u8);
+            let paid = self.rng.below(PAID_CHANNELS as u64);
+            self.channel = Some(u8::try_from(paid).expect("one of the 5 paid CHANNELS"));
         }
     }
 
@@ -223,7 +224,10 @@ impl Session<'_> {
             }
             products -= 1;
             let u = unit(self.rng.next_u64());
-            last_sku = 1 + (u * u * SKUS as f64) as u64;
+            // A whole number below SKUS: u is in [0, 1).
+            #[allow(clippy::cast_possible_truncation)]
+            let sku = (u * u * SKUS as f64) as u64;
+            last_sku = 1 + sku;
             let ids = self.ids();
             self.push(
                 Kind::ProductView,

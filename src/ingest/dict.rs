@@ -4,7 +4,8 @@ use std::sync::{Arc, RwLock};
 
 use foldhash::HashMap;
 
-use crate::facts::{ChannelId, Ident};
+use super::NO_IDENT;
+use crate::facts::{ChannelId, Ident, NO_CHANNEL};
 
 /// Names behind interned ids; append-only, shared between ingest and readers.
 #[derive(Debug, Default)]
@@ -51,6 +52,13 @@ impl Dictionary {
     }
 }
 
+/// The id of an identity appended after `len` others. Ids are u32 and `NO_IDENT` means none:
+/// past 2^32 - 1 identities a new one has no id of its own, and is answered `NO_IDENT` (which
+/// ingest leaves out), never another identity's id.
+fn next_ident(len: usize) -> Option<Ident> {
+    Ident::try_from(len).ok().filter(|&id| id != NO_IDENT)
+}
+
 /// The writer's side: maps names to ids and appends new ones to the shared dictionary.
 #[derive(Debug)]
 pub struct Interner {
@@ -82,7 +90,9 @@ impl Interner {
         }
         // `lookup` left the identity's key in `self.key`.
         let mut list = self.dict.idents.write().expect("dictionary lock");
-        let id = list.len() as Ident;
+        let Some(id) = next_ident(list.len()) else {
+            return (NO_IDENT, false);
+        };
         list.push((kind.into(), value.into()));
         self.idents.insert(self.key.as_str().into(), id);
         (id, true)
@@ -91,7 +101,9 @@ impl Interner {
     /// Appends an identity that was erased before (a checkpoint read back keeps its place).
     pub fn erased(&mut self, kind: &str) -> Ident {
         let mut list = self.dict.idents.write().expect("dictionary lock");
-        let id = list.len() as Ident;
+        let Some(id) = next_ident(list.len()) else {
+            return NO_IDENT;
+        };
         list.push((kind.into(), "".into()));
         id
     }
@@ -126,9 +138,25 @@ impl Interner {
             return id;
         }
         let mut list = self.dict.channels.write().expect("dictionary lock");
-        let id = list.len() as ChannelId;
+        // Past 2^32 labels a new one counts as `(none)`, never as another channel.
+        let Ok(id) = ChannelId::try_from(list.len()) else {
+            return NO_CHANNEL;
+        };
         list.push(label.into());
         self.channels.insert(label.into(), id);
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_ids_stop_short_of_no_ident() {
+        assert_eq!(next_ident(0), Some(0));
+        assert_eq!(next_ident(NO_IDENT as usize - 1), Some(NO_IDENT - 1));
+        assert_eq!(next_ident(NO_IDENT as usize), None);
+        assert_eq!(next_ident(usize::MAX), None);
     }
 }

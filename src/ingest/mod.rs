@@ -7,7 +7,7 @@ mod money;
 mod retire;
 mod state;
 
-pub use dedupe::Seen;
+pub use dedupe::{Seen, NO_IDENT};
 pub use dict::{Dictionary, Interner};
 pub use erase::Erased;
 pub use money::MoneyTotals;
@@ -299,6 +299,9 @@ impl Ingest {
         let mut anchor: Option<Ident> = None;
         for (kind, value) in &ev.ids {
             let (id, new) = self.interner.ident(kind, value);
+            if id == NO_IDENT {
+                continue;
+            }
             if new {
                 self.pending.idents.push(id);
             }

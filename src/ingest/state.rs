@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use foldhash::HashMap;
 use serde::{Deserialize, Serialize};
 
-use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals, Seen};
+use super::{Counts, GoalKey, GoalSpan, Ingest, MoneyTotals, Seen, NO_IDENT};
 use crate::event::Reason;
 use crate::facts::{ChannelId, FactBatch, First, Ident, Mark, NameId, Scope, Step, Trigger};
 use crate::metric::{Key, Value};
@@ -139,10 +139,12 @@ impl Ingest {
         let kept = self.kept.as_ref().ok_or(StateError::NotKept)?;
         let dict = self.interner.dictionary();
         Ok(IngestState {
-            idents: (0..dict.ident_count() as Ident)
+            idents: (0..dict.ident_count())
+                .map_while(|i| Ident::try_from(i).ok())
                 .map(|i| dict.ident(i).unwrap_or_default())
                 .collect(),
-            channels: (1..dict.channel_count() as ChannelId)
+            channels: (1..dict.channel_count())
+                .map_while(|c| ChannelId::try_from(c).ok())
                 .map(|c| dict.channel(c))
                 .collect(),
             seen: self
@@ -203,7 +205,7 @@ impl Ingest {
             } else {
                 self.interner.ident(kind, value).0
             };
-            if id as usize != n {
+            if id == NO_IDENT || id as usize != n {
                 return Err(StateError::Order(n));
             }
         }
@@ -259,8 +261,9 @@ impl Ingest {
             }
         }
         let mut batch = FactBatch {
-            idents: (0..state.idents.len() as Ident)
-                .filter(|&i| !state.idents[i as usize].1.is_empty())
+            idents: (0..state.idents.len())
+                .filter(|&i| !state.idents[i].1.is_empty())
+                .map_while(|i| Ident::try_from(i).ok())
                 .collect(),
             edges: state.edges.clone(),
             hours,

@@ -132,6 +132,8 @@ pub async fn play(live: Engine, mut log: DemoLog, opts: DemoOptions) -> u64 {
         let mut next = 0;
         while next < part.len() {
             tick.tick().await;
+            // Whole milliseconds: `as` drops the fraction (and saturates, far beyond any run).
+            #[allow(clippy::cast_possible_truncation)]
             let simulated = from + (started.elapsed().as_secs_f64() * 1000.0 * opts.speed) as i64;
             let end = next + part[next..].partition_point(|e| e.due <= simulated);
             if end > next {

@@ -225,7 +225,7 @@ pub fn alert_states_json(plan: &Plan, output: &crate::output::Output) -> Json {
         .iter()
         .enumerate()
         .map(|(i, a)| {
-            let i = i as u16;
+            let i = crate::plan::id(i);
             let status = output.alert_status.current().get(&i);
             let last = output
                 .transitions

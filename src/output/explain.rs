@@ -31,7 +31,7 @@ pub fn explain_json(
     let Some(v) = output
         .verdicts
         .current()
-        .get(&(index as u16, key.to_string()))
+        .get(&(crate::plan::id(index), key.to_string()))
     else {
         return Some(json!({
             "rule": rule,

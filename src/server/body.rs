@@ -55,8 +55,10 @@ impl BodyLimits {
         if declared.is_some_and(|n| n > self.max as u64) {
             return Err(self.too_large());
         }
-        let expected = declared.map_or(self.max, |n| n as usize);
-        let units = expected.div_ceil(UNIT).max(1) as u32;
+        // `n <= max` (above), so it fits.
+        let expected = declared.map_or(self.max, |n| usize::try_from(n).unwrap_or(self.max));
+        // More units than a u32 holds cannot be had anyway: the wait below times out.
+        let units = u32::try_from(expected.div_ceil(UNIT).max(1)).unwrap_or(u32::MAX);
         let room = match timeout_at(deadline, self.memory.clone().acquire_many_owned(units)).await {
             Ok(Ok(permit)) => permit,
             _ => {

@@ -47,7 +47,7 @@ pub struct ConnStats {
 /// Milliseconds since the first call, for timestamps kept in atomics.
 fn clock() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+    crate::time::millis(START.get_or_init(Instant::now).elapsed()).saturating_add(1)
 }
 
 /// One open connection, as the registry and its watchdog see it.
@@ -82,11 +82,11 @@ impl Conn {
         }
         let head = self.head_since.load(Ordering::Acquire);
         if head != 0 {
-            return (now.saturating_sub(head) > limits.header_timeout.as_millis() as u64)
+            return (now.saturating_sub(head) > crate::time::millis(limits.header_timeout))
                 .then_some("serve.header_timeout");
         }
         let idle = self.idle_since.load(Ordering::Acquire);
-        (now.saturating_sub(idle) > limits.idle_timeout.as_millis() as u64)
+        (now.saturating_sub(idle) > crate::time::millis(limits.idle_timeout))
             .then_some("serve.idle_timeout")
     }
 }

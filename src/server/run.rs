@@ -127,7 +127,10 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     // being refused: running out of descriptors would stop accepting altogether.
     let mut max_connections = serve.max_connections;
     if let Some(files) = conn::raise_open_files().filter(|f| *f < max_connections as u64 + 64) {
-        max_connections = (files.saturating_sub(64) as usize).max(16);
+        // `files - 64 < max_connections` (filtered above), so it fits.
+        max_connections = usize::try_from(files.saturating_sub(64))
+            .unwrap_or(max_connections)
+            .max(16);
         let note = format!("serve.max_connections is {} but the process may open only {files} files, so at most {max_connections} connections are kept open; raise the limit (ulimit -n) or lower serve.max_connections", serve.max_connections);
         crate::say!("tidemark: {note}");
     }

@@ -167,14 +167,14 @@ proptest! {
         if let Ok((wal, _)) = Wal::open(dir.path(), options()) {
             let got = records(&wal);
             if let Some(first) = got.first() {
-                let skip = (first.0 - 1) as usize;
+                let skip = usize::try_from(first.0 - 1).unwrap();
                 prop_assert!(got.len() + skip <= written.len());
                 prop_assert_eq!(&written[skip..skip + got.len()], &got[..]);
             }
         }
         let kept = survive(dir.path());
         if let Some(first) = kept.first() {
-            let skip = (first.0 - 1) as usize;
+            let skip = usize::try_from(first.0 - 1).unwrap();
             prop_assert!(kept.len() + skip <= written.len());
             prop_assert_eq!(&written[skip..skip + kept.len()], &kept[..]);
         }

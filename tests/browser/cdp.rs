@@ -286,7 +286,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
     for chunk in bytes.chunks(4) {
         let data: Vec<u8> = chunk.iter().copied().filter(|&c| c != b'=').collect();
         let n = data.iter().fold(0u32, |acc, &c| (acc << 6) | value(c)) << (6 * (4 - data.len()));
-        let full = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        let [_, a, b, c] = n.to_be_bytes();
+        let full = [a, b, c];
         out.extend_from_slice(&full[..data.len().saturating_sub(1)]);
     }
     out

@@ -65,7 +65,7 @@ pub fn matches(metric: &str, text: &str, value: &Value) -> Result<(), String> {
             _ => Err(format!("{text:?} is not the count {value}")),
         };
     }
-    let tolerance = 0.5 * 10f64.powi(-(decimals as i32)) + 1e-9;
+    let tolerance = 0.5 * 10f64.powi(-i32::try_from(decimals).unwrap()) + 1e-9;
     if (shown - v * scale).abs() <= tolerance {
         Ok(())
     } else {

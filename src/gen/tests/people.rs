@@ -42,6 +42,8 @@ fn identities_link_about_a_fifth_of_persons() {
 
 #[test]
 fn orders_are_mostly_paid_with_the_same_amount() {
+    // Whole cents of a two-decimal amount.
+    #[allow(clippy::cast_possible_truncation)]
     let cents = |a: &str| (a.trim_matches('"').parse::<f64>().unwrap() * 100.0).round() as i64;
     let lines = applied(sample());
     let mut created = BTreeMap::new();
@@ -112,7 +114,7 @@ fn without_growth_and_with_a_lifetime_the_stream_is_steady() {
         ..opts(3_000, 80, 5, "UTC", "2026-03-02")
     };
     let (start, _) = range(&o);
-    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let day = |ts: i64| usize::try_from((ts - start) / 86_400_000).unwrap();
     let mut span: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for l in parse(&run(&o)) {
         let Some((_, id)) = l.ids.first() else {
@@ -146,7 +148,7 @@ fn with_arrival_days_a_fixed_population_keeps_coming_back() {
         ..opts(3_000, 60, 5, "UTC", "2026-03-02")
     };
     let (start, _) = range(&o);
-    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let day = |ts: i64| usize::try_from((ts - start) / 86_400_000).unwrap();
     let mut first: BTreeMap<String, usize> = BTreeMap::new();
     let mut active_late = std::collections::BTreeSet::new();
     for l in parse(&run(&o)) {
@@ -180,7 +182,7 @@ fn a_sticky_shape_reads_like_a_product_people_use() {
         ..opts(4_000, 45, 9, "UTC", "2026-03-02")
     };
     let (start, _) = range(&o);
-    let day = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let day = |ts: i64| usize::try_from((ts - start) / 86_400_000).unwrap();
     let mut active: BTreeMap<usize, std::collections::BTreeSet<String>> = BTreeMap::new();
     let mut first: BTreeMap<String, usize> = BTreeMap::new();
     for l in parse(&run(&o)) {

@@ -33,7 +33,7 @@ fn the_stream_writes_the_period_as_generate_does_and_then_goes_on() {
     assert!(ends.windows(2).all(|w| w[0] < w[1]));
 
     // Twenty days more: every later day brings new persons and some earlier ones back.
-    let day_of = |ts: i64| ((ts - start) / 86_400_000) as usize;
+    let day_of = |ts: i64| usize::try_from((ts - start) / 86_400_000).unwrap();
     let mut first: BTreeMap<String, usize> = BTreeMap::new();
     let mut active: BTreeMap<usize, BTreeSet<String>> = BTreeMap::new();
     let mut ids = BTreeSet::new();

@@ -61,7 +61,7 @@ impl Releases {
 
     /// Notes that `events` went out at `at`.
     pub fn note_sent(&self, events: Range<usize>, at: Instant) {
-        let nanos = at.saturating_duration_since(self.origin).as_nanos() as u64 + 1;
+        let nanos = crate::time::nanos(at.saturating_duration_since(self.origin)).saturating_add(1);
         for s in &self.sent[events] {
             s.store(nanos, Relaxed);
         }
@@ -241,7 +241,7 @@ async fn receive(State(rx): State<Receiver>, headers: HeaderMap, body: Bytes) ->
             r.firings += 1;
             match released {
                 Some(at) if at >= rx.record_from => {
-                    let micros = now.saturating_duration_since(at).as_micros() as u64;
+                    let micros = crate::time::micros(now.saturating_duration_since(at));
                     r.latency.saturating_record(micros.max(1));
                 }
                 Some(_) => {}

@@ -97,7 +97,7 @@ impl Tracker {
 
     fn record(&mut self, record: bool, latency: Duration, events: u64) {
         if record && events > 0 {
-            let micros = (latency.as_micros() as u64).max(1);
+            let micros = crate::time::micros(latency).max(1);
             let _ = self.histogram.record_n(micros, events);
         }
     }
