@@ -207,6 +207,9 @@ impl Condition {
     }
 }
 
+/// How far back an alert's baseline may reach (`lag × count`): ten years.
+const MAX_BASELINE_DAYS: u32 = 3_660;
+
 /// A trigger rule of ACTIONS.md, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rule {
@@ -849,6 +852,17 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
                         "required: how many earlier buckets to average",
                     ),
                 }
+                let reach_ms =
+                    u128::from(lag) * u128::from(count) * u128::from(bucket_ms.unsigned_abs());
+                if reach_ms > u128::from(MAX_BASELINE_DAYS) * 86_400_000 {
+                    p.add(
+                        at("baseline"),
+                        format!(
+                            "lag × count reaches back {} days; allowed: up to {MAX_BASELINE_DAYS} days",
+                            reach_ms / 86_400_000
+                        ),
+                    );
+                }
             }
             (None, Some(br)) if br.uses_baseline() => p.add(
                 at("baseline"),
@@ -964,6 +978,14 @@ mod tests {
             "metric = \"hau\"\ndrop = 0.5\nbaseline = { lag = \"5000000000h\", count = 2 }\n"
         )
         .contains("is too long"));
+        let far = alert(
+            "metric = \"hau\"\ndrop = 0.5\nbaseline = { lag = \"10000000h\", count = 1000 }\n",
+        );
+        assert!(
+            far.contains("reaches back") && far.contains("alerts[0].baseline"),
+            "{far}"
+        );
+        assert!(Config::from_toml("[[alerts]]\nname = \"a\"\nmetric = \"dau\"\ndrop = 0.5\nbaseline = { lag = \"7d\", count = 520 }\n").is_ok());
         assert!(
             alert("metric = \"dau\"\ndrop = 0.5\nabove = 3\n").contains("exactly one condition")
         );

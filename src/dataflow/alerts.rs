@@ -216,7 +216,8 @@ pub fn judge(
         at
     };
     let uses_baseline = alert.breach.uses_baseline();
-    let span = (alert.lag * alert.count) as i32;
+    // The configuration bounds `lag × count` to ten years of buckets.
+    let span = i32::try_from(alert.lag.saturating_mul(alert.count)).unwrap_or(i32::MAX);
     let start = if uses_baseline {
         shift(first, span, &mut exists)
     } else {
