@@ -318,7 +318,7 @@ fn money(v: &toml::Value) -> Result<i64, String> {
         toml::Value::Float(f) if f.is_finite() => f.to_string(),
         other => return Err(format!("expected an amount, got {}", other.type_str())),
     };
-    crate::event::parse_amount(&text)
+    crate::event::parse_amount(&text).map_err(|e| e.to_string())
 }
 
 /// A props value as the text it is compared by: a string is itself, a number its JSON text.
