@@ -38,6 +38,23 @@ pub enum ReplayError {
     Webhook(#[from] ListenError),
 }
 
+/// Why a replay target is not one; each variant holds the URL as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// An `http://` URL with a path, or without a host.
+    #[error("{url:?}: give the server's address only, e.g. http://127.0.0.1:7878")]
+    NotAnAddress { url: String },
+    /// An `https://` URL.
+    #[error("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side")]
+    Https { url: String },
+    /// An `mqtt://` URL that does not parse.
+    #[error(transparent)]
+    Mqtt(#[from] crate::config::ValueError),
+    /// Neither `http://` nor `mqtt://`.
+    #[error("{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT")]
+    Scheme { url: String },
+}
+
 /// Where the events go.
 #[derive(Clone, Debug)]
 pub enum Target {
@@ -50,20 +67,18 @@ pub enum Target {
 
 impl Target {
     /// Parses `http://HOST:PORT` or `mqtt://HOST:PORT` (MQTT messages go to `topic`).
-    pub fn parse(url: &str, topic: &str, timeout: Duration) -> Result<Target, String> {
+    pub fn parse(url: &str, topic: &str, timeout: Duration) -> Result<Target, TargetError> {
         if let Some(rest) = url.strip_prefix("http://") {
             let host = rest.trim_end_matches('/');
             if host.is_empty() || host.contains('/') {
-                return Err(format!(
-                    "{url:?}: give the server's address only, e.g. http://127.0.0.1:7878"
-                ));
+                return Err(TargetError::NotAnAddress { url: url.into() });
             }
             return Ok(Target::Http {
                 base: format!("http://{host}"),
             });
         }
         if url.starts_with("https://") {
-            return Err(format!("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side"));
+            return Err(TargetError::Https { url: url.into() });
         }
         if url.starts_with("mqtt://") || url.starts_with("tcp://") {
             let (host, port) = crate::config::parse_mqtt_url(url)?;
@@ -74,9 +89,7 @@ impl Target {
                 timeout,
             }));
         }
-        Err(format!(
-            "{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT"
-        ))
+        Err(TargetError::Scheme { url: url.into() })
     }
 
     /// How the target is shown in the report.
