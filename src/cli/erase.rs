@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         live.shutdown().await?;
         answer
     })?;
-    match answer.map_err(anyhow::Error::msg)? {
+    match answer? {
         Some(person) => {
             if args.data.join(tidemark::io::actions::log::FILE).exists() {
                 tidemark::io::actions::DeliveryLog::open(&args.data)?.forget(person.action_ids)?;
