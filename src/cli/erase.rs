@@ -42,8 +42,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let data = DataDir::open(&args.data, &config)
         .with_context(|| format!("cannot open the data directory {}", args.data.display()))?;
     let mut options = LiveOptions::from_config(&config.serve, 1);
-    options.identity_key =
-        tidemark::server::identity_key(&config.serve, &args.data).map_err(anyhow::Error::msg)?;
+    options.identity_key = tidemark::server::identity_key(&config.serve, &args.data)?;
     let live = Live::start(Arc::new(Plan::new(config)), options, None, Some(data))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

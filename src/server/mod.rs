@@ -30,7 +30,7 @@ pub use auth::Tokens;
 pub use body::BodyLimits;
 pub use browser::Access;
 pub use conn::ConnStats;
-pub use run::{identity_key, start, Running, ServeOptions, StartError};
+pub use run::{identity_key, start, ExposureError, Running, ServeOptions, StartError};
 
 /// What every handler shares.
 #[derive(Clone)]
