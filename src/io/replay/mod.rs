@@ -29,13 +29,52 @@ use report::Counters;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot subscribe to the server's progress marks at {0}; is tidemark serve running there (for an MQTT target, give its HTTP address with --http), and is the read token right (--read-token or TIDEMARK_READ_TOKEN)?")]
-    Subscribe(String),
+    Subscribe(#[from] SubscribeError),
     #[error("cannot connect to the MQTT broker {0}; is it running?")]
-    Broker(String),
+    Broker(#[from] BrokerError),
     #[error("cannot build an HTTP client ({0}); check the system's TLS and proxy settings")]
-    Client(String),
+    Client(#[source] reqwest::Error),
     #[error(transparent)]
     Webhook(#[from] ListenError),
+}
+
+/// Why the subscription to the server's progress marks failed; each variant names its
+/// WebSocket URL.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The request could not be made, or the connection or its handshake failed.
+    #[error("{url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    /// The read token cannot be sent in a header.
+    #[error("{url}: the read token is not a valid header value")]
+    Token { url: String },
+    /// The server sent no progress mark in time.
+    #[error("{url} sent no progress mark within {secs}s")]
+    NoMark { url: String, secs: u64 },
+}
+
+/// Why an MQTT client of the replay could not connect; each variant names the broker
+/// (`mqtt://HOST:PORT`).
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker's first packet was not a CONNACK.
+    #[error("{broker} answered {event:?} instead of CONNACK")]
+    Answer {
+        broker: String,
+        event: Box<rumqttc::Event>,
+    },
+    /// The connection failed.
+    #[error("{broker}: {source}")]
+    Connect {
+        broker: String,
+        source: rumqttc::ConnectionError,
+    },
+    /// No CONNACK came in time.
+    #[error("{broker}: no CONNACK within {secs}s")]
+    NoConnack { broker: String, secs: u64 },
 }
 
 /// Why a replay target is not one; each variant holds the URL as given.
