@@ -177,7 +177,19 @@ enum Command {
 
 /// The answer to an erasure: what it erased (`None`: no event named that identity), or why
 /// the data directory does not hold it yet.
-pub type Erasure = Result<Option<ErasedPerson>, String>;
+pub type Erasure = Result<Option<ErasedPerson>, EraseError>;
+
+/// Why an erasure done in memory is not (yet) done in the data directory.
+#[derive(Debug, thiserror::Error)]
+pub enum EraseError {
+    /// The ingest state could not be taken for the checkpoint that replaces the log.
+    #[error("the erasure is done in memory, but no checkpoint can be taken: {0}")]
+    NoCheckpoint(#[source] crate::ingest::StateError),
+    /// The log writer could not write that checkpoint; its reason is the text it answers
+    /// every waiting request with (see `durable::Reply`).
+    #[error("{0}")]
+    NotWritten(String),
+}
 
 /// What an erasure took away, and the ids of the person's actions that were sent (the
 /// delivery log forgets them: `Actions::forget`).
@@ -215,8 +227,8 @@ pub enum EngineError {
     #[error("cannot read the data directory back: {0}")]
     Data(#[from] crate::durable::DurableError),
     /// The key that hashes identities (`serve.hash_identities`) could not be read or made.
-    #[error("cannot read or make the identity key: {0}")]
-    IdentityKey(String),
+    #[error(transparent)]
+    IdentityKey(#[from] crate::event::pseudonym::KeyError),
 }
 
 /// The live engine: a cloneable async handle to a thread that owns the dataflow.
@@ -796,16 +808,14 @@ impl Driver {
                         Box::new(move |why: Option<&str>| {
                             let _ = reply.send(match why {
                                 None => Ok(Some(erased)),
-                                Some(why) => Err(why.to_string()),
+                                Some(why) => Err(EraseError::NotWritten(why.to_string())),
                             });
                         }),
                     );
                 }
             }
             Err(e) => {
-                let _ = reply.send(Err(format!(
-                    "the erasure is done in memory, but no checkpoint can be taken: {e}"
-                )));
+                let _ = reply.send(Err(EraseError::NoCheckpoint(e)));
             }
         }
     }

@@ -55,8 +55,51 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            tidemark::say!("error: {e:#}");
+            tidemark::say!("error: {}", said_once(&e));
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes, joined by `: ` as `{:#}` does, but each said once: a cause whose
+/// text the message already holds (errors that quote their source and also keep it as their
+/// `source`) is not repeated.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::said_once;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the log: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot open the log")]
+    struct Keeping(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = || std::io::Error::other("disk on fire");
+        let quoting = anyhow::Error::new(Quoting(io())).context("serve");
+        assert_eq!(
+            said_once(&quoting),
+            "serve: cannot open the log: disk on fire"
+        );
+        let keeping = anyhow::Error::new(Keeping(io())).context("serve");
+        assert_eq!(
+            said_once(&keeping),
+            "serve: cannot open the log: disk on fire"
+        );
     }
 }

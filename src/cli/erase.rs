@@ -44,7 +44,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         live.shutdown().await?;
         answer
     })?;
-    match answer.map_err(anyhow::Error::msg)? {
+    match answer? {
         Some(person) => {
             person.forget_sent_actions(&args.data)?;
             let doc = person.erased.to_json();

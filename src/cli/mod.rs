@@ -70,13 +70,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// A `--workers` value that is not a number in 1..=1024.
+#[derive(Debug, thiserror::Error)]
+#[error("{text:?} is not a number of workers; allowed: 1..=1024")]
+struct BadWorkers {
+    text: String,
+}
+
 /// A number of dataflow workers: at least one.
-fn workers(text: &str) -> Result<usize, String> {
+fn workers(text: &str) -> Result<usize, BadWorkers> {
     match text.parse::<usize>() {
         Ok(n) if (1..=1024).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "{text:?} is not a number of workers; allowed: 1..=1024"
-        )),
+        _ => Err(BadWorkers { text: text.into() }),
     }
 }
 

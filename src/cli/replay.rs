@@ -69,7 +69,7 @@ fn duration(text: &str) -> anyhow::Result<Duration> {
     if matches!(text.trim(), "0" | "0s") {
         return Ok(Duration::ZERO);
     }
-    let ms = tidemark::config::parse_millis(text).map_err(anyhow::Error::msg)?;
+    let ms = tidemark::config::parse_millis(text)?;
     u64::try_from(ms)
         .map(Duration::from_millis)
         .map_err(|_| anyhow::anyhow!("{text:?} is negative; write e.g. 500ms, 5s, 2m or 1h30m"))

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Deserialize;
 
-use super::{parse_duration, Problems};
+use super::{parse_duration, Problems, ValueError};
 use crate::metric::Metric;
 
 #[derive(Debug, Deserialize)]
@@ -93,7 +93,7 @@ pub(super) fn delivery(raw: RawDelivery, p: &mut Problems) -> Delivery {
     let ms = |k: &str, v: Option<String>, default: i64, p: &mut Problems| match v {
         None => default,
         Some(t) => parse_duration(&t).unwrap_or_else(|e| {
-            p.add(format!("delivery.{k}"), e);
+            p.value(format!("delivery.{k}"), e);
             default
         }),
     };
@@ -323,7 +323,7 @@ fn event_name(key: &str, name: &str, p: &mut Problems) {
 }
 
 /// A duration that may be zero (`"0s"`).
-pub fn parse_duration_or_zero(text: &str) -> Result<i64, String> {
+pub fn parse_duration_or_zero(text: &str) -> Result<i64, ValueError> {
     super::parse_span(text)
 }
 
@@ -348,13 +348,17 @@ fn number(v: &toml::Value) -> Option<f64> {
 }
 
 /// A TOML number as exact cents (at most 2 fraction digits).
-fn money(v: &toml::Value) -> Result<i64, String> {
+fn money(v: &toml::Value) -> Result<i64, ValueError> {
     let text = match v {
         toml::Value::Integer(i) => i.to_string(),
         toml::Value::Float(f) if f.is_finite() => f.to_string(),
-        other => return Err(format!("expected an amount, got {}", other.type_str())),
+        other => {
+            return Err(ValueError::NotAmount {
+                found: other.type_str(),
+            })
+        }
     };
-    crate::event::parse_amount(&text)
+    Ok(crate::event::parse_amount(&text)?)
 }
 
 /// A props value as the text it is compared by: a string is itself, a number its JSON text.
@@ -474,7 +478,7 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
                 0
             }
             Some(w) => parse_duration_or_zero(w).unwrap_or_else(|e| {
-                p.add(at("wait"), e);
+                p.value(at("wait"), e);
                 0
             }),
         };
@@ -495,7 +499,9 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
                 }
             };
             let per = match &c.per {
-                Some(t) => parse_duration(t).map_err(|e| p.add(at("cap.per"), e)).ok(),
+                Some(t) => parse_duration(t)
+                    .map_err(|e| p.value(at("cap.per"), e))
+                    .ok(),
                 None => {
                     p.add(at("cap.per"), "required: the rolling period, e.g. \"7d\"");
                     None
@@ -556,7 +562,7 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
         }
         let goal_within_ms = match (&r.goal, &r.goal_within) {
             (Some(_), Some(w)) => parse_duration(w).unwrap_or_else(|e| {
-                p.add(at("goal_within"), e);
+                p.value(at("goal_within"), e);
                 0
             }),
             (Some(_), None) => {
@@ -597,8 +603,11 @@ pub(super) fn rules(raw: Vec<RawRule>, p: &mut Problems) -> Vec<Rule> {
 
 fn condition(at: &dyn Fn(&str) -> String, c: RawCondition, p: &mut Problems) -> Condition {
     let mut cents = |k: &str, v: &Option<toml::Value>| {
-        v.as_ref()
-            .and_then(|v| money(v).map_err(|e| p.add(at(&format!("if.{k}")), e)).ok())
+        v.as_ref().and_then(|v| {
+            money(v)
+                .map_err(|e| p.value(at(&format!("if.{k}")), e))
+                .ok()
+        })
     };
     let min_revenue = cents("min_revenue", &c.min_revenue);
     let max_revenue = cents("max_revenue", &c.max_revenue);
@@ -837,7 +846,7 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
                                 }
                             ),
                         ),
-                        Err(e) => p.add(at("baseline.lag"), e),
+                        Err(e) => p.value(at("baseline.lag"), e),
                     },
                 }
                 match b.count {
@@ -900,7 +909,7 @@ pub(super) fn alerts(raw: Vec<RawAlert>, p: &mut Problems) -> Vec<Alert> {
         };
         let grace_ms =
             parse_duration_or_zero(a.grace.as_deref().unwrap_or("5m")).unwrap_or_else(|e| {
-                p.add(at("grace"), e);
+                p.value(at("grace"), e);
                 0
             });
         let actions = actions(&format!("alerts[{i}]"), a.actions, p);

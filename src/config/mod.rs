@@ -32,7 +32,7 @@ pub enum ConfigError {
     },
     #[error("config is not valid TOML or has a value of the wrong type: {0}")]
     /// The text is not TOML, or a value has the wrong type.
-    Syntax(String),
+    Syntax(#[source] toml::de::Error),
     #[error("config key `{key}`: {problem}")]
     /// A key has a value that is not allowed.
     Invalid {
@@ -40,6 +40,15 @@ pub enum ConfigError {
         key: String,
         /// What is wrong and what is allowed.
         problem: String,
+    },
+    /// The value of `key` does not parse (a duration, a size, an address, ...).
+    #[error("config key `{key}`: {source}")]
+    Value {
+        /// The key, as the file writes it.
+        key: String,
+        /// What is wrong with its value.
+        #[source]
+        source: ValueError,
     },
     #[error("{} problems in the config:\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     /// Several problems, each said once.
@@ -53,6 +62,70 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+fn bad_value(key: impl Into<String>, source: ValueError) -> ConfigError {
+    ConfigError::Value {
+        key: key.into(),
+        source,
+    }
+}
+
+/// What a duration may look like, said after every duration that does not parse.
+const DURATIONS: &str = "allowed: a duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"";
+
+/// Why a single value does not parse: a duration, a byte size, an address to listen on, an
+/// MQTT URL or an amount of money. Each variant holds the text as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// A duration with a character that is neither a digit nor a unit.
+    #[error("{text:?} has unexpected {found:?}; {DURATIONS}")]
+    DurationChar { text: String, found: char },
+    /// A duration unit with no number before it.
+    #[error("{text:?}: a number must come before {unit:?}; {DURATIONS}")]
+    DurationNumber { text: String, unit: char },
+    /// A duration beyond what milliseconds in an `i64` hold.
+    #[error("{text:?} is too long")]
+    DurationTooLong { text: String },
+    /// A duration ending in digits without a unit.
+    #[error("{text:?} lacks a unit after {digits}; {DURATIONS}")]
+    DurationUnit { text: String, digits: String },
+    /// Not a duration at all (no unit).
+    #[error("{text:?} is not a duration; {DURATIONS}")]
+    NotDuration { text: String },
+    /// A duration of zero where a positive one is needed.
+    #[error("{text:?} is not a positive duration; allowed: a positive duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"")]
+    NotPositive { text: String },
+    /// Not a number of milliseconds (`250ms`).
+    #[error("{text:?} is not a duration; write e.g. \"5ms\" or \"1s\"")]
+    NotMillis { text: String },
+    /// A byte size without a number.
+    #[error("{text:?} is not a size; write e.g. 8MiB, 512KiB or 1048576")]
+    NotSize { text: String },
+    /// A byte size with a unit other than B, KiB, MiB or GiB.
+    #[error("unknown unit {unit:?} in {text:?}; use B, KiB, MiB or GiB")]
+    SizeUnit { text: String, unit: String },
+    /// A byte size beyond `usize`.
+    #[error("{text:?} is too large")]
+    SizeTooLarge { text: String },
+    /// Not `IP:PORT` or `localhost:PORT`.
+    #[error("{text:?} is not an address; write HOST:PORT with an IP address or localhost, e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"")]
+    NotAddress { text: String },
+    /// An MQTT URL that does not start with `mqtt://` (or `tcp://`).
+    #[error("{url:?} must start with mqtt://, e.g. mqtt://127.0.0.1:1883")]
+    MqttScheme { url: String },
+    /// An MQTT URL whose port is not a port number.
+    #[error("{url:?} has a bad port {port:?}")]
+    MqttPort { url: String, port: String },
+    /// An MQTT URL without a host.
+    #[error("{url:?} has no host")]
+    MqttHost { url: String },
+    /// A value of another TOML type where an amount belongs.
+    #[error("expected an amount, got {found}")]
+    NotAmount { found: &'static str },
+    /// A number that is not an amount of money.
+    #[error(transparent)]
+    Amount(#[from] crate::event::AmountError),
+}
+
 /// Problems found while validating, collected so that all of them are reported at once.
 #[derive(Debug, Default)]
 pub(crate) struct Problems(Vec<ConfigError>);
@@ -61,6 +134,11 @@ impl Problems {
     /// Notes a problem with `key`.
     pub(crate) fn add(&mut self, key: impl Into<String>, problem: impl Into<String>) {
         self.0.push(invalid(key, problem));
+    }
+
+    /// Notes that the value of `key` does not parse.
+    pub(crate) fn value(&mut self, key: impl Into<String>, e: ValueError) {
+        self.0.push(bad_value(key, e));
     }
 
     /// Notes an error returned by a section's own validation.
@@ -273,11 +351,10 @@ impl Config {
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let mut unknown = Vec::new();
-        let syntax = |e: toml::de::Error| ConfigError::Syntax(e.to_string());
-        let de = toml::Deserializer::parse(text).map_err(syntax)?;
+        let de = toml::Deserializer::parse(text).map_err(ConfigError::Syntax)?;
         let raw: RawConfig =
             serde_ignored::deserialize(de, |path| unknown.push(key_path(&path.to_string())))
-                .map_err(syntax)?;
+                .map_err(ConfigError::Syntax)?;
         let mut p = Problems::default();
         for key in unknown {
             p.add(key, "unknown key; CONFIG.md lists the keys of each table");
@@ -487,7 +564,7 @@ fn validate_funnels(list: Vec<RawFunnel>, p: &mut Problems) -> Vec<Funnel> {
             check_event_name(p, &format!("funnels[{i}].steps[{j}]"), s);
         }
         let window_ms = parse_duration(&f.window).unwrap_or_else(|e| {
-            p.add(format!("funnels[{i}].window"), e);
+            p.value(format!("funnels[{i}].window"), e);
             1
         });
         out.push(Funnel {
@@ -550,19 +627,16 @@ fn validate_ratios(list: Vec<RawRatio>, p: &mut Problems) -> Vec<Ratio> {
 }
 
 /// Parses a duration such as `90s`, `30m`, `2h`, `1d` (also combined: `1h30m`) into milliseconds.
-pub fn parse_duration(text: &str) -> Result<i64, String> {
+pub fn parse_duration(text: &str) -> Result<i64, ValueError> {
     let total = parse_span(text)?;
     if total <= 0 {
-        return Err(format!(
-            "{text:?} is not a positive duration; allowed: a positive duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\""
-        ));
+        return Err(ValueError::NotPositive { text: text.into() });
     }
     Ok(total)
 }
 
 /// Parses a duration that may be zero (`0s`) into milliseconds.
-pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
-    let help = "allowed: a duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"";
+pub(crate) fn parse_span(text: &str) -> Result<i64, ValueError> {
     let mut total: i64 = 0;
     let mut digits = String::new();
     let mut units = 0;
@@ -576,23 +650,32 @@ pub(crate) fn parse_span(text: &str) -> Result<i64, String> {
             'm' => 60_000,
             'h' => 3_600_000,
             'd' => 86_400_000,
-            _ => return Err(format!("{text:?} has unexpected {c:?}; {help}")),
+            _ => {
+                return Err(ValueError::DurationChar {
+                    text: text.into(),
+                    found: c,
+                })
+            }
         };
-        let n: i64 = digits
-            .parse()
-            .map_err(|_| format!("{text:?}: a number must come before {c:?}; {help}"))?;
+        let n: i64 = digits.parse().map_err(|_| ValueError::DurationNumber {
+            text: text.into(),
+            unit: c,
+        })?;
         total = n
             .checked_mul(unit)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(|| format!("{text:?} is too long"))?;
+            .ok_or_else(|| ValueError::DurationTooLong { text: text.into() })?;
         digits.clear();
         units += 1;
     }
     if !digits.is_empty() {
-        return Err(format!("{text:?} lacks a unit after {digits}; {help}"));
+        return Err(ValueError::DurationUnit {
+            text: text.into(),
+            digits,
+        });
     }
     if units == 0 {
-        return Err(format!("{text:?} is not a duration; {help}"));
+        return Err(ValueError::NotDuration { text: text.into() });
     }
     Ok(total)
 }
@@ -687,6 +770,18 @@ mod tests {
         assert_eq!(parse_duration("1d").unwrap(), 86_400_000);
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("0s").is_err());
+        let e = parse_duration("1w").unwrap_err();
+        assert_eq!(
+            e,
+            ValueError::DurationChar {
+                text: "1w".into(),
+                found: 'w'
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "\"1w\" has unexpected 'w'; allowed: a duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\""
+        );
     }
 
     #[test]

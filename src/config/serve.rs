@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{invalid, parse_duration, ConfigError, Problems};
+use super::{bad_value, invalid, parse_duration, ConfigError, Problems, ValueError};
 
 #[derive(Debug, Deserialize, Default)]
 pub(super) struct RawServe {
@@ -158,35 +158,36 @@ impl Default for Mqtt {
 }
 
 /// Parses a byte size such as `8MiB`, `512KiB` or `1000000`.
-pub fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, ValueError> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
     let n: usize = digits
         .parse()
-        .map_err(|_| format!("{text:?} is not a size; write e.g. 8MiB, 512KiB or 1048576"))?;
+        .map_err(|_| ValueError::NotSize { text: text.into() })?;
     let factor = match unit.trim() {
         "" | "B" => 1,
         "KiB" | "K" | "KB" => 1 << 10,
         "MiB" | "M" | "MB" => 1 << 20,
         "GiB" | "G" | "GB" => 1 << 30,
         u => {
-            return Err(format!(
-                "unknown unit {u:?} in {text:?}; use B, KiB, MiB or GiB"
-            ))
+            return Err(ValueError::SizeUnit {
+                text: text.into(),
+                unit: u.into(),
+            })
         }
     };
     n.checked_mul(factor)
-        .ok_or_else(|| format!("{text:?} is too large"))
+        .ok_or_else(|| ValueError::SizeTooLarge { text: text.into() })
 }
 
 /// Parses `250ms` or any duration `parse_duration` takes, in milliseconds.
-pub fn parse_millis(text: &str) -> Result<i64, String> {
+pub fn parse_millis(text: &str) -> Result<i64, ValueError> {
     match text.trim().strip_suffix("ms") {
         Some(n) => n
             .trim()
             .parse()
-            .map_err(|_| format!("{text:?} is not a duration; write e.g. \"5ms\" or \"1s\"")),
+            .map_err(|_| ValueError::NotMillis { text: text.into() }),
         None => parse_duration(text),
     }
 }
@@ -215,7 +216,7 @@ fn millis(
     hi: i64,
     allowed: &str,
 ) -> Result<i64, ConfigError> {
-    let ms = parse_millis(value.unwrap_or(default)).map_err(|e| invalid(key, e))?;
+    let ms = parse_millis(value.unwrap_or(default)).map_err(|e| bad_value(key, e))?;
     if !(lo..=hi).contains(&ms) {
         return Err(invalid(key, format!("allowed: {allowed}")));
     }
@@ -252,7 +253,7 @@ fn origin(o: &str) -> bool {
 }
 
 /// An address to listen on: `IP:PORT`, or `localhost:PORT` for `127.0.0.1:PORT`.
-pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, ValueError> {
     let loopback = text
         .rsplit_once(':')
         .filter(|(host, _)| host.eq_ignore_ascii_case("localhost"))
@@ -261,9 +262,7 @@ pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
         .as_deref()
         .unwrap_or(text)
         .parse()
-        .map_err(|_| {
-            format!("{text:?} is not an address; write HOST:PORT with an IP address or localhost, e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"")
-        })
+        .map_err(|_| ValueError::NotAddress { text: text.into() })
 }
 
 impl Serve {
@@ -272,10 +271,10 @@ impl Serve {
         let mut p = Problems::default();
         let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:7878".into());
         if let Err(e) = parse_listen(&listen) {
-            p.add("serve.listen", e);
+            p.value("serve.listen", e);
         }
         let max_body = parse_size(raw.max_body.as_deref().unwrap_or("8MiB")).unwrap_or_else(|e| {
-            p.add("serve.max_body", e);
+            p.value("serve.max_body", e);
             0
         });
         if !(1024..=(1 << 30)).contains(&max_body) {
@@ -302,7 +301,7 @@ impl Serve {
         }
         let delay =
             parse_millis(raw.batch_max_delay.as_deref().unwrap_or("5ms")).unwrap_or_else(|e| {
-                p.add("serve.batch_max_delay", e);
+                p.value("serve.batch_max_delay", e);
                 0
             });
         if !(0..=10_000).contains(&delay) {
@@ -386,7 +385,7 @@ impl Serve {
         });
         let ingest_memory = parse_size(raw.ingest_memory.as_deref().unwrap_or("256MiB"))
             .unwrap_or_else(|e| {
-                p.add("serve.ingest_memory", e);
+                p.value("serve.ingest_memory", e);
                 0
             });
         // Against the smallest allowed body when max_body itself is wrong, so that one mistake
@@ -430,7 +429,7 @@ impl Serve {
         };
         let dead_letter_max = parse_size(raw.dead_letter_max.as_deref().unwrap_or("64MiB"))
             .unwrap_or_else(|e| {
-                p.add("serve.dead_letter_max", e);
+                p.value("serve.dead_letter_max", e);
                 0
             });
         if !((64 << 10)..=(64 << 30)).contains(&dead_letter_max) {
@@ -457,7 +456,7 @@ impl Serve {
         }
         let wal_segment =
             parse_size(raw.wal_segment.as_deref().unwrap_or("64MiB")).unwrap_or_else(|e| {
-                p.add("serve.wal_segment", e);
+                p.value("serve.wal_segment", e);
                 0
             });
         if !((4 << 10)..=(1 << 30)).contains(&wal_segment) {
@@ -518,7 +517,7 @@ impl Serve {
 impl Mqtt {
     pub(super) fn from_raw(raw: RawMqtt) -> Result<Self, ConfigError> {
         if let Some(url) = &raw.url {
-            parse_mqtt_url(url).map_err(|e| invalid("mqtt.url", e))?;
+            parse_mqtt_url(url).map_err(|e| bad_value("mqtt.url", e))?;
         }
         let topics = raw
             .topics
@@ -537,7 +536,7 @@ impl Mqtt {
             ));
         }
         let max_payload = parse_size(raw.max_payload.as_deref().unwrap_or("1MiB"))
-            .map_err(|e| invalid("mqtt.max_payload", e))?;
+            .map_err(|e| bad_value("mqtt.max_payload", e))?;
         if !(1024..=(256 << 20)).contains(&max_payload) {
             return Err(invalid("mqtt.max_payload", "allowed: 1KiB..=256MiB"));
         }
@@ -560,22 +559,24 @@ impl Mqtt {
 }
 
 /// Splits `mqtt://host:port` (port defaults to 1883) into host and port.
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), String> {
+pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ValueError> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
-        .ok_or_else(|| format!("{url:?} must start with mqtt://, e.g. mqtt://127.0.0.1:1883"))?;
+        .ok_or_else(|| ValueError::MqttScheme { url: url.into() })?;
     let rest = rest.trim_end_matches('/');
     let (host, port) = match rest.rsplit_once(':') {
         Some((h, p)) => (
             h,
-            p.parse::<u16>()
-                .map_err(|_| format!("{url:?} has a bad port {p:?}"))?,
+            p.parse::<u16>().map_err(|_| ValueError::MqttPort {
+                url: url.into(),
+                port: p.into(),
+            })?,
         ),
         None => (rest, 1883),
     };
     if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(ValueError::MqttHost { url: url.into() });
     }
     Ok((host.to_string(), port))
 }
@@ -588,8 +589,16 @@ mod tests {
     fn sizes_and_urls_parse_or_say_what_is_allowed() {
         assert_eq!(parse_size("8MiB").unwrap(), 8 << 20);
         assert_eq!(parse_size("1024").unwrap(), 1024);
+        assert_eq!(
+            parse_size("8 parsecs"),
+            Err(ValueError::SizeUnit {
+                text: "8 parsecs".into(),
+                unit: "parsecs".into()
+            })
+        );
         assert!(parse_size("8 parsecs")
             .unwrap_err()
+            .to_string()
             .contains("unknown unit"));
         assert_eq!(
             parse_mqtt_url("mqtt://localhost:1884").unwrap(),
@@ -599,9 +608,9 @@ mod tests {
         assert!(parse_mqtt_url("http://x").is_err());
     }
 
-    fn serve(toml: &str) -> Result<Serve, String> {
-        let raw: RawServe = toml::from_str(toml).map_err(|e| e.to_string())?;
-        Serve::from_raw(raw).map_err(|e| e.to_string())
+    fn serve(toml: &str) -> Result<Serve, ConfigError> {
+        let raw: RawServe = toml::from_str(toml).map_err(ConfigError::Syntax)?;
+        Serve::from_raw(raw)
     }
 
     #[test]
@@ -609,7 +618,8 @@ mod tests {
         let err = serve(
             "listen = \"nowhere\"\nmax_body = \"2GiB\"\nclock = \"sundial\"\nread_token = \"short\"",
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         for key in [
             "serve.listen",
             "serve.max_body",
@@ -637,7 +647,9 @@ mod tests {
             "0123456789;abcdef",
             "================",
         ] {
-            let e = serve(&format!("read_token = {bad:?}")).unwrap_err();
+            let e = serve(&format!("read_token = {bad:?}"))
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("serve.read_token"), "{bad:?}: {e}");
         }
     }
@@ -672,7 +684,7 @@ mod tests {
             ("hosts = [\"http://x\"]", "serve.hosts"),
             ("origins = [\"example.com\"]", "serve.origins"),
         ] {
-            let e = serve(toml).unwrap_err();
+            let e = serve(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml}: {e}");
         }
         let s = serve("hosts = [\"metrics.example.com\"]\norigins = [\"https://Dash.example.com/\", \"http://[::1]:8080\"]").unwrap();

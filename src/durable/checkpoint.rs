@@ -34,17 +34,25 @@ pub enum CheckpointError {
     Store(#[from] StoreError),
     #[error("{} is damaged ({detail}); it cannot be repaired, because the log it replaced is gone: restore the data directory from a backup, or move it away to start empty", path.display())]
     Damaged { path: PathBuf, detail: String },
+    /// Its header and checksum are right, but the state in it does not decode.
+    #[error("{} is damaged (cannot decode it: {source}); it cannot be repaired, because the log it replaced is gone: restore the data directory from a backup, or move it away to start empty", path.display())]
+    Undecodable {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What the decoder found.
+        source: postcard::Error,
+    },
     #[error("{} was written for other metrics or rules (the configuration's metric and rule sections changed since); start with the configuration it was written with, or with a new data directory (`--data`)", path.display())]
     OtherConfig { path: PathBuf },
     #[error("{} was written by another tidemark version (checkpoint format {found}, this one reads {VERSION}); serve it with the version that wrote it, or move the data directory away to start empty", path.display())]
     OtherVersion { path: PathBuf, found: u32 },
     #[error("cannot encode the checkpoint: {0}")]
-    Encode(String),
+    Encode(#[source] postcard::Error),
 }
 
 /// Encodes `state` as of record `seq` for a configuration with `fingerprint`.
 pub fn encode(seq: u64, fingerprint: u32, state: &IngestState) -> Result<Vec<u8>, CheckpointError> {
-    let payload = postcard::to_stdvec(state).map_err(|e| CheckpointError::Encode(e.to_string()))?;
+    let payload = postcard::to_stdvec(state).map_err(CheckpointError::Encode)?;
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -99,8 +107,8 @@ pub fn read(dir: &Path, fingerprint: u32) -> Result<Option<Checkpoint>, Checkpoi
     if crc32fast::hash(payload) != crc {
         return Err(damaged("its checksum does not match"));
     }
-    let state: IngestState =
-        postcard::from_bytes(payload).map_err(|e| damaged(&format!("cannot decode it: {e}")))?;
+    let state: IngestState = postcard::from_bytes(payload)
+        .map_err(|source| CheckpointError::Undecodable { path, source })?;
     Ok(Some(Checkpoint {
         seq,
         state,

@@ -54,10 +54,34 @@ pub enum DurableError {
     Record {
         dir: PathBuf,
         seq: u64,
-        detail: String,
+        #[source]
+        detail: RecordError,
     },
     #[error("cannot start the data directory's writer thread: {0}; the process may be out of threads or memory (check ulimit -u and free memory)")]
     Thread(std::io::Error),
+}
+
+/// Why one record of the log (or the checkpoint's state) cannot be applied again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The checkpoint's state does not fit the pipeline.
+    #[error("the checkpoint's state: {0}")]
+    Checkpoint(#[source] crate::ingest::StateError),
+    /// An outcome record is not UTF-8.
+    #[error("an outcome record that is not text")]
+    OutcomeNotText(#[source] std::str::Utf8Error),
+    /// An outcome record's count is not a number.
+    #[error("an outcome count: {0}")]
+    OutcomeCount(#[source] std::num::ParseIntError),
+    /// An erasure record is not UTF-8.
+    #[error("an erasure record that is not text")]
+    ErasureNotText(#[source] std::str::Utf8Error),
+    /// An erasure record is not the JSON of an `ErasureRecord`.
+    #[error("an erasure record: {0}")]
+    Erasure(#[source] serde_json::Error),
+    /// A record of a kind this version does not write.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u8),
 }
 
 /// What `/metrics` shows of the data directory.

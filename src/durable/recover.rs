@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{kind, DataDir, DurableError};
+use super::{kind, DataDir, DurableError, RecordError};
 use crate::ingest::Outcome;
 use crate::pipeline::Pipeline;
 use crate::store::ReplayError;
@@ -37,7 +37,7 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
                 .map_err(|e| DurableError::Record {
                     dir: data.dir.clone(),
                     seq,
-                    detail: format!("the checkpoint's state: {e}"),
+                    detail: RecordError::Checkpoint(e),
                 })?;
             seq + 1
         }
@@ -51,26 +51,20 @@ pub fn recover(pipeline: &mut Pipeline, data: &mut DataDir) -> Result<Recovered,
                 _ => recovered.changed += 1,
             },
             kind::OUTCOME => {
-                let text = std::str::from_utf8(payload)
-                    .map_err(|_| "an outcome record that is not text".to_string())?;
+                let text = std::str::from_utf8(payload).map_err(RecordError::OutcomeNotText)?;
                 let (reason, n) = match text.split_once('\t') {
-                    Some((r, n)) => (
-                        r,
-                        n.parse::<u64>()
-                            .map_err(|e| format!("an outcome count: {e}"))?,
-                    ),
+                    Some((r, n)) => (r, n.parse::<u64>().map_err(RecordError::OutcomeCount)?),
                     None => (text, 1),
                 };
                 pipeline.recount(reason, n);
             }
             kind::ERASE => {
-                let text = std::str::from_utf8(payload)
-                    .map_err(|_| "an erasure record that is not text".to_string())?;
+                let text = std::str::from_utf8(payload).map_err(RecordError::ErasureNotText)?;
                 let record: super::ErasureRecord =
-                    serde_json::from_str(text).map_err(|e| format!("an erasure record: {e}"))?;
+                    serde_json::from_str(text).map_err(RecordError::Erasure)?;
                 pipeline.erase(&record.kind, &record.value, record.sent);
             }
-            other => return Err(format!("unknown record kind {other}")),
+            other => return Err(RecordError::UnknownKind(other)),
         }
         Ok(())
     });

@@ -9,8 +9,31 @@
 /// (the spacing of doubles stays below a cent up to 2^46 units).
 pub const MAX_CENTS: i64 = 7_000_000_000_000_000;
 
+/// Why a text is not an amount; each variant holds the text as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AmountError {
+    /// Not the text of a JSON number.
+    #[error("amount {text} is not a JSON number")]
+    NotNumber { text: String },
+    /// Not digits with an optional point and more digits.
+    #[error("amount {text:?} is not a decimal number; write digits with an optional point, e.g. \"99.90\"")]
+    NotDecimal { text: String },
+    /// Above [`MAX_CENTS`].
+    #[error(
+        "amount {text} is above the largest amount, {}",
+        format_cents(MAX_CENTS)
+    )]
+    TooLarge { text: String },
+    /// A fraction of a cent.
+    #[error("amount {text} has more than 2 fraction digits (money is kept in whole cents)")]
+    SubCent { text: String },
+    /// Below zero.
+    #[error("amount {text} is negative; amounts are 0 or more (send a refund as its own event, not as a negative purchase)")]
+    Negative { text: String },
+}
+
 /// Cents of a JSON number as written (`12`, `99.9`, `1.5e3`): exact, no float in between.
-pub fn parse_number(text: &str) -> Result<i64, String> {
+pub fn parse_number(text: &str) -> Result<i64, AmountError> {
     let (neg, rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, text),
@@ -27,14 +50,14 @@ pub fn parse_number(text: &str) -> Result<i64, String> {
     };
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int.is_empty() || !all_digits(int) || !all_digits(frac) {
-        return Err(format!("amount {text} is not a JSON number"));
+        return Err(AmountError::NotNumber { text: text.into() });
     }
     cents(neg, int, frac, exp, text)
 }
 
 /// Cents of a decimal string: digits, optionally a point and more digits, nothing else (no
 /// sign, spaces or exponent), at most 2 fraction digits that are not zero.
-pub fn parse_amount(text: &str) -> Result<i64, String> {
+pub fn parse_amount(text: &str) -> Result<i64, AmountError> {
     let (neg, body) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -54,19 +77,16 @@ fn all_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn not_decimal(text: &str) -> String {
-    format!("amount {text:?} is not a decimal number; write digits with an optional point, e.g. \"99.90\"")
+fn not_decimal(text: &str) -> AmountError {
+    AmountError::NotDecimal { text: text.into() }
 }
 
-fn out_of_range(text: &str) -> String {
-    format!(
-        "amount {text} is above the largest amount, {}",
-        format_cents(MAX_CENTS)
-    )
+fn out_of_range(text: &str) -> AmountError {
+    AmountError::TooLarge { text: text.into() }
 }
 
 /// `int.frac * 10^exp` in cents, when that is a whole number of cents within range.
-fn cents(neg: bool, int: &str, frac: &str, exp: i64, text: &str) -> Result<i64, String> {
+fn cents(neg: bool, int: &str, frac: &str, exp: i64, text: &str) -> Result<i64, AmountError> {
     let digits = int.bytes().chain(frac.bytes()).map(|b| (b - b'0') as i64);
     let len = (int.len() + frac.len()) as i64;
     // Digits before `whole` are whole cents; every digit after must be zero.
@@ -80,9 +100,7 @@ fn cents(neg: bool, int: &str, frac: &str, exp: i64, text: &str) -> Result<i64, 
                 .filter(|v| *v <= MAX_CENTS)
                 .ok_or_else(|| out_of_range(text))?;
         } else if d != 0 {
-            return Err(format!(
-                "amount {text} has more than 2 fraction digits (money is kept in whole cents)"
-            ));
+            return Err(AmountError::SubCent { text: text.into() });
         }
     }
     if value != 0 {
@@ -94,9 +112,7 @@ fn cents(neg: bool, int: &str, frac: &str, exp: i64, text: &str) -> Result<i64, 
         }
     }
     if neg && value != 0 {
-        return Err(format!(
-            "amount {text} is negative; amounts are 0 or more (send a refund as its own event, not as a negative purchase)"
-        ));
+        return Err(AmountError::Negative { text: text.into() });
     }
     Ok(value)
 }
@@ -163,8 +179,20 @@ mod tests {
         ] {
             assert!(parse_number(bad).is_err(), "{bad:?}");
         }
-        assert!(parse_amount("-5").unwrap_err().contains("negative"));
-        assert!(parse_number("1e30").unwrap_err().contains("largest"));
+        assert!(parse_amount("-5")
+            .unwrap_err()
+            .to_string()
+            .contains("negative"));
+        assert!(parse_number("1e30")
+            .unwrap_err()
+            .to_string()
+            .contains("largest"));
+        assert_eq!(
+            parse_amount("1.005"),
+            Err(AmountError::SubCent {
+                text: "1.005".into()
+            })
+        );
     }
 
     #[test]

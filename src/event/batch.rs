@@ -16,10 +16,22 @@ pub enum Format {
     Json,
 }
 
+/// Why a body that starts as a JSON array cannot be split into its events. The message is
+/// the one an ingest answer gives.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The body is not UTF-8.
+    #[error("the body is not valid UTF-8")]
+    NotUtf8(#[source] std::str::Utf8Error),
+    /// The body is not a JSON array.
+    #[error("the body is not a JSON array of events ({0}); send one event per line as application/x-ndjson to have each line judged on its own")]
+    NotAnArray(#[source] serde_json::Error),
+}
+
 /// Splits a body into events: one per non-blank line, or the elements of a JSON array (a body
 /// that is not an array is one event). Fails only for a body that starts as an array but is
 /// not valid JSON; the message says so.
-pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, String> {
+pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, BatchError> {
     match format {
         Format::Lines => Ok(lines(body)),
         Format::Json => {
@@ -27,9 +39,9 @@ pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, String> {
             if start.map(|i| body[i]) != Some(b'[') {
                 return Ok(vec![body.clone()]);
             }
-            let text =
-                std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8".to_string())?;
-            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(not_an_array)?;
+            let text = std::str::from_utf8(body).map_err(BatchError::NotUtf8)?;
+            let items: Vec<&RawValue> =
+                serde_json::from_str(text).map_err(BatchError::NotAnArray)?;
             Ok(items
                 .into_iter()
                 .map(|raw| body.slice_ref(raw.get().as_bytes()))
@@ -39,14 +51,14 @@ pub fn split(body: &Bytes, format: Format) -> Result<Vec<Bytes>, String> {
 }
 
 /// Whether `split` would take `body`: the same answer, without building the list.
-pub fn check(body: &[u8], format: Format) -> Result<(), String> {
+pub fn check(body: &[u8], format: Format) -> Result<(), BatchError> {
     if format == Format::Lines || !is_array(body) {
         return Ok(());
     }
-    std::str::from_utf8(body).map_err(|_| "the body is not valid UTF-8".to_string())?;
+    std::str::from_utf8(body).map_err(BatchError::NotUtf8)?;
     serde_json::from_slice::<Vec<IgnoredAny>>(body)
         .map(|_| ())
-        .map_err(not_an_array)
+        .map_err(BatchError::NotAnArray)
 }
 
 /// Calls `each` with every event of a body that `check` took, in order, sharing its bytes:
@@ -106,10 +118,6 @@ fn is_array(body: &[u8]) -> bool {
     body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
 }
 
-fn not_an_array(e: serde_json::Error) -> String {
-    format!("the body is not a JSON array of events ({e}); send one event per line as application/x-ndjson to have each line judged on its own")
-}
-
 /// The non-blank lines of `body` (a trailing `\r` dropped), sharing its bytes.
 pub fn lines(body: &Bytes) -> Vec<Bytes> {
     body.split(|b| *b == b'\n')
@@ -147,7 +155,8 @@ mod tests {
         let body = Bytes::from_static(b"{\"a\":1}");
         assert_eq!(split(&body, Format::Json).unwrap().len(), 1);
         let err = split(&Bytes::from_static(b"[{\"a\":1},"), Format::Json).unwrap_err();
-        assert!(err.contains("x-ndjson"), "{err}");
+        assert!(matches!(err, BatchError::NotAnArray(_)), "{err}");
+        assert!(err.to_string().contains("x-ndjson"), "{err}");
     }
 
     #[test]
@@ -165,6 +174,10 @@ mod tests {
             for_each(&body, format, |e| got.push(e));
             assert_eq!(got, split(&body, format).unwrap());
         }
+        assert!(matches!(
+            check(b"[\xff]", Format::Json),
+            Err(BatchError::NotUtf8(_))
+        ));
         for bad in [&b"[{\"a\":1},"[..], b"[1] x", b"[\xff]"] {
             assert!(check(bad, Format::Json).is_err());
             assert!(split(&Bytes::copy_from_slice(bad), Format::Json).is_err());

@@ -9,7 +9,7 @@ mod proptests;
 pub mod pseudonym;
 mod wire;
 
-pub use amount::{format_cents, parse_amount, MAX_CENTS};
+pub use amount::{format_cents, parse_amount, AmountError, MAX_CENTS};
 pub use dead_letter::DeadLetters;
 pub use parse::{parse_event, Limits};
 

@@ -194,9 +194,12 @@ fn amount(value: Option<Amount>) -> Result<Option<i64>, Rejection> {
         Amount::Number(text) => parse_number(text),
         Amount::Str(s) => parse_amount(&s),
         Amount::Other("null") => return Ok(None),
-        Amount::Other(kind) => Err(format!(
-            "amount must be a number or decimal string, got {kind}"
-        )),
+        Amount::Other(kind) => {
+            return reject(
+                Reason::BadAmount,
+                format!("`props.amount`: amount must be a number or decimal string, got {kind}"),
+            )
+        }
     };
     cents
         .map(Some)

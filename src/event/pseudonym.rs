@@ -24,7 +24,7 @@ pub enum KeyError {
     #[error("the identity key {0} is not 32 bytes; restore it from a backup (without it, known identities would become new persons)")]
     Length(String),
     #[error("no source of randomness for a new identity key: {0}")]
-    Random(String),
+    Random(#[source] getrandom::Error),
 }
 
 /// The key identity values are hashed under.
@@ -71,7 +71,7 @@ impl IdentityKey {
     /// A fresh key (used when nothing is kept on disk).
     pub fn random() -> Result<IdentityKey, KeyError> {
         let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| KeyError::Random(e.to_string()))?;
+        getrandom::fill(&mut key).map_err(KeyError::Random)?;
         Ok(IdentityKey(key))
     }
 

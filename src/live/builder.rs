@@ -72,8 +72,7 @@ impl EngineBuilder {
             None => {
                 let mut o = EngineOptions::from_config(&self.config.serve, self.workers);
                 if let Some(dir) = &self.data_dir {
-                    o.identity_key = crate::server::identity_key(&self.config.serve, dir)
-                        .map_err(EngineError::IdentityKey)?;
+                    o.identity_key = crate::server::identity_key(&self.config.serve, dir)?;
                 }
                 o
             }

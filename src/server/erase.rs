@@ -29,6 +29,6 @@ pub async fn person(
             StatusCode::NOT_FOUND,
             format!("no accepted event names this {kind}; there is nothing to erase (values are matched exactly, and an erased identity is unknown)"),
         ),
-        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(why) => error(StatusCode::SERVICE_UNAVAILABLE, why.to_string()),
     })
 }

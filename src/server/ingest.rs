@@ -53,8 +53,8 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
             "an application/json body must be one event (a JSON object) or an array of events; send one event per line as application/x-ndjson to have each line judged on its own",
         );
     }
-    if let Err(message) = check(&held.bytes, format) {
-        return error(StatusCode::BAD_REQUEST, message);
+    if let Err(why) = check(&held.bytes, format) {
+        return error(StatusCode::BAD_REQUEST, why.to_string());
     }
     // The body keeps its room in `serve.ingest_memory` until the live service has taken it.
     let answer = state

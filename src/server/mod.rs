@@ -32,7 +32,7 @@ pub(crate) use body::BodyLimits;
 pub(crate) use browser::Access;
 pub(crate) use conn::ConnStats;
 pub(crate) use run::identity_key;
-pub use run::{start, Running, ServeOptions, StartError};
+pub use run::{start, ExposureError, Running, ServeOptions, StartError};
 
 /// What every handler shares.
 #[derive(Clone)]

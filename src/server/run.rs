@@ -11,7 +11,8 @@ use tracing::Instrument;
 
 use super::conn::{self, ConnLimits, ConnStats};
 use super::{app, Access, AppState, BodyLimits, Tokens};
-use crate::config::Config;
+use crate::config::{Config, ConfigError, ValueError};
+use crate::event::pseudonym::{IdentityKey, KeyError};
 use crate::event::DeadLetters;
 #[cfg(feature = "cli")]
 use crate::io::demo::{play, DemoLog, DemoOptions};
@@ -62,15 +63,29 @@ pub fn bind_address(listen: SocketAddr, tokens: &Tokens) -> (SocketAddr, Option<
     (forced, Some(note))
 }
 
+/// Why the tokens leave a listener more open than the operator may mean.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ExposureError {
+    /// `serve.public_reads` and a read token contradict each other.
+    #[error("serve.public_reads = true but serve.read_token (or TIDEMARK_READ_TOKEN) is set; remove one of them")]
+    PublicReadsWithReadToken,
+    /// Off loopback, only the ingest token is set: anyone could read.
+    #[error("serve.read_token (or TIDEMARK_READ_TOKEN) is missing: on {addr} anyone could read rows, snapshots and identities (phone numbers included); set it, or set serve.public_reads = true to serve reads to everyone on purpose")]
+    NoReadToken { addr: SocketAddr },
+    /// Off loopback, only the read token is set: anyone could post events.
+    #[error("serve.ingest_token (or TIDEMARK_INGEST_TOKEN) is missing: on {addr} anyone could post events; set it")]
+    NoIngestToken { addr: SocketAddr },
+}
+
 /// What a listener on `addr` with these tokens exposes: refused when one token alone would
 /// leave the other half open to the network; otherwise a warning to print, if any.
 pub fn exposure(
     addr: SocketAddr,
     tokens: &Tokens,
     public_reads: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ExposureError> {
     if public_reads && tokens.read.is_some() {
-        return Err("serve.public_reads = true but serve.read_token (or TIDEMARK_READ_TOKEN) is set; remove one of them".into());
+        return Err(ExposureError::PublicReadsWithReadToken);
     }
     let loopback = addr.ip().is_loopback();
     match (&tokens.ingest, &tokens.read) {
@@ -81,15 +96,11 @@ pub fn exposure(
         (Some(_), None) if loopback => Ok(Some(format!(
             "only serve.ingest_token is set: reads on {addr} (loopback) need no token"
         ))),
-        (Some(_), None) => Err(format!(
-            "serve.read_token (or TIDEMARK_READ_TOKEN) is missing: on {addr} anyone could read rows, snapshots and identities (phone numbers included); set it, or set serve.public_reads = true to serve reads to everyone on purpose"
-        )),
+        (Some(_), None) => Err(ExposureError::NoReadToken { addr }),
         (None, Some(_)) if loopback => Ok(Some(format!(
             "only serve.read_token is set: anyone on this machine can post events to {addr}"
         ))),
-        (None, Some(_)) => Err(format!(
-            "serve.ingest_token (or TIDEMARK_INGEST_TOKEN) is missing: on {addr} anyone could post events; set it"
-        )),
+        (None, Some(_)) => Err(ExposureError::NoIngestToken { addr }),
     }
 }
 
@@ -107,13 +118,12 @@ fn listen_on(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Starts the live service, the HTTP server and the configured sources.
 pub async fn start(config: Config, options: ServeOptions) -> Result<Running, StartError> {
-    let serve = config.serve.clone().with_env().map_err(|e| e.to_string())?;
+    let serve = config.serve.clone().with_env()?;
     let tokens = Tokens {
         ingest: serve.ingest_token.clone(),
         read: serve.read_token.clone(),
     };
-    let listen =
-        crate::config::parse_listen(&serve.listen).map_err(|e| format!("serve.listen: {e}"))?;
+    let listen = crate::config::parse_listen(&serve.listen).map_err(StartError::Listen)?;
     let (addr, note) = bind_address(listen, &tokens);
     if let Some(note) = note {
         crate::say!("tidemark: {note}");
@@ -136,8 +146,12 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     }
     let dead_letters = match &serve.dead_letter {
         Some(path) => Some(
-            DeadLetters::open(path.as_ref(), serve.dead_letter_max)
-                .map_err(|e| format!("serve.dead_letter {path:?}: cannot open it: {e}"))?,
+            DeadLetters::open(path.as_ref(), serve.dead_letter_max).map_err(|source| {
+                StartError::DeadLetter {
+                    path: path.clone(),
+                    source,
+                }
+            })?,
         ),
         None => {
             crate::say!("tidemark: rejected events are counted but not kept; set serve.dead_letter to keep them");
@@ -147,7 +161,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     let mqtt = config.mqtt.clone();
     // The data directory first: its lock keeps a second server off it before anything starts.
     let data = if serve.wal {
-        Some(crate::durable::DataDir::open(&options.data_dir, &config).map_err(|e| e.to_string())?)
+        Some(crate::durable::DataDir::open(&options.data_dir, &config)?)
     } else {
         crate::say!(
             "tidemark: serve.wal = false: accepted events are not kept, and a restart starts empty"
@@ -162,8 +176,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         .chain(config.alerts.iter().map(|a| &a.actions))
         .any(|a| !a.is_empty());
     let actions = if acting {
-        let a = crate::io::actions::Actions::start(&config, &options.data_dir, stop.clone())
-            .map_err(|e| e.to_string())?;
+        let a = crate::io::actions::Actions::start(&config, &options.data_dir, stop.clone())?;
         Some(Arc::new(a))
     } else {
         None
@@ -181,10 +194,9 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         .options(live_options)
         .actions(actions.as_ref().map(|a| a.sink()))
         .data(data)
-        .start()
-        .map_err(|e| e.to_string())?;
-    let listener = listen_on(addr).map_err(|e| format!("cannot listen on {addr}: {e}; is another server using the port? set serve.listen or --listen"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .start()?;
+    let listener = listen_on(addr).map_err(|source| StartError::Bind { addr, source })?;
+    let addr = listener.local_addr().map_err(StartError::Address)?;
     let connections = Arc::new(ConnStats::default());
     let state = AppState {
         live: live.clone(),
@@ -215,8 +227,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     );
     let mut tasks = Vec::new();
     if let Some(url) = &mqtt.url {
-        let started =
-            crate::io::mqtt::start(&mqtt, live.clone(), stop.clone()).map_err(|e| e.to_string())?;
+        let started = crate::io::mqtt::start(&mqtt, live.clone(), stop.clone())?;
         tasks = started.tasks;
         // Events published once the server says it listens are not missed, when the broker
         // is up; when it is not, the server serves HTTP and reads MQTT once it connects.
@@ -297,12 +308,14 @@ mod tests {
         let public: SocketAddr = "0.0.0.0:7878".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:7878".parse().unwrap();
         let e = exposure(public, &t(true, false), false).unwrap_err();
+        assert_eq!(e, ExposureError::NoReadToken { addr: public });
+        let e = e.to_string();
         assert!(
             e.contains("serve.read_token") && e.contains("public_reads"),
             "{e}"
         );
         let e = exposure(public, &t(false, true), false).unwrap_err();
-        assert!(e.contains("serve.ingest_token"), "{e}");
+        assert!(e.to_string().contains("serve.ingest_token"), "{e}");
         assert!(
             exposure(public, &t(false, true), true).is_err(),
             "public_reads is for reads"
@@ -318,22 +331,60 @@ mod tests {
             "a warning"
         );
         assert_eq!(exposure(public, &t(true, true), false), Ok(None));
-        assert!(
-            exposure(public, &t(true, true), true).is_err(),
+        assert_eq!(
+            exposure(public, &t(true, true), true),
+            Err(ExposureError::PublicReadsWithReadToken),
             "contradiction"
         );
     }
 }
 
-/// Why the server could not start, said for the operator.
+/// Why the server could not start, said for the operator; each variant keeps its cause.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StartError(String);
-
-impl From<String> for StartError {
-    fn from(s: String) -> Self {
-        StartError(s)
-    }
+pub enum StartError {
+    /// A token from the environment is not a token.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `serve.listen` is not an address.
+    #[error("serve.listen: {0}")]
+    Listen(#[source] ValueError),
+    /// The tokens would leave the server open to the network.
+    #[error(transparent)]
+    Exposure(#[from] ExposureError),
+    /// `serve.dead_letter` cannot be opened.
+    #[error("serve.dead_letter {path:?}: cannot open it: {source}")]
+    DeadLetter {
+        /// The file as configured.
+        path: String,
+        /// Why it cannot be opened.
+        source: std::io::Error,
+    },
+    /// The data directory cannot be opened or locked.
+    #[error(transparent)]
+    Data(#[from] crate::durable::DurableError),
+    /// The actions of the rules and alerts cannot start.
+    #[error(transparent)]
+    Actions(#[from] crate::io::actions::ActionsError),
+    /// The key of `serve.hash_identities` cannot be read or made.
+    #[error(transparent)]
+    IdentityKey(#[from] KeyError),
+    /// The engine cannot start.
+    #[error(transparent)]
+    Live(#[from] crate::live::EngineError),
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}; is another server using the port? set serve.listen or --listen")]
+    Bind {
+        /// The address, after `bind_address`.
+        addr: SocketAddr,
+        /// Why the system refused it.
+        source: std::io::Error,
+    },
+    /// The bound listener cannot say its address.
+    #[error(transparent)]
+    Address(std::io::Error),
+    /// MQTT cannot start.
+    #[error(transparent)]
+    Mqtt(#[from] crate::io::mqtt::MqttError),
 }
 
 /// The key of `serve.hash_identities`: kept in the data directory (made at the first start),
@@ -341,8 +392,7 @@ impl From<String> for StartError {
 pub fn identity_key(
     serve: &crate::config::Serve,
     data_dir: &std::path::Path,
-) -> Result<Option<crate::event::pseudonym::IdentityKey>, String> {
-    use crate::event::pseudonym::IdentityKey;
+) -> Result<Option<IdentityKey>, KeyError> {
     if !serve.hash_identities {
         return Ok(None);
     }
@@ -351,5 +401,5 @@ pub fn identity_key(
     } else {
         IdentityKey::random()
     };
-    key.map(Some).map_err(|e| e.to_string())
+    key.map(Some)
 }

@@ -25,8 +25,9 @@ use crate::live::Engine;
 pub enum MqttError {
     #[error("mqtt.url is not set; set it (or pass --mqtt mqtt://HOST:PORT) to use MQTT")]
     NoUrl,
+    /// `mqtt.url` is not an MQTT URL.
     #[error("mqtt.url: {0}")]
-    Url(String),
+    Url(#[source] crate::config::ValueError),
 }
 
 /// Keep-alive of both connections: a dead broker is noticed within about this long.

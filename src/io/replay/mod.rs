@@ -30,16 +30,72 @@ use report::Counters;
 pub enum ReplayError {
     #[error("cannot subscribe to the server's progress marks at {0}; is tidemark serve running there (for an MQTT target, give its HTTP address with --http), and is the read token right (--read-token or TIDEMARK_READ_TOKEN)?")]
     /// The server's progress marks could not be subscribed to.
-    Subscribe(String),
+    Subscribe(#[from] SubscribeError),
     #[error("cannot connect to the MQTT broker {0}; is it running?")]
     /// The MQTT broker could not be reached.
-    Broker(String),
+    Broker(#[from] BrokerError),
     #[error("cannot build an HTTP client ({0}); check the system's TLS and proxy settings")]
     /// No HTTP client could be made.
-    Client(String),
+    Client(#[source] reqwest::Error),
     #[error(transparent)]
     /// The webhook receiver could not listen.
     Webhook(#[from] ListenError),
+}
+
+/// Why the subscription to the server's progress marks failed; each variant names its
+/// WebSocket URL.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    /// The request could not be made, or the connection or its handshake failed.
+    #[error("{url}: {source}")]
+    Connect {
+        url: String,
+        source: tokio_tungstenite::tungstenite::Error,
+    },
+    /// The read token cannot be sent in a header.
+    #[error("{url}: the read token is not a valid header value")]
+    Token { url: String },
+    /// The server sent no progress mark in time.
+    #[error("{url} sent no progress mark within {secs}s")]
+    NoMark { url: String, secs: u64 },
+}
+
+/// Why an MQTT client of the replay could not connect; each variant names the broker
+/// (`mqtt://HOST:PORT`).
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The broker's first packet was not a CONNACK.
+    #[error("{broker} answered {event:?} instead of CONNACK")]
+    Answer {
+        broker: String,
+        event: Box<rumqttc::Event>,
+    },
+    /// The connection failed.
+    #[error("{broker}: {source}")]
+    Connect {
+        broker: String,
+        source: rumqttc::ConnectionError,
+    },
+    /// No CONNACK came in time.
+    #[error("{broker}: no CONNACK within {secs}s")]
+    NoConnack { broker: String, secs: u64 },
+}
+
+/// Why a replay target is not one; each variant holds the URL as given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    /// An `http://` URL with a path, or without a host.
+    #[error("{url:?}: give the server's address only, e.g. http://127.0.0.1:7878")]
+    NotAnAddress { url: String },
+    /// An `https://` URL.
+    #[error("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side")]
+    Https { url: String },
+    /// An `mqtt://` URL that does not parse.
+    #[error(transparent)]
+    Mqtt(#[from] crate::config::ValueError),
+    /// Neither `http://` nor `mqtt://`.
+    #[error("{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT")]
+    Scheme { url: String },
 }
 
 /// Where the events go.
@@ -56,20 +112,18 @@ pub enum Target {
 
 impl Target {
     /// Parses `http://HOST:PORT` or `mqtt://HOST:PORT` (MQTT messages go to `topic`).
-    pub fn parse(url: &str, topic: &str, timeout: Duration) -> Result<Target, String> {
+    pub fn parse(url: &str, topic: &str, timeout: Duration) -> Result<Target, TargetError> {
         if let Some(rest) = url.strip_prefix("http://") {
             let host = rest.trim_end_matches('/');
             if host.is_empty() || host.contains('/') {
-                return Err(format!(
-                    "{url:?}: give the server's address only, e.g. http://127.0.0.1:7878"
-                ));
+                return Err(TargetError::NotAnAddress { url: url.into() });
             }
             return Ok(Target::Http {
                 base: format!("http://{host}"),
             });
         }
         if url.starts_with("https://") {
-            return Err(format!("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side"));
+            return Err(TargetError::Https { url: url.into() });
         }
         if url.starts_with("mqtt://") || url.starts_with("tcp://") {
             let (host, port) = crate::config::parse_mqtt_url(url)?;
@@ -80,9 +134,7 @@ impl Target {
                 timeout,
             }));
         }
-        Err(format!(
-            "{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT"
-        ))
+        Err(TargetError::Scheme { url: url.into() })
     }
 
     /// How the target is shown in the report.

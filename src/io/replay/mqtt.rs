@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::Notify;
 
-use super::{Queue, ReplayError, Shared};
+use super::{BrokerError, Queue, ReplayError, Shared};
 
 /// Where to publish.
 #[derive(Clone, Debug)]
@@ -43,17 +43,21 @@ pub async fn connect(
         .set_max_packet_size(1 << 20, 256 << 20);
     let (client, mut eventloop) = AsyncClient::new(options, 16);
     let broker = format!("mqtt://{}:{}", target.host, target.port);
-    let connack = tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await;
-    match connack {
-        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => Ok((client, eventloop)),
-        Ok(Ok(other)) => Err(ReplayError::Broker(format!(
-            "{broker} answered {other:?} instead of CONNACK"
-        ))),
-        Ok(Err(e)) => Err(ReplayError::Broker(format!("{broker}: {e}"))),
-        Err(_) => Err(ReplayError::Broker(format!(
-            "{broker}: no CONNACK within 5s"
-        ))),
-    }
+    const CONNACK: Duration = Duration::from_secs(5);
+    let connack = tokio::time::timeout(CONNACK, eventloop.poll()).await;
+    let failed = match connack {
+        Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => return Ok((client, eventloop)),
+        Ok(Ok(other)) => BrokerError::Answer {
+            broker,
+            event: Box::new(other),
+        },
+        Ok(Err(source)) => BrokerError::Connect { broker, source },
+        Err(_) => BrokerError::NoConnack {
+            broker,
+            secs: CONNACK.as_secs(),
+        },
+    };
+    Err(failed.into())
 }
 
 /// Publishes batches from the queue until it is closed, then waits for the last PUBACKs.

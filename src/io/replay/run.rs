@@ -43,7 +43,7 @@ pub async fn run(
         .pool_max_idle_per_host(connections)
         .tcp_nodelay(true)
         .build()
-        .map_err(|e| ReplayError::Client(e.to_string()))?;
+        .map_err(ReplayError::Client)?;
     let read_token = options.read_token.as_deref();
     let tracker = Arc::new(Mutex::new(Tracker::new(Instant::now())));
     let watcher = watch::start(&options.http, options.read_token.clone(), tracker.clone()).await?;

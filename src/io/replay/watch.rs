@@ -15,7 +15,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::Instrument;
 
 use super::latency::Tracker;
-use super::ReplayError;
+use super::{ReplayError, SubscribeError};
 use crate::output::WireMessage;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -52,10 +52,11 @@ pub async fn start(
     let mut socket = connect(&url, read_token.as_deref()).await?;
     let first = tokio::time::timeout(FIRST_MARK, next_mark(&mut socket, &tracker)).await;
     if !matches!(first, Ok(true)) {
-        return Err(ReplayError::Subscribe(format!(
-            "{url} sent no progress mark within {}s",
-            FIRST_MARK.as_secs()
-        )));
+        return Err(SubscribeError::NoMark {
+            url,
+            secs: FIRST_MARK.as_secs(),
+        }
+        .into());
     }
     let (stop, mut stopped) = watch::channel(false);
     let reconnects = Arc::new(AtomicU64::new(0));
@@ -91,17 +92,22 @@ pub async fn start(
 }
 
 async fn connect(url: &str, token: Option<&str>) -> Result<Socket, ReplayError> {
-    let fail = |e: String| ReplayError::Subscribe(format!("{url}: {e}"));
-    let mut request = url.into_client_request().map_err(|e| fail(e.to_string()))?;
+    let fail = |source| SubscribeError::Connect {
+        url: url.to_string(),
+        source,
+    };
+    let mut request = url.into_client_request().map_err(fail)?;
     if let Some(t) = token {
         let value = format!("Bearer {t}")
             .parse()
-            .map_err(|_| fail("the read token is not a valid header value".into()))?;
+            .map_err(|_| SubscribeError::Token {
+                url: url.to_string(),
+            })?;
         request.headers_mut().insert("authorization", value);
     }
     let (socket, _) = tokio_tungstenite::connect_async(request)
         .await
-        .map_err(|e| fail(e.to_string()))?;
+        .map_err(fail)?;
     Ok(socket)
 }
 
