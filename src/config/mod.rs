@@ -78,49 +78,104 @@ const DURATIONS: &str = "allowed: a duration such as \"90s\", \"30m\", \"2h\", \
 pub enum ValueError {
     /// A duration with a character that is neither a digit nor a unit.
     #[error("{text:?} has unexpected {found:?}; {DURATIONS}")]
-    DurationChar { text: String, found: char },
+    DurationChar {
+        /// The value as given.
+        text: String,
+        /// What was found instead.
+        found: char,
+    },
     /// A duration unit with no number before it.
     #[error("{text:?}: a number must come before {unit:?}; {DURATIONS}")]
-    DurationNumber { text: String, unit: char },
+    DurationNumber {
+        /// The value as given.
+        text: String,
+        /// The unit as given.
+        unit: char,
+    },
     /// A duration beyond what milliseconds in an `i64` hold.
     #[error("{text:?} is too long")]
-    DurationTooLong { text: String },
+    DurationTooLong {
+        /// The value as given.
+        text: String,
+    },
     /// A duration ending in digits without a unit.
     #[error("{text:?} lacks a unit after {digits}; {DURATIONS}")]
-    DurationUnit { text: String, digits: String },
+    DurationUnit {
+        /// The value as given.
+        text: String,
+        /// The digits before the unit.
+        digits: String,
+    },
     /// Not a duration at all (no unit).
     #[error("{text:?} is not a duration; {DURATIONS}")]
-    NotDuration { text: String },
+    NotDuration {
+        /// The value as given.
+        text: String,
+    },
     /// A duration of zero where a positive one is needed.
     #[error("{text:?} is not a positive duration; allowed: a positive duration such as \"90s\", \"30m\", \"2h\", \"1d\" or \"1h30m\"")]
-    NotPositive { text: String },
+    NotPositive {
+        /// The value as given.
+        text: String,
+    },
     /// Not a number of milliseconds (`250ms`).
     #[error("{text:?} is not a duration; write e.g. \"5ms\" or \"1s\"")]
-    NotMillis { text: String },
+    NotMillis {
+        /// The value as given.
+        text: String,
+    },
     /// A byte size without a number.
     #[error("{text:?} is not a size; write e.g. 8MiB, 512KiB or 1048576")]
-    NotSize { text: String },
+    NotSize {
+        /// The value as given.
+        text: String,
+    },
     /// A byte size with a unit other than B, KiB, MiB or GiB.
     #[error("unknown unit {unit:?} in {text:?}; use B, KiB, MiB or GiB")]
-    SizeUnit { text: String, unit: String },
+    SizeUnit {
+        /// The value as given.
+        text: String,
+        /// The unit as given.
+        unit: String,
+    },
     /// A byte size beyond `usize`.
     #[error("{text:?} is too large")]
-    SizeTooLarge { text: String },
+    SizeTooLarge {
+        /// The value as given.
+        text: String,
+    },
     /// Not `IP:PORT` or `localhost:PORT`.
     #[error("{text:?} is not an address; write HOST:PORT with an IP address or localhost, e.g. \"127.0.0.1:7878\" or \"0.0.0.0:7878\"")]
-    NotAddress { text: String },
+    NotAddress {
+        /// The value as given.
+        text: String,
+    },
     /// An MQTT URL that does not start with `mqtt://` (or `tcp://`).
     #[error("{url:?} must start with mqtt://, e.g. mqtt://127.0.0.1:1883")]
-    MqttScheme { url: String },
+    MqttScheme {
+        /// The URL as given.
+        url: String,
+    },
     /// An MQTT URL whose port is not a port number.
     #[error("{url:?} has a bad port {port:?}")]
-    MqttPort { url: String, port: String },
+    MqttPort {
+        /// The URL as given.
+        url: String,
+        /// The port as given.
+        port: String,
+    },
     /// An MQTT URL without a host.
     #[error("{url:?} has no host")]
-    MqttHost { url: String },
+    MqttHost {
+        /// The URL as given.
+        url: String,
+    },
     /// A value of another TOML type where an amount belongs.
     #[error("expected an amount, got {found}")]
-    NotAmount { found: &'static str },
+    NotAmount {
+        /// What was found instead.
+        found: &'static str,
+    },
     /// A number that is not an amount of money.
     #[error(transparent)]
     Amount(#[from] crate::event::AmountError),

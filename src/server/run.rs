@@ -71,10 +71,16 @@ pub enum ExposureError {
     PublicReadsWithReadToken,
     /// Off loopback, only the ingest token is set: anyone could read.
     #[error("serve.read_token (or TIDEMARK_READ_TOKEN) is missing: on {addr} anyone could read rows, snapshots and identities (phone numbers included); set it, or set serve.public_reads = true to serve reads to everyone on purpose")]
-    NoReadToken { addr: SocketAddr },
+    NoReadToken {
+        /// The address.
+        addr: SocketAddr,
+    },
     /// Off loopback, only the read token is set: anyone could post events.
     #[error("serve.ingest_token (or TIDEMARK_INGEST_TOKEN) is missing: on {addr} anyone could post events; set it")]
-    NoIngestToken { addr: SocketAddr },
+    NoIngestToken {
+        /// The address.
+        addr: SocketAddr,
+    },
 }
 
 /// What a listener on `addr` with these tokens exposes: refused when one token alone would

@@ -49,15 +49,25 @@ pub enum SubscribeError {
     /// The request could not be made, or the connection or its handshake failed.
     #[error("{url}: {source}")]
     Connect {
+        /// The URL as given.
         url: String,
+        /// The cause.
         source: tokio_tungstenite::tungstenite::Error,
     },
     /// The read token cannot be sent in a header.
     #[error("{url}: the read token is not a valid header value")]
-    Token { url: String },
+    Token {
+        /// The URL as given.
+        url: String,
+    },
     /// The server sent no progress mark in time.
     #[error("{url} sent no progress mark within {secs}s")]
-    NoMark { url: String, secs: u64 },
+    NoMark {
+        /// The URL as given.
+        url: String,
+        /// How long it waited, in seconds.
+        secs: u64,
+    },
 }
 
 /// Why an MQTT client of the replay could not connect; each variant names the broker
@@ -67,18 +77,27 @@ pub enum BrokerError {
     /// The broker's first packet was not a CONNACK.
     #[error("{broker} answered {event:?} instead of CONNACK")]
     Answer {
+        /// The broker's address.
         broker: String,
+        /// What the broker answered instead.
         event: Box<rumqttc::Event>,
     },
     /// The connection failed.
     #[error("{broker}: {source}")]
     Connect {
+        /// The broker's address.
         broker: String,
+        /// The cause.
         source: rumqttc::ConnectionError,
     },
     /// No CONNACK came in time.
     #[error("{broker}: no CONNACK within {secs}s")]
-    NoConnack { broker: String, secs: u64 },
+    NoConnack {
+        /// The broker's address.
+        broker: String,
+        /// How long it waited, in seconds.
+        secs: u64,
+    },
 }
 
 /// Why a replay target is not one; each variant holds the URL as given.
@@ -86,16 +105,25 @@ pub enum BrokerError {
 pub enum TargetError {
     /// An `http://` URL with a path, or without a host.
     #[error("{url:?}: give the server's address only, e.g. http://127.0.0.1:7878")]
-    NotAnAddress { url: String },
+    NotAnAddress {
+        /// The URL as given.
+        url: String,
+    },
     /// An `https://` URL.
     #[error("{url:?}: replay speaks plain http:// only; run it next to the server or through a TLS-terminating proxy's plain side")]
-    Https { url: String },
+    Https {
+        /// The URL as given.
+        url: String,
+    },
     /// An `mqtt://` URL that does not parse.
     #[error(transparent)]
     Mqtt(#[from] crate::config::ValueError),
     /// Neither `http://` nor `mqtt://`.
     #[error("{url:?}: the target must be http://HOST:PORT or mqtt://HOST:PORT")]
-    Scheme { url: String },
+    Scheme {
+        /// The URL as given.
+        url: String,
+    },
 }
 
 /// Where the events go.
