@@ -895,7 +895,9 @@ impl Driver {
     /// Hands the firing and alert changes of completed times to the actions.
     fn forward_actions(&mut self) {
         let Some(sink) = &self.actions else { return };
-        let events = self.pipeline.take_actions(self.actions_clock);
+        let events = self
+            .pipeline
+            .take_actions(self.actions_clock, sink.wants_untargeted());
         self.actions_clock = self.pipeline.reflected_now();
         sink.send(events);
     }

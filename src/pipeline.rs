@@ -374,6 +374,7 @@ impl Pipeline {
     pub(crate) fn take_actions(
         &mut self,
         before: Option<i64>,
+        untargeted: bool,
     ) -> Vec<crate::output::actions::ActionEvent> {
         let mut changes = self.state.take_actions();
         // An erasure takes firings back without cancelling them: nothing to retract.
@@ -384,7 +385,14 @@ impl Pipeline {
         if changes.firings.is_empty() && changes.transitions.is_empty() {
             return Vec::new();
         }
-        crate::output::actions::action_events(&self.plan, &self.dict, &self.state, changes, before)
+        crate::output::actions::action_events(
+            &self.plan,
+            &self.dict,
+            &self.state,
+            changes,
+            before,
+            untargeted,
+        )
     }
 
     /// Batches sent to the dataflow so far, whoever asked for them.

@@ -20,6 +20,7 @@ mod horizon;
 mod hostile;
 mod hub;
 mod identity;
+mod library;
 mod money;
 mod mqtt;
 mod properties;

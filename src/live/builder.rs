@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{Engine, EngineError, EngineOptions};
 use crate::config::Config;
 use crate::io::actions::ActionSink;
+use crate::output::ActionEvent;
 use crate::plan::Plan;
 
 /// Makes an [`Engine`]; see [`Engine::builder`].
@@ -55,6 +56,18 @@ impl EngineBuilder {
     /// Where firings and alert transitions go (the server's webhook and MQTT actions).
     pub(crate) fn actions(mut self, sink: Option<ActionSink>) -> Self {
         self.actions = sink;
+        self
+    }
+
+    /// Sends every firing, retraction and alert transition to `tx` once it is decided, for
+    /// every rule and alert (with or without configured actions): the messages the server
+    /// hands to actions, in decision order. Persons held out (`holdout`) get no message; a
+    /// retraction takes back a firing whose trigger was cancelled late. Each message carries
+    /// an `id` that stays the same for the same decision; after a restart on a data directory
+    /// one may come again, so a receiver that acts on them dedupes on `(id, kind)` (the
+    /// server's delivery log does that for its targets).
+    pub fn actions_to(mut self, tx: tokio::sync::mpsc::UnboundedSender<ActionEvent>) -> Self {
+        self.actions = Some(ActionSink::channel(tx));
         self
     }
 

@@ -120,6 +120,7 @@ pub struct ActionEvent {
     pub retracts: Option<&'static str>,
     /// The rule or alert, by name (for filters on streams).
     pub source: String,
+    /// Where the configuration sends it.
     pub targets: Vec<crate::config::Action>,
     /// The JSON body.
     pub body: std::sync::Arc<str>,
@@ -145,13 +146,14 @@ pub fn action_events(
     output: &crate::output::Output,
     changes: crate::output::ActionChanges,
     before: Option<i64>,
+    untargeted: bool,
 ) -> Vec<ActionEvent> {
     use crate::dataflow::Outcome;
     use crate::metric::Group;
     let mut out = Vec::new();
     for c in changes.firings {
         let rule = &plan.config.rules[c.key.0 as usize];
-        if rule.actions.is_empty() {
+        if rule.actions.is_empty() && !untargeted {
             continue;
         }
         let (f, kind, retracts) = match (&c.value, &c.prev) {
@@ -187,7 +189,7 @@ pub fn action_events(
     }
     for c in changes.transitions {
         let alert = &plan.config.alerts[c.key.0 as usize];
-        if alert.actions.is_empty() {
+        if alert.actions.is_empty() && !untargeted {
             continue;
         }
         let state = |t: &Transition| if t.firing { "firing" } else { "resolved" };

@@ -18,6 +18,7 @@ mod subscription;
 mod table;
 
 pub use crate::metric::Metric;
+pub use actions::ActionEvent;
 pub use hub::{Feed, Filter, HubStats, SLOW_SUBSCRIBER};
 pub use message::{Upsert, WireMessage};
 pub use subscription::Subscription;

@@ -96,15 +96,45 @@ pub struct Actions {
     stream: broadcast::Sender<StreamItem>,
 }
 
-/// Where the live service hands its action messages.
+/// Where the live service hands its action messages: the server's actions runner, or a
+/// library user's channel.
 #[derive(Clone)]
-pub struct ActionSink(std::sync::mpsc::Sender<Msg>);
+pub struct ActionSink(SinkTo);
+
+#[derive(Clone)]
+enum SinkTo {
+    /// The runner that delivers to webhooks, MQTT and streams, once each.
+    Runner(std::sync::mpsc::Sender<Msg>),
+    /// A channel of the program that embeds the engine.
+    Channel(tokio::sync::mpsc::UnboundedSender<ActionEvent>),
+}
 
 impl ActionSink {
+    /// A sink that hands every message to `tx`.
+    pub fn channel(tx: tokio::sync::mpsc::UnboundedSender<ActionEvent>) -> Self {
+        ActionSink(SinkTo::Channel(tx))
+    }
+
+    /// Whether messages of rules and alerts without actions are wanted too (a program's own
+    /// channel wants every decision; the runner delivers only to configured targets).
+    pub fn wants_untargeted(&self) -> bool {
+        matches!(self.0, SinkTo::Channel(_))
+    }
+
     /// Hands messages over; never waits.
     pub fn send(&self, events: Vec<ActionEvent>) {
-        if !events.is_empty() {
-            let _ = self.0.send(Msg::Events(events));
+        if events.is_empty() {
+            return;
+        }
+        match &self.0 {
+            SinkTo::Runner(tx) => {
+                let _ = tx.send(Msg::Events(events));
+            }
+            SinkTo::Channel(tx) => {
+                for e in events {
+                    let _ = tx.send(e);
+                }
+            }
         }
     }
 }
@@ -209,7 +239,7 @@ impl Actions {
 
     /// The sink the live service hands messages to.
     pub fn sink(&self) -> ActionSink {
-        ActionSink(self.tx.clone())
+        ActionSink(SinkTo::Runner(self.tx.clone()))
     }
 
     /// Makes the delivery log forget the ids of an erased person's actions (rewriting it), and
