@@ -78,12 +78,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => super::load_config(args.config.as_ref())?,
     };
     if let Some(listen) = &args.listen {
-        tidemark::config::parse_listen(listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
-        config.serve.listen = listen.clone();
+        config.serve.listen =
+            tidemark::config::parse_listen(listen).map_err(|e| anyhow::anyhow!("--listen: {e}"))?;
     }
     if let Some(url) = &args.mqtt {
-        tidemark::config::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?;
-        config.mqtt.url = Some(url.clone());
+        config.mqtt.url = Some(
+            tidemark::config::parse_mqtt_url(url).map_err(|e| anyhow::anyhow!("--mqtt: {e}"))?,
+        );
     }
     if !args.mqtt_topics.is_empty() {
         if args.mqtt_topics.iter().any(|t| t.is_empty()) {

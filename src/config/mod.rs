@@ -8,7 +8,8 @@ pub use actions::{
     QuietHours, Rule,
 };
 pub use serve::{
-    parse_listen, parse_millis, parse_mqtt_url, parse_size, ClockMode, Mqtt, Serve, SlowSubscriber,
+    parse_listen, parse_millis, parse_mqtt_url, parse_size, ClockMode, Mqtt, MqttUrl, Serve,
+    SlowSubscriber,
 };
 
 use std::collections::BTreeSet;

@@ -68,7 +68,7 @@ pub enum ClockMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Serve {
     /// Address to listen on; forced to loopback when no tokens are set.
-    pub listen: String,
+    pub listen: std::net::SocketAddr,
     /// Token required for ingest (env `TIDEMARK_INGEST_TOKEN` overrides).
     pub ingest_token: Option<String>,
     /// Token required for reads and subscriptions (env `TIDEMARK_READ_TOKEN` overrides).
@@ -137,8 +137,8 @@ impl Default for Serve {
 /// Settings of the MQTT connection (off unless `url` is set or `--mqtt` is given).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mqtt {
-    /// `mqtt://host:port`; none = no MQTT.
-    pub url: Option<String>,
+    /// The broker, from `mqtt://host:port`; none = no MQTT.
+    pub url: Option<MqttUrl>,
     /// Fixed client id, so the broker keeps the session (and queued QoS 1 messages).
     pub client_id: String,
     /// Topic filters to read events from.
@@ -269,10 +269,15 @@ impl Serve {
     /// Validates the section, naming every problem at once (each with its key).
     pub(super) fn from_raw(raw: RawServe) -> Result<Self, ConfigError> {
         let mut p = Problems::default();
-        let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:7878".into());
-        if let Err(e) = parse_listen(&listen) {
-            p.value("serve.listen", e);
-        }
+        let default_listen = std::net::SocketAddr::from(([127, 0, 0, 1], 7878));
+        let listen = match raw.listen.as_deref().map(parse_listen) {
+            None => default_listen,
+            Some(Ok(addr)) => addr,
+            Some(Err(e)) => {
+                p.value("serve.listen", e);
+                default_listen
+            }
+        };
         let max_body = parse_size(raw.max_body.as_deref().unwrap_or("8MiB")).unwrap_or_else(|e| {
             p.value("serve.max_body", e);
             0
@@ -516,9 +521,10 @@ impl Serve {
 
 impl Mqtt {
     pub(super) fn from_raw(raw: RawMqtt) -> Result<Self, ConfigError> {
-        if let Some(url) = &raw.url {
-            parse_mqtt_url(url).map_err(|e| bad_value("mqtt.url", e))?;
-        }
+        let url = match &raw.url {
+            Some(url) => Some(parse_mqtt_url(url).map_err(|e| bad_value("mqtt.url", e))?),
+            None => None,
+        };
         let topics = raw
             .topics
             .unwrap_or_else(|| vec!["tidemark/events/#".into()]);
@@ -548,7 +554,7 @@ impl Mqtt {
             ));
         }
         Ok(Mqtt {
-            url: raw.url,
+            url,
             client_id,
             topics,
             publish_prefix: prefix,
@@ -558,8 +564,25 @@ impl Mqtt {
     }
 }
 
-/// Splits `mqtt://host:port` (port defaults to 1883) into host and port.
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ValueError> {
+/// A broker's address, as `mqtt.url` gives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MqttUrl {
+    /// The broker's host.
+    pub host: String,
+    /// The broker's port (1883 when the URL gives none).
+    pub port: u16,
+    /// The URL as written, for messages.
+    pub text: String,
+}
+
+impl std::fmt::Display for MqttUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Reads `mqtt://host:port` (port defaults to 1883; `tcp://` also works).
+pub fn parse_mqtt_url(url: &str) -> Result<MqttUrl, ValueError> {
     let rest = url
         .strip_prefix("mqtt://")
         .or_else(|| url.strip_prefix("tcp://"))
@@ -578,7 +601,11 @@ pub fn parse_mqtt_url(url: &str) -> Result<(String, u16), ValueError> {
     if host.is_empty() {
         return Err(ValueError::MqttHost { url: url.into() });
     }
-    Ok((host.to_string(), port))
+    Ok(MqttUrl {
+        host: host.to_string(),
+        port,
+        text: url.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -600,11 +627,9 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("unknown unit"));
-        assert_eq!(
-            parse_mqtt_url("mqtt://localhost:1884").unwrap(),
-            ("localhost".into(), 1884)
-        );
-        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().1, 1883);
+        let url = parse_mqtt_url("mqtt://localhost:1884").unwrap();
+        assert_eq!((url.host.as_str(), url.port), ("localhost", 1884));
+        assert_eq!(parse_mqtt_url("mqtt://broker").unwrap().port, 1883);
         assert!(parse_mqtt_url("http://x").is_err());
     }
 

@@ -11,7 +11,7 @@ use tracing::Instrument;
 
 use super::conn::{self, ConnLimits, ConnStats};
 use super::{app, Access, AppState, BodyLimits, Tokens};
-use crate::config::{Config, ConfigError, ValueError};
+use crate::config::{Config, ConfigError};
 use crate::event::pseudonym::{IdentityKey, KeyError};
 use crate::event::DeadLetters;
 #[cfg(feature = "cli")]
@@ -129,7 +129,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         ingest: serve.ingest_token.clone(),
         read: serve.read_token.clone(),
     };
-    let listen = crate::config::parse_listen(&serve.listen).map_err(StartError::Listen)?;
+    let listen = serve.listen;
     let (addr, note) = bind_address(listen, &tokens);
     if let Some(note) = note {
         crate::say!("tidemark: {note}");
@@ -351,9 +351,6 @@ pub enum StartError {
     /// A token from the environment is not a token.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// `serve.listen` is not an address.
-    #[error("serve.listen: {0}")]
-    Listen(#[source] ValueError),
     /// The tokens would leave the server open to the network.
     #[error(transparent)]
     Exposure(#[from] ExposureError),

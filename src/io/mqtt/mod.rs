@@ -17,7 +17,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use crate::config::{parse_mqtt_url, Mqtt};
+use crate::config::Mqtt;
 use crate::live::Engine;
 
 /// Why MQTT could not start.
@@ -25,9 +25,6 @@ use crate::live::Engine;
 pub enum MqttError {
     #[error("mqtt.url is not set; set it (or pass --mqtt mqtt://HOST:PORT) to use MQTT")]
     NoUrl,
-    /// `mqtt.url` is not an MQTT URL.
-    #[error("mqtt.url: {0}")]
-    Url(#[source] crate::config::ValueError),
 }
 
 /// Keep-alive of both connections: a dead broker is noticed within about this long.
@@ -47,8 +44,8 @@ pub struct Started {
 
 /// Starts MQTT ingest and publishing against `config.url`.
 pub fn start(config: &Mqtt, live: Engine, stop: watch::Receiver<bool>) -> Result<Started, MqttError> {
-    let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
-    let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
+    let url = config.url.as_ref().ok_or(MqttError::NoUrl)?;
+    let (host, port) = (url.host.clone(), url.port);
     let broker = format!("{host}:{port}");
     let note = format!(
         "MQTT: reading events from {url} (topics {}, client id {:?}, QoS 1, persistent session); publishing to {p}/deltas/METRIC, {p}/rows/METRIC/DIMS{} and {p}/progress",
@@ -233,8 +230,8 @@ pub fn action_client(
     config: &Mqtt,
     stop: watch::Receiver<bool>,
 ) -> Result<(AsyncClient, JoinHandle<()>), MqttError> {
-    let url = config.url.as_deref().ok_or(MqttError::NoUrl)?;
-    let (host, port) = parse_mqtt_url(url).map_err(MqttError::Url)?;
+    let url = config.url.as_ref().ok_or(MqttError::NoUrl)?;
+    let (host, port) = (url.host.clone(), url.port);
     let mut o = options(
         config,
         &format!("{}-actions", config.client_id),

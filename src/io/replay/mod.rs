@@ -154,7 +154,7 @@ impl Target {
             return Err(TargetError::Https { url: url.into() });
         }
         if url.starts_with("mqtt://") || url.starts_with("tcp://") {
-            let (host, port) = crate::config::parse_mqtt_url(url)?;
+            let crate::config::MqttUrl { host, port, .. } = crate::config::parse_mqtt_url(url)?;
             return Ok(Target::Mqtt(MqttTarget {
                 host,
                 port,
