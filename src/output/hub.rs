@@ -21,6 +21,20 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Rows of these metrics only, with any dims.
+    pub fn metrics<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
+        Filter {
+            metrics: names.into_iter().map(Into::into).collect(),
+            dims: Vec::new(),
+        }
+    }
+
+    /// Only rows whose dim `key` has this value (as text: a number's JSON text).
+    pub fn dim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.dims.push((key.into(), value.into()));
+        self
+    }
+
     /// True when rows of `metric` can pass (the dims are not looked at).
     pub fn wants(&self, metric: &str) -> bool {
         self.metrics.is_empty() || self.metrics.iter().any(|m| m == metric)

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::mpsc;
 
-use super::{Feed, Filter};
+use super::Feed;
 
 /// Row changes for one subscriber, in order: the matching current rows, a progress mark, then
 /// upserts and progress marks as the rows change. Read it with [`recv`](Self::recv), or as a
@@ -41,21 +41,5 @@ impl futures_util::Stream for Subscription {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Feed>> {
         self.rx.poll_recv(cx)
-    }
-}
-
-impl Filter {
-    /// Rows of these metrics only, with any dims.
-    pub fn metrics<S: Into<String>>(names: impl IntoIterator<Item = S>) -> Self {
-        Filter {
-            metrics: names.into_iter().map(Into::into).collect(),
-            dims: Vec::new(),
-        }
-    }
-
-    /// Only rows whose dim `key` has this value (as text: a number's JSON text).
-    pub fn dim(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.dims.push((key.into(), value.into()));
-        self
     }
 }
