@@ -101,6 +101,7 @@ impl Dataflow {
                     let plan = plan.clone();
                     let dict = dict.clone();
                     let probe = Probe::new();
+                    let profile = crate::profile::install(worker);
                     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
                         let (inputs, outputs) = build(scope, plan, dict);
                         let rows = report(outputs.rows, out.clone(), Update::Rows);
@@ -128,6 +129,9 @@ impl Dataflow {
                         drop(inputs);
                         while !probe.done() {
                             worker.step_or_park(None);
+                        }
+                        if let Some(p) = profile {
+                            p.finish(worker);
                         }
                         return;
                     };
@@ -170,6 +174,9 @@ impl Dataflow {
                     drop(inputs);
                     while !probe.done() {
                         worker.step();
+                    }
+                    if let Some(p) = profile {
+                        p.finish(worker);
                     }
                     let _ = out.send(Update::Progress(fed));
                 })

@@ -92,5 +92,6 @@ macro_rules! internal {
 }
 
 internal!(
-    dataflow, durable, engine, event, facts, ingest, io, live, metric, pipeline, plan, store, time
+    dataflow, durable, engine, event, facts, ingest, io, live, metric, pipeline, plan, profile,
+    store, time
 );
