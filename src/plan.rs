@@ -1,6 +1,6 @@
 //! The configuration resolved into lookup tables shared by ingest and the dataflow.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use crate::config::{Config, Denominator};
 use crate::facts::{NameId, RuleId};
