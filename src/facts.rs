@@ -36,20 +36,24 @@ pub struct Step {
 /// A rule, by its index in the configuration.
 pub type RuleId = u16;
 
+/// Text that rule facts carry (event ids and `match` keys): shared, so that the dataflow's
+/// many copies of a fact are reference counts, not copies of the text.
+pub type Text = std::sync::Arc<str>;
+
 /// An event that triggers a rule: `key` is its `match` text, or its id without `match`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Trigger {
     pub rule: RuleId,
-    pub key: String,
+    pub key: Text,
     pub ts: i64,
-    pub id: String,
+    pub id: Text,
 }
 
 /// Where a rule's cancel and goal events meet its trigger: the shared `match` text, or the
 /// person (at ingest: the event's identity, resolved to its person in the dataflow).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Scope<P> {
-    Key(String),
+    Key(Text),
     Person(P),
 }
 
@@ -59,14 +63,14 @@ pub enum Scope<P> {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Mark {
     /// An event named `unless`: its time and id.
-    Cancel { rule: RuleId, ts: i64, id: String },
+    Cancel { rule: RuleId, ts: i64, id: Text },
     /// The first and last events named `goal`, `(time, id)`, in one bucket of the rule's goal
     /// buckets (`goal_bucket_ms`).
     Goals {
         rule: RuleId,
         bucket: i64,
-        first: (i64, String),
-        last: (i64, String),
+        first: (i64, Text),
+        last: (i64, Text),
     },
 }
 

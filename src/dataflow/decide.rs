@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Rule;
-use crate::facts::{ChannelId, RuleId};
+use crate::facts::{ChannelId, RuleId, Text};
 use crate::ingest::Dictionary;
 use crate::metric::Group;
 use crate::time::{Calendar, Day};
@@ -16,11 +16,11 @@ pub struct Candidate {
     pub release: i64,
     pub rule: RuleId,
     pub ts: i64,
-    pub trigger: String,
-    pub key: String,
+    pub trigger: Text,
+    pub key: Text,
     pub deadline: i64,
     /// The goal event that converted it: time and id.
-    pub goal: Option<(i64, String)>,
+    pub goal: Option<(i64, Text)>,
 }
 
 /// A bound of `[rules.if]`.
@@ -54,12 +54,12 @@ impl Bound {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Outcome {
     /// A cancel event (id, time) stopped it.
-    Cancelled { by: String, at: i64 },
+    Cancelled { by: Text, at: i64 },
     /// The rule's `if` failed on this bound; the person's value as text (`none` when the
     /// person has no active event).
     Failed { bound: Bound, value: String },
     /// The cap was full: the triggers whose firings filled it.
-    Capped { by: Vec<String> },
+    Capped { by: Vec<Text> },
     /// It fires (once its release time has come) in this group.
     Fired { group: Group },
 }
@@ -78,27 +78,27 @@ pub enum ScopeItem<P> {
     /// The earliest trigger of a key, with its person.
     Trigger {
         ts: i64,
-        id: String,
-        key: String,
+        id: Text,
+        key: Text,
         person: P,
     },
     Cancel {
         ts: i64,
-        id: String,
+        id: Text,
     },
     /// The first and last goal events `(ts, id)` of one goal bucket.
     Goals {
         bucket: i64,
-        first: (i64, String),
-        last: (i64, String),
+        first: (i64, Text),
+        last: (i64, Text),
     },
 }
 
 /// A goal bucket with its first and last goal events `(ts, id)`.
-type GoalBucket<'a> = (i64, &'a (i64, String), &'a (i64, String));
+type GoalBucket<'a> = (i64, &'a (i64, Text), &'a (i64, Text));
 
 /// A trigger of a scope with its person, and the cancel (id, time) that stopped it, if any.
-pub type Survivor<P> = (P, Candidate, Option<(String, i64)>);
+pub type Survivor<P> = (P, Candidate, Option<(Text, i64)>);
 
 /// The triggers of one rule and scope with their release times and the goal that converted
 /// them, each with the cancel that stopped it, if one did. `items` are sorted. With `by_key`
@@ -111,7 +111,7 @@ pub fn survivors<P: Clone>(
     items: &[&ScopeItem<P>],
     by_key: bool,
 ) -> Vec<Survivor<P>> {
-    let mut cancels: Vec<(i64, &str)> = Vec::new();
+    let mut cancels: Vec<(i64, &Text)> = Vec::new();
     // Per goal bucket (of one identity or key; a person may have several): first and last.
     let mut goals: Vec<GoalBucket> = Vec::new();
     for item in items {
@@ -155,7 +155,7 @@ pub fn survivors<P: Clone>(
             .iter()
             .take_while(|(c, _)| *c <= deadline)
             .find(|(_, c_id)| *c_id != id)
-            .map(|(at, by)| (by.to_string(), *at));
+            .map(|(at, by)| ((*by).clone(), *at));
         let release = match rule.quiet_hours {
             Some(q) => cal.release(deadline, q.from as i64 * 60_000, q.to as i64 * 60_000),
             None => deadline,
@@ -191,10 +191,10 @@ fn first_goal_after(
     width: i64,
     release: i64,
     within: i64,
-) -> Option<(i64, String)> {
+) -> Option<(i64, Text)> {
     let own = release.div_euclid(width);
     let end = release.saturating_add(within);
-    let mut found: Option<&(i64, String)> = None;
+    let mut found: Option<&(i64, Text)> = None;
     for (bucket, first, last) in &buckets[buckets.partition_point(|(b, _, _)| *b < own)..] {
         let candidate = if *bucket == own {
             if first.0 > release {
@@ -217,10 +217,14 @@ fn first_goal_after(
     found.cloned()
 }
 
-/// What a person's decisions read, besides their candidates.
+/// What a person's decisions read: candidates, or what makes them, and the person's state.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum PersonFact {
+    /// A trigger of a `match` rule that survived its key's cancels.
     Candidate(Candidate),
+    /// A trigger, cancel or goal of a rule without `match`, whose scope is the person: the
+    /// person's own decisions find its survivors.
+    Item(RuleId, ScopeItem<()>),
     /// A purchase: time and cents.
     Paid(i64, i64),
     /// The earliest active event of a day (per identity; the least per day counts).
@@ -231,10 +235,10 @@ pub enum PersonFact {
     Canonical(String),
 }
 
-/// FNV-1a, 64 bits.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+/// FNV-1a, 64 bits, of the parts one after another (as of their concatenation).
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
+    for b in parts.iter().flat_map(|p| p.iter()) {
         h ^= *b as u64;
         h = h.wrapping_mul(0x100000001b3);
     }
@@ -249,7 +253,7 @@ pub fn group(rule_name: &str, holdout_bp: u32, canonical: Option<&str>) -> Group
     let Some(canonical) = canonical else {
         return Group::Treatment;
     };
-    let h = fnv1a64(format!("{rule_name}/{canonical}").as_bytes());
+    let h = fnv1a64(&[rule_name.as_bytes(), b"/", canonical.as_bytes()]);
     if h % 10_000 < holdout_bp as u64 {
         Group::Holdout
     } else {
@@ -257,7 +261,8 @@ pub fn group(rule_name: &str, holdout_bp: u32, canonical: Option<&str>) -> Group
     }
 }
 
-/// One person's decisions: candidates decided one at a time in order `(release, rule, ts,
+/// One person's decisions: the survivors of the person's own scopes (cancelled ones are
+/// decided as such), then every candidate decided one at a time in order `(release, rule, ts,
 /// id)`, each passing its rule's `if` as of its release, then its cap among the firings before
 /// it, then put in its group.
 pub fn decide(
@@ -267,6 +272,7 @@ pub fn decide(
     facts: &[&PersonFact],
 ) -> Vec<(Candidate, Outcome)> {
     let mut candidates: Vec<&Candidate> = Vec::new();
+    let mut items: Vec<(RuleId, &ScopeItem<()>)> = Vec::new();
     let mut paid: Vec<(i64, i64)> = Vec::new();
     let mut day_firsts: Vec<(Day, i64)> = Vec::new();
     let mut first: Option<(Day, ChannelId)> = None;
@@ -274,12 +280,27 @@ pub fn decide(
     for f in facts {
         match f {
             PersonFact::Candidate(c) => candidates.push(c),
+            PersonFact::Item(rule, item) => items.push((*rule, item)),
             PersonFact::Paid(ts, cents) => paid.push((*ts, *cents)),
             PersonFact::DayFirst(d, ts) => day_firsts.push((*d, *ts)),
             PersonFact::First(d, c) => first = Some((*d, *c)),
             PersonFact::Canonical(s) => canonical = Some(s),
         }
     }
+    // The person's own scopes, one per rule (`items` come sorted, so each rule's are too).
+    let mut out = Vec::new();
+    let mut found: Vec<Candidate> = Vec::new();
+    for scope in items.chunk_by(|a, b| a.0 == b.0) {
+        let rule = scope[0].0;
+        let scope: Vec<&ScopeItem<()>> = scope.iter().map(|(_, item)| *item).collect();
+        for ((), c, cancel) in survivors(&rules[rule as usize], rule, cal, &scope, false) {
+            match cancel {
+                Some((by, at)) => out.push((c, Outcome::Cancelled { by, at })),
+                None => found.push(c),
+            }
+        }
+    }
+    candidates.extend(found.iter());
     candidates.sort_unstable();
     paid.sort_unstable();
     // Earliest active time per day, days ascending.
@@ -291,10 +312,12 @@ pub fn decide(
         running += *cents as i128;
         revenue_upto.push((*ts, running));
     }
-    let channel_name = first.map(|(_, c)| dict.channel(c));
+    // The channel's label, read from the dictionary only when some rule asks for it.
+    let channel_name = first
+        .filter(|_| rules.iter().any(|r| r.cond.channels.is_some()))
+        .map(|(_, c)| dict.channel(c));
     // Per rule: release time and trigger id of each firing so far.
-    let mut fired: Vec<Vec<(i64, &str)>> = vec![Vec::new(); rules.len()];
-    let mut out = Vec::new();
+    let mut fired: Vec<Vec<(i64, &Text)>> = vec![Vec::new(); rules.len()];
     for c in candidates {
         let rule = &rules[c.rule as usize];
         let r = c.release;
@@ -310,12 +333,12 @@ pub fn decide(
         }
         let earlier = &mut fired[c.rule as usize];
         if let Some((max, per)) = rule.cap {
-            let within: Vec<&(i64, &str)> = earlier
+            let within: Vec<&(i64, &Text)> = earlier
                 .iter()
                 .filter(|(t, _)| *t > r - per && *t <= r)
                 .collect();
             if within.len() >= max as usize {
-                let by = within.iter().map(|(_, id)| id.to_string()).collect();
+                let by = within.iter().map(|(_, id)| (*id).clone()).collect();
                 out.push((c.clone(), Outcome::Capped { by }));
                 continue;
             }
@@ -410,9 +433,10 @@ mod tests {
 
     #[test]
     fn fnv_matches_the_reference_values() {
-        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+        assert_eq!(fnv1a64(&[b""]), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(&[b"a"]), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(&[b"foobar"]), 0x85944171f73967e8);
+        assert_eq!(fnv1a64(&[b"foo", b"", b"bar"]), 0x85944171f73967e8);
     }
 
     #[test]

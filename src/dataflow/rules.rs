@@ -6,10 +6,10 @@ use std::sync::Arc;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use serde::{Deserialize, Serialize};
 
-use super::decide::{decide, survivors, Candidate, Outcome, PersonFact, ScopeItem, Verdict};
+use super::decide::{decide, survivors, Outcome, PersonFact, ScopeItem, Verdict};
 use super::series::{count_rows, rate_rows};
 use super::{temporal, Base, Coll, Members, PersonOf, Rows};
-use crate::facts::{Ident, Mark, Person, RuleId, Scope, Trigger};
+use crate::facts::{Ident, Mark, Person, RuleId, Scope, Text, Trigger};
 use crate::ingest::Dictionary;
 use crate::metric::{Dims, Group, Metric, Value};
 use crate::time::Day;
@@ -21,8 +21,8 @@ pub struct Firing {
     pub release: i64,
     pub rule: RuleId,
     pub ts: i64,
-    pub trigger: String,
-    pub key: String,
+    pub trigger: Text,
+    pub key: Text,
     pub person: Person,
     pub deadline: i64,
     pub group: Group,
@@ -70,87 +70,105 @@ pub fn build<'s>(
         .map(|r| r.match_key.is_some())
         .collect();
 
-    // Per rule and key only the earliest trigger by (ts, id) counts.
+    // Per rule and key only the earliest trigger by (ts, id) counts. Without `match` the key is
+    // the trigger's own event id, which no other accepted event has: every trigger is the
+    // earliest of its key, and only `match` rules need the reduce.
+    let keyed = matched.clone();
     let earliest = facts
         .triggers
+        .clone()
+        .filter(move |(_, t)| keyed[t.rule as usize])
         .map(|(i, t)| ((t.rule, t.key), (t.ts, t.id, i)))
         .reduce_named("EarliestTrigger", |_k, input, out| {
             out.push((input[0].0.clone(), 1))
+        })
+        .map(|((rule, key), (ts, id, i))| (i, (rule, key, ts, id)));
+    let keyed = matched.clone();
+    let unmatched = facts
+        .triggers
+        .filter(move |(_, t)| !keyed[t.rule as usize])
+        .map(|(i, t)| (i, (t.rule, t.key, t.ts, t.id)));
+    let with_person = earliest
+        .concat(unmatched)
+        .join_core(person_of.clone(), |_i, (rule, key, ts, id), p| {
+            Some((*p, *rule, key.clone(), *ts, id.clone()))
         });
-    let scoped_triggers = earliest
-        .map(|((rule, key), (ts, id, i))| (i, (rule, key, ts, id)))
-        .join_core(person_of.clone(), move |_i, (rule, key, ts, id), p| {
-            let scope = if matched[*rule as usize] {
-                Scope::Key(key.clone())
-            } else {
-                Scope::Person(*p)
-            };
-            Some((
-                (*rule, scope),
+    // A `match` rule's triggers meet their cancels and goals in the key's scope.
+    let keyed = matched.clone();
+    let key_triggers = with_person
+        .clone()
+        .filter(move |(_, rule, ..)| keyed[*rule as usize])
+        .map(|(person, rule, key, ts, id)| {
+            (
+                (rule, Scope::<Ident>::Key(key.clone())),
                 ScopeItem::Trigger {
-                    ts: *ts,
-                    id: id.clone(),
-                    key: key.clone(),
-                    person: *p,
+                    ts,
+                    id,
+                    key,
+                    person,
                 },
-            ))
+            )
+        });
+    // Other rules' triggers meet theirs in the person's own decisions.
+    let person_triggers = with_person
+        .filter(move |(_, rule, ..)| !matched[*rule as usize])
+        .map(|(person, rule, key, ts, id)| {
+            (
+                person,
+                PersonFact::Item(
+                    rule,
+                    ScopeItem::Trigger {
+                        ts,
+                        id,
+                        key,
+                        person: (),
+                    },
+                ),
+            )
         });
     let rule_of = |m: &Mark| match m {
         Mark::Cancel { rule, .. } | Mark::Goals { rule, .. } => *rule,
     };
-    let mark_item = |m: Mark| match m {
-        Mark::Cancel { ts, id, .. } => ScopeItem::Cancel { ts, id },
-        Mark::Goals {
-            bucket,
-            first,
-            last,
-            ..
-        } => ScopeItem::Goals {
-            bucket,
-            first,
-            last,
-        },
-    };
-    let key_marks = facts.marks.clone().flat_map(move |(scope, m)| match scope {
-        Scope::Key(k) => Some(((rule_of(&m), Scope::Key(k)), mark_item(m))),
-        Scope::Person(_) => None,
-    });
     // Cancels and goals matter only where a trigger is: most goal events (a product view, say)
     // belong to persons who never triggered the rule. A person's marks are kept by identity
-    // first (every identity of a person with a trigger of the rule), so that only those are
-    // resolved to their person.
-    let triggered = scoped_triggers
+    // (every identity of a person with a trigger of the rule), joined to that person.
+    let triggered_keys = key_triggers
         .clone()
         .map(|(scope, _)| scope)
         .distinct_total();
-    let triggered_idents = triggered
+    let triggered_idents = person_triggers
         .clone()
-        .flat_map(|(rule, scope)| match scope {
-            Scope::Person(p) => Some((p, rule)),
-            Scope::Key(_) => None,
+        .flat_map(|(p, f)| match f {
+            PersonFact::Item(rule, _) => Some((p, rule)),
+            _ => None,
         })
-        .join_core(members.clone(), |_p, rule, i| Some((*rule, *i)));
+        .distinct_total()
+        .join_core(members.clone(), |p, rule, i| Some(((*rule, *i), *p)))
+        .arrange_by_key_named("Arrange: TriggeredIdentities");
     let person_marks = facts
         .marks
+        .clone()
         .flat_map(move |(scope, m)| match scope {
             Scope::Person(i) => Some(((rule_of(&m), i), m)),
             Scope::Key(_) => None,
         })
-        .semijoin(triggered_idents)
-        .map(|((_, i), m)| (i, m))
-        .join_core(person_of.clone(), move |_i, m: &Mark, p| {
-            Some(((rule_of(m), Scope::Person(*p)), mark_item(m.clone())))
+        .join_core(triggered_idents, move |(rule, _), m: &Mark, p| {
+            Some((*p, PersonFact::Item(*rule, mark_item(m.clone()))))
         });
+    let key_marks = facts
+        .marks
+        .flat_map(move |(scope, m)| match scope {
+            Scope::Key(k) => Some(((rule_of(&m), Scope::Key(k)), mark_item(m))),
+            Scope::Person(_) => None,
+        })
+        .semijoin(triggered_keys);
     let cal = plan.config.calendar.clone();
     let rules = plan.config.rules.clone();
-    let key_marks = key_marks.semijoin(triggered.filter(|(_, s)| matches!(s, Scope::Key(_))));
-    let marks = key_marks.concat(person_marks);
-    let scoped = scoped_triggers
-        .concat(marks)
-        .reduce_named("RuleScope", move |(rule, scope), input, out| {
+    let scoped = key_triggers
+        .concat(key_marks)
+        .reduce_named("RuleScope", move |(rule, _), input, out| {
             let items: Vec<&ScopeItem<Person>> = input.iter().map(|(i, _)| *i).collect();
-            let by_key = matches!(scope, Scope::Key(_));
-            for c in survivors(&rules[*rule as usize], *rule, &cal, &items, by_key) {
+            for c in survivors(&rules[*rule as usize], *rule, &cal, &items, true) {
                 out.push((c, 1));
             }
         })
@@ -162,7 +180,10 @@ pub fn build<'s>(
             outcome: Outcome::Cancelled { by, at },
         })
     });
-    let candidates = scoped.flat_map(|(p, c, cancel)| cancel.is_none().then_some((p, c)));
+    let candidates = scoped
+        .flat_map(|(p, c, cancel)| cancel.is_none().then_some((p, PersonFact::Candidate(c))))
+        .concat(person_triggers)
+        .concat(person_marks);
 
     let decided = decide_all(
         base,
@@ -219,7 +240,7 @@ fn decide_all<'s>(
     person_of: &PersonOf<'s>,
     members: &Members<'s>,
     dict: Arc<Dictionary>,
-    candidates: Coll<'s, (Person, Candidate)>,
+    candidates: Coll<'s, (Person, PersonFact)>,
     paid: Coll<'s, (Ident, (i64, i64))>,
     day_firsts: Coll<'s, (Ident, (Day, i64))>,
 ) -> Coll<'s, Verdict> {
@@ -227,17 +248,23 @@ fn decide_all<'s>(
     let rules = &plan.config.rules;
     let with_cond: Vec<bool> = rules.iter().map(|r| !r.cond.is_empty()).collect();
     let with_holdout: Vec<bool> = rules.iter().map(|r| r.holdout_bp > 0).collect();
+    // The rule of a candidate or a trigger (cancels and goals say nothing of who needs what).
+    let rule_of = |f: &PersonFact| match f {
+        PersonFact::Candidate(c) => Some(c.rule),
+        PersonFact::Item(rule, ScopeItem::Trigger { .. }) => Some(*rule),
+        _ => None,
+    };
     let needing_state = candidates
         .clone()
-        .filter(move |(_, c)| with_cond[c.rule as usize])
+        .filter(move |(_, f)| rule_of(f).is_some_and(|r| with_cond[r as usize]))
         .map(|(p, _)| p)
         .distinct_total();
     let needing_group = candidates
         .clone()
-        .filter(move |(_, c)| with_holdout[c.rule as usize])
+        .filter(move |(_, f)| rule_of(f).is_some_and(|r| with_holdout[r as usize]))
         .map(|(p, _)| p)
         .distinct_total();
-    let mut facts = candidates.map(|(p, c)| (p, PersonFact::Candidate(c)));
+    let mut facts = candidates;
     // What the conditions read, kept first by identity (the identities of persons whose
     // candidates have conditions), so that only those are resolved to their person.
     let state_idents = needing_state
@@ -275,12 +302,7 @@ fn decide_all<'s>(
             .map(|p| (p, ()))
             .join_core(members.clone(), |p, (), i| Some((*p, *i)))
             .reduce_named("CanonicalIdentity", move |_p, input, out| {
-                let least = input
-                    .iter()
-                    .filter_map(|(i, _)| names.ident(**i))
-                    .map(|(t, v)| format!("{t}:{v}"))
-                    .min();
-                if let Some(s) = least {
+                if let Some(s) = names.least_ident(input.iter().map(|(i, _)| **i)) {
                     out.push((PersonFact::Canonical(s), 1));
                 }
             });
@@ -356,4 +378,21 @@ fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, crate::facts::SentFiring
     }))
     .concat(rate)
     .concat(lift)
+}
+
+/// What a cancel or goal mark is in its scope.
+fn mark_item<P>(m: Mark) -> ScopeItem<P> {
+    match m {
+        Mark::Cancel { ts, id, .. } => ScopeItem::Cancel { ts, id },
+        Mark::Goals {
+            bucket,
+            first,
+            last,
+            ..
+        } => ScopeItem::Goals {
+            bucket,
+            first,
+            last,
+        },
+    }
 }

@@ -32,6 +32,20 @@ impl Dictionary {
             .map(|(t, v)| (t.to_string(), v.to_string()))
     }
 
+    /// The byte-wise least `type:value` among the given identities, read under one lock and
+    /// compared without building each text.
+    pub fn least_ident(&self, ids: impl IntoIterator<Item = Ident>) -> Option<String> {
+        fn text((t, v): &(Box<str>, Box<str>)) -> impl Iterator<Item = u8> + '_ {
+            t.bytes().chain(std::iter::once(b':')).chain(v.bytes())
+        }
+        let idents = self.idents.read().ok()?;
+        let least = ids
+            .into_iter()
+            .filter_map(|id| idents.get(id as usize))
+            .min_by(|a, b| text(a).cmp(text(b)))?;
+        Some(format!("{}:{}", least.0, least.1))
+    }
+
     /// Label of an interned channel.
     pub fn channel(&self, id: ChannelId) -> String {
         self.channels

@@ -58,7 +58,7 @@ impl Counts {
 /// A rule's goal span: rule, scope, bucket and the identity of the events (a `match` key's
 /// spans are kept per identity, so that erasing one takes back exactly its events).
 type GoalKey = (RuleId, Scope<Ident>, i64, Ident);
-type GoalSpan = ((i64, String), (i64, String));
+type GoalSpan = ((i64, crate::facts::Text), (i64, crate::facts::Text));
 
 /// Stateful ingest: dedupe set, interning, per-identity first events and the clock.
 pub struct Ingest {
@@ -368,6 +368,9 @@ impl Ingest {
     /// The triggers, cancels and goals of rules that one event is.
     fn rule_facts(&mut self, ev: &Event<'_>, anchor: Ident) {
         let plan = self.plan.clone();
+        // The event's id as shared text, made once for all the rules it takes part in.
+        let mut shared: Option<crate::facts::Text> = None;
+        let mut id = || shared.get_or_insert_with(|| ev.id.as_ref().into()).clone();
         for &(rule, role) in plan.rule_roles(&ev.name) {
             let r = &plan.config.rules[rule as usize];
             let key = match &r.match_key {
@@ -388,24 +391,23 @@ impl Ingest {
                             anchor,
                             Trigger {
                                 rule,
-                                key: key.unwrap_or(&ev.id).to_string(),
+                                key: key.map_or_else(&mut id, Into::into),
                                 ts: ev.ts,
-                                id: ev.id.to_string(),
+                                id: id(),
                             },
                         ));
                     }
                 }
                 RuleRole::Cancel | RuleRole::Goal => {
                     let scope = match key {
-                        Some(k) => Scope::Key(k.to_string()),
+                        Some(k) => Scope::Key(k.into()),
                         None => Scope::Person(anchor),
                     };
                     if role == RuleRole::Cancel {
-                        let id = ev.id.to_string();
                         let mark = Mark::Cancel {
                             rule,
                             ts: ev.ts,
-                            id,
+                            id: id(),
                         };
                         if let Some(kept) = self.kept.as_mut() {
                             kept.cancels.push((anchor, scope.clone(), mark.clone()));
@@ -418,20 +420,20 @@ impl Ingest {
                     let key = (rule, scope, bucket, anchor);
                     match self.goals.get_mut(&key) {
                         None => {
-                            let span = ((ev.ts, ev.id.to_string()), (ev.ts, ev.id.to_string()));
+                            let span = ((ev.ts, id()), (ev.ts, id()));
                             self.goal_dirty.entry(key.clone()).or_insert(None);
                             self.goals.insert(key, span);
                         }
                         Some(span) => {
-                            let earlier = this < (span.0 .0, span.0 .1.as_str());
-                            let later = this > (span.1 .0, span.1 .1.as_str());
+                            let earlier = this < (span.0 .0, &*span.0 .1);
+                            let later = this > (span.1 .0, &*span.1 .1);
                             if earlier || later {
                                 let before = span.clone();
                                 if earlier {
-                                    span.0 = (ev.ts, ev.id.to_string());
+                                    span.0 = (ev.ts, id());
                                 }
                                 if later {
-                                    span.1 = (ev.ts, ev.id.to_string());
+                                    span.1 = (ev.ts, id());
                                 }
                                 self.goal_dirty.entry(key).or_insert(Some(before));
                             }

@@ -31,7 +31,7 @@ pub fn explain_json(
     let Some(v) = output
         .verdicts
         .current()
-        .get(&(crate::plan::id(index), key.to_string()))
+        .get(&(crate::plan::id(index), key.into()))
     else {
         return Some(json!({
             "rule": rule,

@@ -13,7 +13,7 @@ use crate::output::{Change, Delta, Hub, IdentityIndex, Table, Versioned};
 pub const SUBSCRIBER_QUEUE: usize = 4096;
 
 /// A rule and key: what a firing is identified by.
-pub type FiringKey = (RuleId, String);
+pub type FiringKey = (RuleId, crate::facts::Text);
 
 /// Changes of one completed time that actions act on.
 #[derive(Debug, Default)]
