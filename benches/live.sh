@@ -4,6 +4,9 @@
 # replay reports send-to-progress-mark latency percentiles. Needs `mosquitto` for the MQTT rows.
 # Usage: benches/live.sh [SECONDS] [RATES...]   (default 30 s after 5 s warmup; 10k 20k 50k 100k)
 # LIVE_REPLAY_ARGS adds replay options, e.g. LIVE_REPLAY_ARGS="--batch 500 --connections 8".
+# LIVE_TRANSPORTS="http" runs one transport only.
+# A rate past what the server sustains is an overload run: over HTTP the server answers 429
+# once it is serve.max_lag behind (the pushed_back column), over MQTT it takes messages later.
 # Logs, reports and server output go under ${TMPDIR:-/tmp}/tidemark-live.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,8 +60,8 @@ EOF
 }
 
 exec > >(tee "$dir/live.txt")
-printf '%-5s %-8s %-10s %-10s %-8s %-8s %-8s %-8s %s\n' transport rate achieved accepted p50_ms p90_ms p99_ms max_ms missing
-for transport in http mqtt; do
+printf '%-5s %-8s %-10s %-10s %-8s %-8s %-8s %-8s %-8s %s\n' transport rate achieved accepted p50_ms p90_ms p99_ms max_ms missing pushed_back
+for transport in ${LIVE_TRANSPORTS:-http mqtt}; do
   if [ "$transport" = mqtt ] && ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then
     echo "mqtt: mosquitto not installed, skipped" >&2
     continue
@@ -91,8 +94,8 @@ for transport in http mqtt; do
 import json, sys
 r = json.load(open(sys.argv[1])); l = r.get("latency_ms") or {}
 f = lambda k: "%.1f" % l[k] if k in l else "-"
-print("%-5s %-8s %-10.0f %-10s %-8s %-8s %-8s %-8s %s" % (sys.argv[2], sys.argv[3], r["achieved_rate"],
-      r["accepted"], f("p50"), f("p90"), f("p99"), f("max"), r["missing"]))
+print("%-5s %-8s %-10.0f %-10s %-8s %-8s %-8s %-8s %-8s %s" % (sys.argv[2], sys.argv[3], r["achieved_rate"],
+      r["accepted"], f("p50"), f("p90"), f("p99"), f("max"), r["missing"], r.get("pushed_back", 0)))
 EOF
   done
 done

@@ -22,7 +22,9 @@ use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::plan::Plan;
 
 mod builder;
+mod pressure;
 pub use builder::EngineBuilder;
+pub use pressure::Pressure;
 
 /// How the live service batches and serves subscribers.
 #[derive(Clone, Debug)]
@@ -48,6 +50,8 @@ pub struct EngineOptions {
     /// With `serve.hash_identities`: identity values are hashed under this key before ingest
     /// sees them, and look-ups hash the value asked for.
     pub identity_key: Option<crate::event::pseudonym::IdentityKey>,
+    /// Sources push back while the engine is further behind than this (`serve.max_lag`).
+    pub max_lag_ms: Option<u64>,
 }
 
 impl EngineOptions {
@@ -71,6 +75,7 @@ impl EngineOptions {
             horizon_ms: Some(serve.horizon_ms),
             checkpoint_every: serve.checkpoint_every,
             identity_key: None,
+            max_lag_ms: serve.max_lag_ms,
         }
     }
 }
@@ -134,8 +139,11 @@ pub struct Status {
     pub hub: HubStats,
     /// Every change up to this time has been sent to subscribers.
     pub progress: Time,
-    /// Milliseconds the oldest event not yet reflected in the rows has waited (0 when caught up).
+    /// Milliseconds the oldest event not yet reflected in the rows, or the oldest ingest
+    /// request not yet taken, has waited (0 when caught up).
     pub lag_ms: u64,
+    /// Ingest requests turned away (HTTP 429) because the lag was over `serve.max_lag`.
+    pub pushed_back: u64,
     /// Current rows.
     pub rows: usize,
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.
@@ -163,7 +171,8 @@ enum Events {
 }
 
 enum Command {
-    Ingest(Source, Events, oneshot::Sender<IngestReport>),
+    /// Events, and when they were handed over.
+    Ingest(Source, Events, Instant, oneshot::Sender<IngestReport>),
     Subscribe(Filter, oneshot::Sender<crate::output::Subscription>),
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
@@ -250,6 +259,7 @@ pub enum EngineError {
 pub struct Engine {
     tx: mpsc::Sender<Command>,
     pub(crate) plan: Arc<Plan>,
+    pressure: Arc<Pressure>,
 }
 
 impl Engine {
@@ -310,10 +320,18 @@ impl Engine {
         }
         let data = data.map(crate::durable::DataDir::start).transpose()?;
         let (tx, rx) = mpsc::channel();
+        let pressure = Arc::new(Pressure::new(options.max_lag_ms));
+        let noted = pressure.clone();
         std::thread::Builder::new()
             .name("tidemark-live".into())
-            .spawn(move || Driver::new(pipeline, options, actions, acting, data).run(rx))?;
-        Ok(Engine { tx, plan })
+            .spawn(move || Driver::new(pipeline, options, actions, acting, data, noted).run(rx))?;
+        Ok(Engine { tx, plan, pressure })
+    }
+
+    /// How far behind its input the engine is, for sources that push back: with
+    /// `serve.max_lag`, `pressure().busy()` says when to turn requests away.
+    pub fn pressure(&self) -> &Pressure {
+        &self.pressure
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Stopped> {
@@ -361,7 +379,7 @@ impl Engine {
         let (reply, answer) = oneshot::channel();
         let sent = self
             .tx
-            .send(Command::Ingest(source, events, reply))
+            .send(Command::Ingest(source, events, Instant::now(), reply))
             .map_err(|_| Stopped);
         async move {
             sent?;
@@ -446,6 +464,8 @@ struct Driver {
     stopping: Option<oneshot::Sender<()>>,
     /// Duplicates and rejections by reason since the last batch handed to the log.
     outcomes: BTreeMap<&'static str, u64>,
+    /// Where the lag is noted for the sources.
+    pressure: Arc<Pressure>,
 }
 
 enum Waiter {
@@ -461,12 +481,14 @@ impl Driver {
         actions: Option<ActionSink>,
         acting: bool,
         data: Option<crate::durable::Journal>,
+        pressure: Arc<Pressure>,
     ) -> Self {
         let next_tick = options
             .wall_ticks
             .filter(|_| acting)
             .map(|_| Instant::now());
         Driver {
+            pressure,
             accepted_at_checkpoint: pipeline.counts().accepted,
             data,
             stopping: None,
@@ -503,11 +525,14 @@ impl Driver {
                     for _ in 0..1024 {
                         match rx.try_recv() {
                             Ok(c) => self.handle(c),
-                            Err(_) => break,
+                            Err(_) => {
+                                self.pressure.set_queued(Duration::ZERO);
+                                break;
+                            }
                         }
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.pressure.set_queued(Duration::ZERO),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.pipeline.poll();
@@ -521,6 +546,8 @@ impl Driver {
                 self.flush();
             }
             self.keep();
+            let oldest = self.in_flight.front().map(|(_, at)| *at);
+            self.pressure.set_oldest(oldest.or(self.pending_since));
             if self.pipeline.stopped() || self.stopping.is_some() {
                 // Requests get `Stopped` from here on rather than answers that never change.
                 break;
@@ -589,7 +616,8 @@ impl Driver {
 
     fn handle(&mut self, command: Command) {
         match command {
-            Command::Ingest(source, events, reply) => {
+            Command::Ingest(source, events, handed, reply) => {
+                self.pressure.set_queued(handed.elapsed());
                 let mut report = IngestReport::default();
                 if let Some(why) = self.data.as_ref().and_then(|d| d.failing()) {
                     report.failed = Some(why);
@@ -667,13 +695,11 @@ impl Driver {
             }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
-                let lag_ms = self
-                    .in_flight
-                    .front()
-                    .map(|(_, at)| at.elapsed())
-                    .or(self.pending_since.map(|t| t.elapsed()))
-                    .map_or(0, crate::time::millis);
+                let oldest = self.in_flight.front().map(|(_, at)| *at);
+                self.pressure.set_oldest(oldest.or(self.pending_since));
+                let lag_ms = self.pressure.lag_ms();
                 let _ = reply.send(Status {
+                    pushed_back: self.pressure.pushed_back_total(),
                     counts: self.pipeline.counts().clone(),
                     hub: out.hub.stats(),
                     progress: self.pipeline.progress(),

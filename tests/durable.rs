@@ -30,16 +30,8 @@ fn segments(data: &Path) -> Vec<PathBuf> {
 async fn send(client: &reqwest::Client, s: &Server, lines: &[String], per: usize) -> u64 {
     let mut accepted = 0;
     for chunk in lines.chunks(per) {
-        let answer: Value = client
-            .post(s.url("/v1/events"))
-            .header("Content-Type", "application/x-ndjson")
-            .body(chunk.join("\n") + "\n")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let lines: Vec<String> = chunk.to_vec();
+        let answer = crate::common::server::post_lines(client, &s.url("/v1/events"), &lines).await;
         accepted += answer["accepted"].as_u64().unwrap();
     }
     accepted

@@ -182,8 +182,9 @@ fn check_against_server(report: &Value, log: &Path, addr: &str) {
     assert_eq!(report["unreflected"], 0);
 }
 
-/// Replays the log of `dir` at 20,000 events/s to `target` (plus `extra` options), asserts a
-/// clean exit and compares the report with the server's own counts.
+/// Replays the log of `dir` to `target` (at 20,000 events/s unless `extra` gives `--rate`,
+/// plus `extra` options), asserts a clean exit and compares the report with the server's own
+/// counts.
 fn replay_and_check(dir: &Scratch, server: &Server, target: &str, extra: &[&str]) {
     let log = write_log(dir);
     let report_path = dir.path("report.json");
@@ -192,11 +193,12 @@ fn replay_and_check(dir: &Scratch, server: &Server, target: &str, extra: &[&str]
         log.to_str().unwrap(),
         "--target",
         target,
-        "--rate",
-        "20000",
         "--report",
         report_path.to_str().unwrap(),
     ];
+    if !extra.contains(&"--rate") {
+        args.extend(["--rate", "20000"]);
+    }
     args.extend_from_slice(extra);
     let (status, err) = replay(&args, Duration::from_secs(120));
     assert_eq!(status.code(), Some(0), "{err}");
@@ -209,6 +211,35 @@ fn http_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     let server = Server::start(&[], &[]);
     let target = format!("http://{}", server.addr);
     replay_and_check(&dir, &server, &target, &[]);
+}
+
+/// A server that is behind (here `serve.max_lag = "1ms"`: any batch still in flight) turns
+/// requests away with 429 and takes nothing of them; replay sends each again after
+/// `Retry-After`, reports how many were turned away, and in the end every line arrived once.
+#[test]
+fn pushed_back_requests_are_sent_again_and_nothing_is_lost() {
+    let dir = Scratch::new("pushback");
+    let config = dir.path("lag.toml");
+    std::fs::write(&config, "[serve]\nmax_lag = \"1ms\"\n").expect("config written");
+    let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
+    let target = format!("http://{}", server.addr);
+    replay_and_check(
+        &dir,
+        &server,
+        &target,
+        &["--rate", "200000", "--batch", "500", "--connections", "8"],
+    );
+    let report = read_report(&dir.path("report.json"));
+    let pushed = report["pushed_back"]
+        .as_u64()
+        .expect("pushed_back in the report");
+    assert!(pushed > 0, "a server 1 ms behind pushes back: {report}");
+    let metrics = get(&server.addr, "/metrics");
+    assert_eq!(
+        pushed,
+        metric(&metrics, "tidemark_ingest_pushed_back_total"),
+        "the server counts each 429 it gave"
+    );
 }
 
 #[test]
@@ -291,5 +322,33 @@ fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
         &server,
         &broker.url(),
         &["--http", &http, "--timeout", "10s"],
+    );
+}
+
+/// Over MQTT a server that is behind takes its next message later (the broker holds it and the
+/// PUBACK comes later) instead of answering 429: every line still arrives exactly once.
+#[test]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
+fn mqtt_ingest_held_back_by_max_lag_loses_nothing() {
+    let bin = mosquitto();
+    let dir = Scratch::new("mqtt-lag");
+    let broker = Broker::start(&bin, "replay-lag");
+    let config = dir.path("lag.toml");
+    std::fs::write(&config, "[serve]\nmax_lag = \"1ms\"\n").expect("config written");
+    let server = Server::start(
+        &[
+            "--mqtt",
+            &broker.url(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let http = format!("http://{}", server.addr);
+    replay_and_check(
+        &dir,
+        &server,
+        &broker.url(),
+        &["--http", &http, "--timeout", "20s", "--rate", "100000"],
     );
 }

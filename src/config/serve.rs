@@ -15,6 +15,7 @@ pub(super) struct RawServe {
     on_slow_subscriber: Option<String>,
     batch_max_events: Option<i64>,
     batch_max_delay: Option<String>,
+    max_lag: Option<String>,
     data_dir: Option<String>,
     clock: Option<String>,
     public_reads: Option<bool>,
@@ -83,6 +84,10 @@ pub struct Serve {
     pub batch_max_events: usize,
     /// Longest an accepted event waits before its batch goes to the dataflow.
     pub batch_max_delay_ms: u64,
+    /// When the engine is further behind than this (its oldest accepted event not yet in the
+    /// rows, or the oldest request waiting to be taken), HTTP ingest answers 429 and MQTT
+    /// ingest takes its next message later; `None` (`"off"`) never pushes back.
+    pub max_lag_ms: Option<u64>,
     /// The data directory as configured (relative paths are resolved by the caller against the
     /// configuration file's directory); `None`: `tidemark-data` there.
     pub data_dir: Option<String>,
@@ -312,6 +317,23 @@ impl Serve {
         if !(0..=10_000).contains(&delay) {
             p.add("serve.batch_max_delay", "allowed: 0ms..=10s");
         }
+        let max_lag = match raw.max_lag.as_deref().unwrap_or("1s") {
+            "off" => None,
+            text => Some(
+                millis(
+                    "serve.max_lag",
+                    Some(text),
+                    "1s",
+                    1,
+                    3_600_000,
+                    "1ms..=1h or \"off\"",
+                )
+                .unwrap_or_else(|e| {
+                    p.absorb(e);
+                    0
+                }),
+            ),
+        };
         let clock = match raw.clock.as_deref().unwrap_or("wall") {
             "wall" => ClockMode::Wall,
             "event" => ClockMode::Event,
@@ -491,6 +513,7 @@ impl Serve {
             on_slow_subscriber: on_slow,
             batch_max_events: usize::try_from(batch).unwrap_or_default(),
             batch_max_delay_ms: delay as u64,
+            max_lag_ms: max_lag.map(i64::unsigned_abs),
             public_reads: raw.public_reads.unwrap_or(false),
             hosts,
             origins,
@@ -696,7 +719,12 @@ mod tests {
             (256 << 20, 100, 600_000)
         );
         assert!(!s.public_reads && s.dead_letter.is_none() && s.hosts.is_empty());
+        assert_eq!(s.max_lag_ms, Some(1_000));
+        assert_eq!(serve("max_lag = \"off\"").unwrap().max_lag_ms, None);
+        assert_eq!(serve("max_lag = \"250ms\"").unwrap().max_lag_ms, Some(250));
         for (toml, key) in [
+            ("max_lag = \"0s\"", "serve.max_lag"),
+            ("max_lag = \"never\"", "serve.max_lag"),
             ("max_connections = 2", "serve.max_connections"),
             ("header_timeout = \"0s\"", "serve.header_timeout"),
             ("body_timeout = \"soon\"", "serve.body_timeout"),

@@ -43,6 +43,19 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
             "send events as application/x-ndjson (one JSON object per line) or application/json (an object or an array of objects)",
         );
     };
+    let pressure = state.live.pressure();
+    if let Some(lag) = pressure.busy() {
+        // Turned away before its body is read: nothing of it is taken, and the client sends it
+        // again after `Retry-After`.
+        pressure.pushed_back();
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("tidemark is {lag} ms behind its input (serve.max_lag); none of this request was taken: send it again after the Retry-After seconds"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return r;
+    }
     let held = match state.bodies.read(&headers, body).await {
         Ok(held) => held,
         Err(refused) => return refused,

@@ -53,8 +53,14 @@ pub(crate) fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
     metric(
         "tidemark_ingest_lag_milliseconds",
         "gauge",
-        "Age of the oldest accepted event not yet reflected in the rows.",
+        "Age of the oldest accepted event not yet reflected in the rows, or of the oldest ingest request not yet taken.",
         &one(status.lag_ms),
+    );
+    metric(
+        "tidemark_ingest_pushed_back_total",
+        "counter",
+        "Ingest requests answered 429 because the lag was over serve.max_lag.",
+        &one(status.pushed_back),
     );
     let h = &status.rounds;
     let mut quantiles: Vec<(String, String)> = [0.5, 0.9, 0.99, 0.999, 1.0]

@@ -73,6 +73,9 @@ async fn acknowledge(client: AsyncClient, mut acks: mpsc::UnboundedReceiver<Publ
     disconnect(&client, "ingest").await;
 }
 
+/// How often a source held back by `serve.max_lag` looks again.
+const BUSY_RECHECK: std::time::Duration = std::time::Duration::from_millis(10);
+
 type Answer = Pin<Box<dyn Future<Output = (Publish, Result<IngestReport, Stopped>)> + Send>>;
 
 /// Hands messages to the live service in arrival order, keeping up to `WINDOW` answers
@@ -88,6 +91,9 @@ async fn process(
     let mut pending: FuturesOrdered<Answer> = FuturesOrdered::new();
     let mut stopping = false;
     loop {
+        // While the engine is behind (`serve.max_lag`), no message is taken: the broker holds
+        // them, and the clients see their acknowledgements come later.
+        let busy = live.pressure().busy().is_some();
         tokio::select! {
             biased;
             _ = stopped(&mut stop), if !stopping => {
@@ -114,10 +120,11 @@ async fn process(
                     }
                 }
             }
-            next = inbox.recv(), if !stopping && pending.len() < WINDOW => match next {
+            next = inbox.recv(), if !stopping && !busy && pending.len() < WINDOW => match next {
                 Some(publish) => pending.push_back(offer(&live, publish)),
                 None => stopping = true,
             },
+            _ = tokio::time::sleep(BUSY_RECHECK), if busy => {}
         }
         if stopping && pending.is_empty() {
             return;

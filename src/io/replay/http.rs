@@ -1,6 +1,7 @@
 //! The HTTP sender: one task per connection takes due batches and POSTs them as NDJSON to
 //! `/v1/events`; the answer's counts and `time` feed the counters and the latency tracker.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,18 +40,48 @@ pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
             target.timeout,
         );
         let sent = shared.note_sent(batch.events);
-        match request.body(body).send().await {
-            Ok(response) => answer(response, events, sent, &target, &shared).await,
-            Err(e) => failed(
-                &shared,
-                &target,
-                events,
-                &e,
-                "connection",
-                "is tidemark serve running at the target?",
-            ),
+        let mut request = Some(request);
+        // A 429 says the server is behind and took none of the batch: it goes again after the
+        // server's `Retry-After`, with its latency still counted from the first send.
+        while let Some(r) = request.take() {
+            match r.body(body.clone()).send().await {
+                Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
+                    shared.counters.pushed_back.fetch_add(1, Relaxed);
+                    tokio::time::sleep(retry_after(&response)).await;
+                    request = Some(post(
+                        &target.client,
+                        &target.url,
+                        target.token.as_deref(),
+                        target.timeout,
+                    ));
+                }
+                Ok(response) => answer(response, events, sent, &target, &shared).await,
+                Err(e) => failed(
+                    &shared,
+                    &target,
+                    events,
+                    &e,
+                    "connection",
+                    "is tidemark serve running at the target?",
+                ),
+            }
         }
     }
+}
+
+/// How long to wait after a 429: the server's `Retry-After` seconds (1 when absent, at most
+/// 60), spread over 50-150% so that the connections that were turned away together do not
+/// come back together.
+fn retry_after(response: &reqwest::Response) -> Duration {
+    let seconds = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(1)
+        .clamp(1, 60);
+    let spread = 0.5 + f64::from(std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos()) % 1000) / 1000.0;
+    Duration::from_secs(seconds).mul_f64(spread)
 }
 
 /// `POST url` of NDJSON, with the timeout and the ingest token if any.

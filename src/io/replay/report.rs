@@ -18,6 +18,8 @@ pub struct Counters {
     pub accepted: AtomicU64,
     pub duplicates: AtomicU64,
     pub rejected: AtomicU64,
+    /// Requests the server turned away with 429 (each sent again after its `Retry-After`).
+    pub pushed_back: AtomicU64,
     /// When the last acknowledgement came.
     pub last_ack: Mutex<Option<Instant>>,
     failures: Mutex<BTreeMap<String, Failure>>,
@@ -139,6 +141,9 @@ pub struct Report {
     pub counts_from: &'static str,
     /// Failures by kind.
     pub failures: BTreeMap<String, Failure>,
+    /// Requests the server turned away with 429 because it was behind (`serve.max_lag`); each
+    /// was sent again, so none of its events is missing for it.
+    pub pushed_back: u64,
     /// Seconds from the first send to the last acknowledgement.
     pub seconds: f64,
     /// Acknowledged events per second, from the first send to the last acknowledgement.
@@ -188,6 +193,7 @@ impl Report {
             "rejected": self.rejected,
             "counts_from": self.counts_from,
             "failures": failures,
+            "pushed_back": self.pushed_back,
             "seconds": self.seconds,
             "achieved_rate": self.achieved_rate,
             "warmup_events": self.warmup_events,
@@ -219,6 +225,12 @@ impl Report {
             self.achieved_rate,
             self.seconds,
         );
+        if self.pushed_back > 0 {
+            out.push_str(&format!(
+                "push-back     {} requests answered 429 (the server was behind serve.max_lag) and sent again after Retry-After; their latency counts from the first send\n",
+                self.pushed_back
+            ));
+        }
         match &self.latency {
             Some(l) => out.push_str(&format!(
                 "latency (ms)  {}   ({} events; {})\n",

@@ -214,6 +214,7 @@ pub async fn run(
         rejected: counted.map(|c| c.rejected),
         counts_from,
         failures: c.failures(),
+        pushed_back: c.pushed_back.load(Relaxed),
         seconds,
         achieved_rate: if seconds > 0.0 { acknowledged as f64 / seconds } else { 0.0 },
         latency: Latency::of(&t.histogram),
