@@ -19,8 +19,8 @@ pub struct LogArgs {
     /// directory of `tidemark serve` (stop the server first).
     #[arg(long)]
     pub input: PathBuf,
-    /// Dataflow worker threads.
-    #[arg(short = 'w', long, default_value_t = 1, value_parser = super::workers)]
+    /// Dataflow worker threads (default: the cores less one for ingest, at least 1).
+    #[arg(short = 'w', long, default_value_t = super::default_workers(), value_parser = super::workers)]
     pub workers: usize,
     /// Accepted events per dataflow batch.
     #[arg(long, default_value_t = 100_000)]

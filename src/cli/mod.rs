@@ -77,6 +77,15 @@ struct BadWorkers {
     text: String,
 }
 
+/// The default number of dataflow workers: one per core but the one that ingest (parsing,
+/// dedupe, interning) keeps busy, and at least one. On 2 cores one worker measures fastest
+/// (BENCHMARKS.md, "Workers").
+fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
+}
+
 /// A number of dataflow workers: at least one.
 fn workers(text: &str) -> Result<usize, BadWorkers> {
     match text.parse::<usize>() {

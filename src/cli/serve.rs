@@ -34,8 +34,8 @@ pub struct Args {
     /// Open the dashboard in the default browser once the server listens.
     #[arg(long)]
     open: bool,
-    /// Dataflow worker threads.
-    #[arg(short = 'w', long, default_value_t = 1, value_parser = super::workers)]
+    /// Dataflow worker threads (default: the cores less one for ingest, at least 1).
+    #[arg(short = 'w', long, default_value_t = super::default_workers(), value_parser = super::workers)]
     workers: usize,
     /// Data directory (overrides serve.data_dir; default tidemark-data beside the config, or in
     /// the working directory without one; a fresh temporary one with --demo).
