@@ -20,12 +20,37 @@ pub struct Server {
 
 /// A fresh, empty directory for one server's data.
 pub fn fresh_data_dir() -> std::path::PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_stale_data_dirs);
     static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("tidemark-test-data-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary data directory");
     dir
+}
+
+/// Removes the data directories that earlier test runs left behind (their process is gone):
+/// a server's directory outlives it, since tests restart servers on what they kept, so each
+/// run clears its predecessors' instead of letting them pile up in the temporary directory.
+fn sweep_stale_data_dirs() {
+    const PREFIX: &str = "tidemark-test-data-";
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if pid != std::process::id() && cfg!(target_os = "linux") && !alive {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 impl Server {
