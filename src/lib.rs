@@ -72,7 +72,8 @@ pub use io::{demo, replay};
 pub use event::{Reason, Rejection};
 pub use ingest::{Counts, Erased, Outcome};
 pub use live::{
-    Engine, EngineBuilder, EngineError, ErasedPerson, Erasure, IngestReport, Status, Stopped,
+    Engine, EngineBuilder, EngineError, ErasedPerson, Erasure, IngestReport, Pressure, Status,
+    Stopped,
 };
 pub use pipeline::{DataflowError, ReadBack};
 pub use pipeline::{Finished, Pipeline, PipelineOptions};
