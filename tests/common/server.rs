@@ -30,25 +30,44 @@ pub fn fresh_data_dir() -> std::path::PathBuf {
     dir
 }
 
-/// Removes the data directories that earlier test runs left behind (their process is gone):
-/// a server's directory outlives it, since tests restart servers on what they kept, so each
-/// run clears its predecessors' instead of letting them pile up in the temporary directory.
+/// Removes what earlier test runs left in the temporary directory (their process is gone): a
+/// server's data directory outlives it, since tests restart servers on what they kept, and
+/// other tests leave their scratch files, so each run clears its predecessors' instead of
+/// letting them pile up. Each name is one of the tests' prefixes followed by the process id.
 fn sweep_stale_data_dirs() {
-    const PREFIX: &str = "tidemark-test-data-";
+    const PREFIXES: [&str; 9] = [
+        "tidemark-test-data-",
+        "tidemark-compute-",
+        "tidemark-serve-",
+        "tidemark-hostile-",
+        "tidemark-refused-",
+        "tidemark-public-",
+        "tidemark-future-",
+        "tidemark-embed-",
+        "tidemark-browser-",
+    ];
+    if !cfg!(target_os = "linux") {
+        return;
+    }
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+        let Some(rest) = name
+            .to_str()
+            .and_then(|n| PREFIXES.iter().find_map(|p| n.strip_prefix(p)))
+        else {
             continue;
         };
-        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let Ok(pid) = digits.parse::<u32>() else {
             continue;
         };
         let alive = std::path::Path::new(&format!("/proc/{pid}")).exists();
-        if pid != std::process::id() && cfg!(target_os = "linux") && !alive {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if pid != std::process::id() && !alive {
+            let path = entry.path();
+            let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
         }
     }
 }
