@@ -5,16 +5,33 @@ use std::collections::BTreeMap;
 
 use crate::live::Status;
 
+/// Appends one metric in the Prometheus text format: its help, its type and its samples
+/// (`labels` as written between the name and the value, `""` for none).
+fn write_metric(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: &[(String, String)],
+) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{labels} {value}");
+    }
+}
+
+/// Appends a metric with one unlabelled sample.
+fn write_one(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    write_metric(out, name, kind, help, &[(String::new(), value.to_string())]);
+}
+
 /// Prometheus text exposition of a status.
 pub(crate) fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
-    use std::fmt::Write;
     let c = &status.counts;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, String)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
+        write_metric(&mut out, name, kind, help, samples)
     };
     let one = |v: u64| vec![(String::new(), v.to_string())];
     let total = c.accepted + c.duplicates + c.rejected_total();
@@ -158,12 +175,8 @@ pub(crate) fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
 /// Prometheus text of the data directory: log size, fsync latency, checkpoints, recovery.
 fn durable_metrics(out: &mut String, d: &crate::durable::DurableStatus) {
     use std::fmt::Write;
-    let mut one = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
+    let mut one =
+        |name: &str, kind: &str, help: &str, value: String| write_one(out, name, kind, help, value);
     one(
         "tidemark_wal_bytes",
         "gauge",
@@ -242,11 +255,8 @@ fn durable_metrics(out: &mut String, d: &crate::durable::DurableStatus) {
 pub(crate) fn action_metrics(stats: &crate::io::actions::Stats) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::new();
-    let mut counter = |name: &str, help: &str, v: u64| {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
-        ));
-    };
+    let mut counter =
+        |name: &str, help: &str, v: u64| write_one(&mut out, name, "counter", help, v);
     counter(
         "tidemark_actions_sent_total",
         "Firings, retractions and alert transitions handed to their targets.",
@@ -272,10 +282,13 @@ pub(crate) fn action_metrics(stats: &crate::io::actions::Stats) -> String {
         "Webhook attempts that failed and were tried again.",
         stats.retries.load(Relaxed),
     );
-    out.push_str(&format!(
-        "# HELP tidemark_action_queued Deliveries waiting in targets' queues.\n# TYPE tidemark_action_queued gauge\ntidemark_action_queued {}\n",
-        stats.queued.load(Relaxed).max(0)
-    ));
+    write_one(
+        &mut out,
+        "tidemark_action_queued",
+        "gauge",
+        "Deliveries waiting in targets' queues.",
+        stats.queued.load(Relaxed).max(0),
+    );
     out
 }
 
