@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 
-use super::error;
+use super::{error, retry_later};
 
 /// Bodies are accounted in units of this many bytes.
 const UNIT: usize = 1024;
@@ -62,13 +62,10 @@ impl BodyLimits {
         let room = match timeout_at(deadline, self.memory.clone().acquire_many_owned(units)).await {
             Ok(Ok(permit)) => permit,
             _ => {
-                let mut r = error(
+                return Err(closing(retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "too many request bodies are being ingested at once (serve.ingest_memory); retry shortly",
-                );
-                r.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return Err(closing(r));
+                )));
             }
         };
         let mut buf = BytesMut::with_capacity(expected.min(self.max));

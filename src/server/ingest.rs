@@ -7,7 +7,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::{error, ApiError, AppState};
+use super::{error, retry_later, ApiError, AppState};
 use crate::event::batch::{check, Format};
 
 fn format_of(headers: &HeaderMap) -> Option<Format> {
@@ -48,13 +48,10 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
         // Turned away before its body is read: nothing of it is taken, and the client sends it
         // again after `Retry-After`.
         pressure.pushed_back();
-        let mut r = error(
+        return retry_later(
             StatusCode::TOO_MANY_REQUESTS,
             format!("tidemark is {lag} ms behind its input (serve.max_lag); none of this request was taken: send it again after the Retry-After seconds"),
         );
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return r;
     }
     let held = match state.bodies.read(&headers, body).await {
         Ok(held) => held,

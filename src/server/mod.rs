@@ -87,6 +87,17 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     (status, Json(serde_json::json!({"error": message.into()}))).into_response()
 }
 
+/// An error answer that tells the client to send the request again in a second
+/// (`Retry-After: 1`).
+pub(crate) fn retry_later(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut r = error(status, message);
+    r.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    r
+}
+
 /// Why a request could not be answered, as the HTTP answer that says so: handlers return
 /// `Result<Response, ApiError>` and use `?`.
 #[derive(Debug, thiserror::Error)]
