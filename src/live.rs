@@ -546,8 +546,7 @@ impl Driver {
                 self.flush();
             }
             self.keep();
-            let oldest = self.in_flight.front().map(|(_, at)| *at);
-            self.pressure.set_oldest(oldest.or(self.pending_since));
+            self.note_lag();
             if self.pipeline.stopped() || self.stopping.is_some() {
                 // Requests get `Stopped` from here on rather than answers that never change.
                 break;
@@ -561,6 +560,13 @@ impl Driver {
         if let Err(e) = self.pipeline.finish() {
             tracing::error!("the dataflow stopped: {e}");
         }
+    }
+
+    /// Notes for the sources when the oldest event not yet in the rows was accepted: the
+    /// oldest batch in flight, else the pending batch.
+    fn note_lag(&self) {
+        let oldest = self.in_flight.front().map(|(_, at)| *at);
+        self.pressure.set_oldest(oldest.or(self.pending_since));
     }
 
     /// The data directory's upkeep: starts the next checkpoint once enough events were
@@ -695,8 +701,7 @@ impl Driver {
             }
             Command::Status(reply) => {
                 let out = self.pipeline.output();
-                let oldest = self.in_flight.front().map(|(_, at)| *at);
-                self.pressure.set_oldest(oldest.or(self.pending_since));
+                self.note_lag();
                 let lag_ms = self.pressure.lag_ms();
                 let _ = reply.send(Status {
                     pushed_back: self.pressure.pushed_back_total(),

@@ -33,27 +33,21 @@ pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
     while let Some(batch) = queue.next().await {
         let events = batch.events.len() as u64;
         let body = shared.log.ndjson(batch.events.clone());
-        let request = post(
-            &target.client,
-            &target.url,
-            target.token.as_deref(),
-            target.timeout,
-        );
         let sent = shared.note_sent(batch.events);
-        let mut request = Some(request);
         // A 429 says the server is behind and took none of the batch: it goes again after the
         // server's `Retry-After`, with its latency still counted from the first send.
-        while let Some(r) = request.take() {
-            match r.body(body.clone()).send().await {
+        loop {
+            let request = post(
+                &target.client,
+                &target.url,
+                target.token.as_deref(),
+                target.timeout,
+            );
+            match request.body(body.clone()).send().await {
                 Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => {
                     shared.counters.pushed_back.fetch_add(1, Relaxed);
                     tokio::time::sleep(retry_after(&response)).await;
-                    request = Some(post(
-                        &target.client,
-                        &target.url,
-                        target.token.as_deref(),
-                        target.timeout,
-                    ));
+                    continue;
                 }
                 Ok(response) => answer(response, events, sent, &target, &shared).await,
                 Err(e) => failed(
@@ -65,6 +59,7 @@ pub async fn sender(target: HttpTarget, queue: Queue, shared: Arc<Shared>) {
                     "is tidemark serve running at the target?",
                 ),
             }
+            break;
         }
     }
 }
@@ -80,7 +75,7 @@ fn retry_after(response: &reqwest::Response) -> Duration {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(1)
         .clamp(1, 60);
-    let spread = 0.5 + f64::from(std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| d.subsec_nanos()) % 1000) / 1000.0;
+    let spread = 0.5 + f64::from(getrandom::u32().unwrap_or(0) % 1000) / 1000.0;
     Duration::from_secs(seconds).mul_f64(spread)
 }
 
