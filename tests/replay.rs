@@ -213,14 +213,21 @@ fn http_replay_counts_equal_the_servers_and_latencies_are_ordered() {
     replay_and_check(&dir, &server, &target, &[]);
 }
 
+/// A configuration under which a server counts as behind as soon as any batch is in flight
+/// (`serve.max_lag = "1ms"`), written into `dir`.
+fn behind_config(dir: &Scratch) -> PathBuf {
+    let config = dir.path("lag.toml");
+    std::fs::write(&config, "[serve]\nmax_lag = \"1ms\"\n").expect("config written");
+    config
+}
+
 /// A server that is behind (here `serve.max_lag = "1ms"`: any batch still in flight) turns
 /// requests away with 429 and takes nothing of them; replay sends each again after
 /// `Retry-After`, reports how many were turned away, and in the end every line arrived once.
 #[test]
 fn pushed_back_requests_are_sent_again_and_nothing_is_lost() {
     let dir = Scratch::new("pushback");
-    let config = dir.path("lag.toml");
-    std::fs::write(&config, "[serve]\nmax_lag = \"1ms\"\n").expect("config written");
+    let config = behind_config(&dir);
     let server = Server::start(&["--config", config.to_str().unwrap()], &[]);
     let target = format!("http://{}", server.addr);
     replay_and_check(
@@ -309,20 +316,26 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
     );
 }
 
+/// Replays the log through a fresh Mosquitto to a server reading it (with `serve_args` besides
+/// `--mqtt`), and checks the report against the server as over HTTP.
+fn mqtt_replay_and_check(name: &str, serve_args: &[&str], extra: &[&str]) {
+    let bin = mosquitto();
+    let dir = Scratch::new(name);
+    let broker = Broker::start(&bin, &format!("replay-{name}"));
+    let url = broker.url();
+    let mut args = vec!["--mqtt", &url];
+    args.extend_from_slice(serve_args);
+    let server = Server::start(&args, &[]);
+    let http = format!("http://{}", server.addr);
+    let mut replay_args = vec!["--http", &http];
+    replay_args.extend_from_slice(extra);
+    replay_and_check(&dir, &server, &url, &replay_args);
+}
+
 #[test]
 #[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
-    let bin = mosquitto();
-    let dir = Scratch::new("mqtt");
-    let broker = Broker::start(&bin, "replay");
-    let server = Server::start(&["--mqtt", &broker.url()], &[]);
-    let http = format!("http://{}", server.addr);
-    replay_and_check(
-        &dir,
-        &server,
-        &broker.url(),
-        &["--http", &http, "--timeout", "10s"],
-    );
+    mqtt_replay_and_check("mqtt", &[], &["--timeout", "10s"]);
 }
 
 /// Over MQTT a server that is behind takes its next message later (the broker holds it and the
@@ -330,25 +343,11 @@ fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
 #[test]
 #[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 fn mqtt_ingest_held_back_by_max_lag_loses_nothing() {
-    let bin = mosquitto();
-    let dir = Scratch::new("mqtt-lag");
-    let broker = Broker::start(&bin, "replay-lag");
-    let config = dir.path("lag.toml");
-    std::fs::write(&config, "[serve]\nmax_lag = \"1ms\"\n").expect("config written");
-    let server = Server::start(
-        &[
-            "--mqtt",
-            &broker.url(),
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let http = format!("http://{}", server.addr);
-    replay_and_check(
-        &dir,
-        &server,
-        &broker.url(),
-        &["--http", &http, "--timeout", "20s", "--rate", "100000"],
+    let dir = Scratch::new("mqtt-lag-config");
+    let config = behind_config(&dir);
+    mqtt_replay_and_check(
+        "mqtt-lag",
+        &["--config", config.to_str().unwrap()],
+        &["--timeout", "20s", "--rate", "100000"],
     );
 }
