@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use rumqttc::{AsyncClient, QoS};
 use tokio::sync::{broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use crate::config::{Action, Config};
@@ -167,7 +166,6 @@ impl Actions {
             .chain(config.alerts.iter().flat_map(|a| &a.actions))
             .collect();
         let mut queues: HashMap<String, mpsc::Sender<Delivery>> = HashMap::new();
-        let mut tasks = Vec::new();
         let client = reqwest::Client::builder().build()?;
         let mut mqtt: Option<AsyncClient> = None;
         for a in actions {
@@ -177,50 +175,44 @@ impl Actions {
             }
             let (q, qrx) = mpsc::channel(delivery.queue);
             match a {
-                Action::Webhook(url) => tasks.push(webhook::start(
+                Action::Webhook(url) => webhook::start(
                     url.clone(),
                     delivery,
                     client.clone(),
                     qrx,
                     tx.clone(),
                     stats.clone(),
-                )),
+                ),
                 Action::Mqtt(topic) => {
                     let client = match &mqtt {
                         Some(c) => c.clone(),
                         None => {
-                            let (c, pump) =
+                            // The pump runs detached and ends on `stop`.
+                            let (c, _pump) =
                                 crate::io::mqtt::action_client(&config.mqtt, stop.clone())?;
-                            tasks.push(pump);
                             mqtt = Some(c.clone());
                             c
                         }
                     };
-                    tasks.push(mqtt_target(
-                        topic.clone(),
-                        client,
-                        qrx,
-                        tx.clone(),
-                        stats.clone(),
-                    ));
+                    mqtt_target(topic.clone(), client, qrx, tx.clone(), stats.clone());
                 }
                 Action::Stream => unreachable!("streams have no queue"),
             }
             queues.insert(name, q);
         }
         if let Some(client) = mqtt {
-            tasks.push(tokio::spawn(
+            tokio::spawn(
                 async move {
                     let mut stop = stop;
                     let _ = stop.wait_for(|s| *s).await;
                     let _ = client.disconnect().await;
                 }
                 .instrument(tracing::info_span!("task", name = "mqtt-actions-stop")),
-            ));
+            );
         }
-        // Detached: webhook targets end with the runner, the MQTT client on `stop`; the
-        // delivery log, not a wait here, is what keeps an unsent firing across a stop.
-        drop(tasks);
+        // The targets' tasks run detached: webhook targets end with the runner, the MQTT client
+        // on `stop`; the delivery log, not a wait here, is what keeps an unsent firing across a
+        // stop.
         let runner = Runner {
             log,
             queues,
@@ -261,14 +253,14 @@ impl Actions {
     }
 }
 
-/// Publishes to one MQTT topic at QoS 1.
+/// Starts the detached task that publishes to one MQTT topic at QoS 1.
 fn mqtt_target(
     topic: String,
     client: AsyncClient,
     mut rx: mpsc::Receiver<Delivery>,
     done: std::sync::mpsc::Sender<Msg>,
     stats: Arc<Stats>,
-) -> JoinHandle<()> {
+) {
     tokio::spawn(
         async move {
             while let Some(d) = rx.recv().await {
@@ -291,7 +283,7 @@ fn mqtt_target(
             }
         }
         .instrument(tracing::info_span!("task", name = "mqtt-action")),
-    )
+    );
 }
 
 /// The thread that owns the delivery log.

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
 use tokio::sync::{mpsc, Semaphore};
-use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::{Delivery, Done, Msg, Stats};
@@ -19,7 +18,7 @@ struct Attempt {
     retry: bool,
 }
 
-/// Starts the task that delivers to one webhook URL.
+/// Starts the detached task that delivers to one webhook URL.
 pub(super) fn start(
     url: String,
     cfg: &config::Delivery,
@@ -27,7 +26,7 @@ pub(super) fn start(
     mut rx: mpsc::Receiver<Delivery>,
     done: std::sync::mpsc::Sender<Msg>,
     stats: Arc<Stats>,
-) -> JoinHandle<()> {
+) {
     let slots = Arc::new(Semaphore::new(cfg.in_flight));
     let backoff = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
@@ -74,7 +73,7 @@ pub(super) fn start(
             }
         }
         .instrument(span),
-    )
+    );
 }
 
 /// One attempt: 2xx is success; 408, 425, 429, 5xx and transport errors may succeed later.
