@@ -88,6 +88,10 @@ pub type DayFirstChange = ((Ident, (Day, i64)), isize);
 /// `(rule, release time, group, converted)`, under no identity.
 pub type SentFiring = (RuleId, i64, Group, bool);
 
+/// A retired firing that later triggers' caps still count (`ingest::retire_rules`): rule,
+/// release time and trigger id, under the identity of its trigger event.
+pub type CapFiring = (RuleId, i64, Text);
+
 /// Everything one batch of accepted events changes, as differential updates.
 #[derive(Clone, Debug, Default)]
 pub struct FactBatch {
@@ -140,8 +144,11 @@ pub struct FactBatch {
     pub edges_gone: Vec<(Ident, Ident)>,
     pub triggers_gone: Vec<(Ident, Trigger)>,
     pub paid_gone: Vec<(Ident, (i64, i64))>,
-    /// Firings of erased persons that had been sent (they stay in the campaign rows).
-    pub sent_firings: Vec<SentFiring>,
+    /// Firings that stay in the campaign rows under no identity: those of erased persons that
+    /// had been sent, and retired ones (`ingest::retire_rules`, one per day of release).
+    pub sent_firings: Vec<(SentFiring, isize)>,
+    /// Changes to retired firings that later triggers' caps still count.
+    pub cap_firings: Vec<((Ident, CapFiring), isize)>,
 }
 
 impl FactBatch {
@@ -172,5 +179,6 @@ impl FactBatch {
             && self.triggers_gone.is_empty()
             && self.paid_gone.is_empty()
             && self.sent_firings.is_empty()
+            && self.cap_firings.is_empty()
     }
 }

@@ -460,6 +460,9 @@ struct Driver {
     data: Option<crate::durable::Journal>,
     /// Events accepted as of the last checkpoint.
     accepted_at_checkpoint: u64,
+    /// Once the checkpoint count passes this, the checkpoint that retired these firings (per
+    /// rule id prefix, released before the time) is written: the delivery log may drop them.
+    prune_after: Option<(u64, Vec<(String, i64)>)>,
     /// Who asked the service to stop.
     stopping: Option<oneshot::Sender<()>>,
     /// Duplicates and rejections by reason since the last batch handed to the log.
@@ -490,6 +493,7 @@ impl Driver {
         Driver {
             pressure,
             accepted_at_checkpoint: pipeline.counts().accepted,
+            prune_after: None,
             data,
             stopping: None,
             outcomes: BTreeMap::new(),
@@ -572,6 +576,7 @@ impl Driver {
     /// The data directory's upkeep: starts the next checkpoint once enough events were
     /// accepted since the last.
     fn keep(&mut self) {
+        self.prune_retired();
         let Some(journal) = self.data.as_ref() else {
             return;
         };
@@ -596,10 +601,33 @@ impl Driver {
             Ok(state) => {
                 self.accepted_at_checkpoint = state.accepted();
                 if let Some(journal) = self.data.as_mut() {
+                    if let (Some(bound), None) = (state.rules_retired(), &self.prune_after) {
+                        let plan = &self.pipeline.plan;
+                        let retired = crate::ingest::rule_bounds(&plan.config.rules, bound)
+                            .into_iter()
+                            .enumerate()
+                            .map(|(r, t)| (crate::output::actions::rule_prefix(plan, crate::plan::id(r)), t))
+                            .collect();
+                        self.prune_after = Some((journal.status().checkpoints, retired));
+                    }
                     journal.checkpoint(state);
                 }
             }
             Err(e) => tracing::error!("cannot take a checkpoint: {e}"),
+        }
+    }
+
+    /// Once a checkpoint that retired rule facts is written, lets the delivery log drop the
+    /// firings it retired (before, a restart reads them back and needs the log to hold them).
+    fn prune_retired(&mut self) {
+        let (Some(journal), Some((before, _))) = (self.data.as_ref(), &self.prune_after) else {
+            return;
+        };
+        if journal.checkpointing() || journal.status().checkpoints <= *before {
+            return;
+        }
+        if let (Some(sink), Some((_, retired))) = (&self.actions, self.prune_after.take()) {
+            sink.prune(retired);
         }
     }
 
@@ -618,6 +646,7 @@ impl Driver {
         if let Some(journal) = self.data.as_mut() {
             journal.close();
         }
+        self.prune_retired();
     }
 
     fn handle(&mut self, command: Command) {

@@ -87,6 +87,10 @@ pub struct Pipeline {
     /// Times of the batches that erased a person: the firings they take back are no
     /// retractions to send.
     erasures: Vec<Time>,
+    /// Keys of the firings that retiring rule facts takes back in the next batch, and the
+    /// times of the batches that did, with theirs: no retractions to send either.
+    retiring: Vec<crate::output::FiringKey>,
+    retirements: Vec<(Time, foldhash::HashSet<crate::output::FiringKey>)>,
     state: Output,
 }
 
@@ -139,6 +143,8 @@ impl Pipeline {
             reflected_now: None,
             awaiting: VecDeque::new(),
             erasures: Vec::new(),
+            retiring: Vec::new(),
+            retirements: Vec::new(),
             state: Output::default(),
         })
     }
@@ -270,8 +276,12 @@ impl Pipeline {
         if outcome == Outcome::Accepted {
             self.in_batch += 1;
             // A batch holds events of one seal (`ingest::retire`).
-            if self.in_batch >= self.batch_events || self.ingest.wants_cut() {
+            let cut = self.ingest.wants_cut();
+            if self.in_batch >= self.batch_events || cut {
                 self.flush();
+            }
+            if cut {
+                self.roll_seal();
             }
         }
         outcome
@@ -287,6 +297,36 @@ impl Pipeline {
         self.note_sent();
         self.poll();
         self.sent
+    }
+
+    /// Moves the seal after the batch that moved the clock past it (its retirements open the
+    /// next batch) and, with rules, retires the rule facts it makes final: those read the
+    /// firings decided so far, so this waits until the rows reflect every batch sent (once
+    /// per day of event time).
+    fn roll_seal(&mut self) {
+        self.ingest.roll_seal();
+        let Some(bound) = self.ingest.rules_to_retire() else {
+            return;
+        };
+        self.wait_for(self.sent);
+        let decided: crate::ingest::DecidedFirings = self
+            .state
+            .firings
+            .current()
+            .iter()
+            .filter(|(_, f)| f.release < bound)
+            .map(|(k, f)| {
+                let d = crate::ingest::Decided {
+                    trigger: f.trigger.clone(),
+                    release: f.release,
+                    group: f.group,
+                    converted: f.converted,
+                };
+                (k.clone(), d)
+            })
+            .collect();
+        let taken = self.ingest.retire_rules(bound, &decided);
+        self.retiring.extend(taken);
     }
 
     /// Sends a batch to the engine at the next time, unless it changes nothing.
@@ -307,6 +347,10 @@ impl Pipeline {
                 self.batches += 1;
                 if seals {
                     self.sealed_at = time;
+                }
+                if !self.retiring.is_empty() {
+                    let keys = std::mem::take(&mut self.retiring).into_iter().collect();
+                    self.retirements.push((time, keys));
                 }
             }
             Err(_) => self.stopped = true,
@@ -377,11 +421,19 @@ impl Pipeline {
         untargeted: bool,
     ) -> Vec<crate::output::actions::ActionEvent> {
         let mut changes = self.state.take_actions();
-        // An erasure takes firings back without cancelling them: nothing to retract.
+        // An erasure, or retiring final rule facts, takes firings back without cancelling
+        // them: nothing to retract.
         let erasures = &self.erasures;
-        changes
-            .firings
-            .retain(|c| c.value.is_some() || !erasures.contains(&c.time));
+        let retirements = &self.retirements;
+        changes.firings.retain(|c| {
+            c.value.is_some()
+                || !(erasures.contains(&c.time)
+                    || retirements
+                        .iter()
+                        .any(|(t, keys)| *t == c.time && keys.contains(&c.key)))
+        });
+        let done = self.state.progress;
+        self.retirements.retain(|(t, _)| *t > done);
         if changes.firings.is_empty() && changes.transitions.is_empty() {
             return Vec::new();
         }

@@ -374,3 +374,210 @@ async fn a_webhook_that_fails_then_hangs_then_succeeds_gets_one_delivery_with_on
         .unwrap();
     assert!(retries >= 3, "{metrics}");
 }
+
+/// Sum of a campaign metric's values over its rows in a snapshot.
+fn total(snapshot: &Value, metric: &str) -> i64 {
+    snapshot["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metric"] == metric)
+        .map(|r| r["value"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retiring_final_rule_facts_never_retracts_or_fires_again_and_caps_still_count() {
+    const DAY: i64 = 24 * HOUR;
+    let hook = Receiver::start(&[]);
+    let url = hook.url("/act");
+    let cfg = config_file(&format!(
+        r#"timezone = "UTC"
+[serve]
+clock = "event"
+horizon = "1d"
+checkpoint_every = 1000
+[delivery]
+timeout = "1s"
+backoff_max = "1s"
+{}
+[[rules]]
+name = "share_once"
+when = "share"
+wait = "0s"
+cap = {{ max = 1, per = "20d" }}
+[[rules.actions]]
+webhook = "{url}"
+"#,
+        unpaid(&url)
+    ));
+    // 45 days: an order a day (paid within 30 minutes on even days), a share every third day
+    // by one person, and page views that move the clock past each day's release.
+    let mut events = Vec::new();
+    for d in 0..45 {
+        let t = T0 + d * DAY;
+        let order = json!({"order_id": format!("o{d}")});
+        events.push(ev(
+            &format!("c{d}"),
+            t,
+            "order_created",
+            &format!("u{}", d % 5),
+            order.clone(),
+        ));
+        if d % 2 == 0 {
+            events.push(ev(
+                &format!("p{d}"),
+                t + 30 * MIN,
+                "order_paid",
+                &format!("u{}", d % 5),
+                order,
+            ));
+        }
+        if d % 3 == 0 {
+            events.push(ev(&format!("s{d}"), t + MIN, "share", "sharer", json!({})));
+        }
+        events.push(ev(
+            &format!("v{d}"),
+            t + 5 * HOUR,
+            "page_view",
+            "clock",
+            json!({}),
+        ));
+        // Enough other traffic that a checkpoint (every 1,000 events) falls mid-stream.
+        for k in 0..24 {
+            events.push(ev(
+                &format!("f{d}-{k}"),
+                t + 6 * HOUR + k * MIN,
+                "page_view",
+                &format!("x{k}"),
+                json!({}),
+            ));
+        }
+    }
+    // Unpaid orders fire on odd days; shares fire on days 0, 21 and 42, the cap of 20 days
+    // holding the rest (days 3 to 18 are held by day 0's firing, retired by then).
+    let mut want: BTreeSet<String> = (0..45)
+        .filter(|d| d % 2 == 1)
+        .map(|d| format!("unpaid/o{d}"))
+        .collect();
+    want.extend(["share_once/s0", "share_once/s21", "share_once/s42"].map(String::from));
+    let c = reqwest::Client::new();
+    let mut s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
+    for chunk in events.chunks(31) {
+        post_events(&c, &s, chunk).await;
+    }
+    settled(&c, &s).await;
+    // A SIGKILL and a restart on the same data directory; everything is sent again, and a new
+    // trigger of a retired key (its earliest trigger decided long ago) comes in.
+    let data = s.data.clone();
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    let mut s = Server::start_in(&data, &["--config", cfg.to_str().unwrap()], &[]);
+    for chunk in events.chunks(200) {
+        post_events(&c, &s, chunk).await;
+    }
+    let late = T0 + 45 * DAY;
+    post_events(
+        &c,
+        &s,
+        &[
+            ev(
+                "again",
+                late,
+                "order_created",
+                "u9",
+                json!({"order_id": "o1"}),
+            ),
+            ev("v45", late + 5 * HOUR, "page_view", "clock", json!({})),
+        ],
+    )
+    .await;
+    settled(&c, &s).await;
+    hook.wait_for(Duration::from_secs(20), "every firing", |r| {
+        r.iter().filter(|r| r.body["kind"] == "firing").count() >= want.len()
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = hook.received();
+    let keys: Vec<String> = got
+        .iter()
+        .filter(|r| r.body["kind"] == "firing")
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r.body["rule"].as_str().unwrap(),
+                r.body["key"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let unique: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(
+        unique, want,
+        "the firings are the decisions of the whole log"
+    );
+    assert_eq!(keys.len(), want.len(), "no firing sent twice: {keys:?}");
+    assert!(
+        got.iter().all(|r| r.body["kind"] == "firing"),
+        "nothing retracted: {got:#?}"
+    );
+    let snapshot = get_json(&c, &s.url("/v1/snapshot")).await;
+    assert_eq!(
+        total(&snapshot, "trigger_fired"),
+        want.len() as i64,
+        "campaign rows"
+    );
+
+    // What the data directory holds: the campaign rows still count every firing, while the
+    // firings of days long final are no longer held one by one.
+    assert!(s
+        .terminate(Duration::from_secs(10))
+        .is_some_and(|st| st.success()));
+    // The delivery log drops retired firings once a checkpoint holds their retirement.
+    let log = std::fs::read_to_string(data.join("actions.log")).unwrap();
+    assert!(log.contains("\"unpaid/o43\""), "{log}");
+    assert!(
+        !log.contains("\"unpaid/o1\"") && !log.contains("\"share_once/s0\""),
+        "{log}"
+    );
+    let firings = data.join("held.ndjson");
+    let out = std::process::Command::new(common::server::binary())
+        .args([
+            "compute",
+            "--quiet",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--input",
+        ])
+        .arg(&data)
+        .arg("--firings")
+        .arg(&firings)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        total(&read, "trigger_fired"),
+        want.len() as i64,
+        "campaign rows read back"
+    );
+    let held: BTreeSet<String> = std::fs::read_to_string(&firings)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{}/{}",
+                f["rule"].as_str().unwrap(),
+                f["key"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(held.is_subset(&want), "{held:?}");
+    assert!(
+        !held.contains("unpaid/o1") && !held.contains("share_once/s0"),
+        "old firings retired: {held:?}"
+    );
+}

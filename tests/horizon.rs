@@ -1,28 +1,48 @@
 //! Bounded state beyond `serve`'s horizon: live rows stay equal to a recompute, sealed rows stay
-//! as they were when sealed, and neither depends on how batches are cut or on a restart.
+//! as they were when sealed, and neither depends on how batches are cut or on a restart. Rule
+//! facts retire too, and every decision left stays what a recompute makes it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use tidemark::config::Config;
+use tidemark::dataflow::Firing;
 use tidemark::gen::{generate, GenOptions};
 use tidemark::ingest::{IngestState, Outcome};
 use tidemark::metric::{sealed, Key, Value};
-use tidemark::pipeline::{Pipeline, PipelineOptions};
+use tidemark::pipeline::{Finished, Pipeline, PipelineOptions};
 use tidemark::plan::Plan;
 use tidemark::time::Day;
 
 const DAY_MS: i64 = 86_400_000;
 
 fn log(persons: u64, days: u32, links: bool) -> Vec<String> {
-    let opts = GenOptions {
+    generated(GenOptions {
         persons,
         days,
+        links,
+        ..GenOptions::default()
+    })
+}
+
+/// A steady stream: as many persons arrive each day, and each stays `lifetime` days.
+fn steady(persons: u64, days: u32, lifetime: u32) -> Vec<String> {
+    generated(GenOptions {
+        persons,
+        days,
+        links: false,
+        growth: 0,
+        lifetime: Some(lifetime),
+        ..GenOptions::default()
+    })
+}
+
+fn generated(opts: GenOptions) -> Vec<String> {
+    let opts = GenOptions {
         seed: 23,
         start: jiff::civil::date(2026, 3, 2),
         timezone: jiff::tz::TimeZone::UTC,
-        links,
-        ..GenOptions::default()
+        ..opts
     };
     let mut out = Vec::new();
     generate(&opts, &mut out).expect("generate");
@@ -33,8 +53,15 @@ fn log(persons: u64, days: u32, links: bool) -> Vec<String> {
         .collect()
 }
 
-fn pipeline(batch: usize, horizon_days: Option<i64>) -> Pipeline {
-    let plan = Arc::new(Plan::new(Config::default()));
+/// The default metrics with the five rules of the `actions` golden set (its alerts left out).
+fn with_rules() -> Config {
+    let text = include_str!("golden/actions.toml");
+    let rules = text.split("[[alerts]]").next().expect("the rules part");
+    Config::from_toml(rules).expect("the rules parse")
+}
+
+fn pipeline_with(config: Config, batch: usize, horizon_days: Option<i64>) -> Pipeline {
+    let plan = Arc::new(Plan::new(config));
     let options = PipelineOptions {
         batch_events: batch,
         ..PipelineOptions::default()
@@ -50,6 +77,8 @@ fn pipeline(batch: usize, horizon_days: Option<i64>) -> Pipeline {
 /// ingest's state.
 struct Run {
     rows: BTreeMap<Key, Value>,
+    /// The firings held (not retired), by rule and key.
+    firings: BTreeMap<(u16, String), Firing>,
     sealed: Option<Day>,
     beyond: HashSet<usize>,
     state: Option<IngestState>,
@@ -69,14 +98,28 @@ fn finish(mut p: Pipeline, beyond: HashSet<usize>, horizon: bool) -> Run {
     let done = p.finish().expect("the dataflow finishes");
     Run {
         rows: done.output.table.current().clone().into_iter().collect(),
+        firings: firings_of(&done),
         sealed: done.ingest.sealed(),
         beyond,
         state,
     }
 }
 
+fn firings_of(done: &Finished) -> BTreeMap<(u16, String), Firing> {
+    done.output
+        .firings
+        .current()
+        .iter()
+        .map(|((r, k), f)| ((*r, k.to_string()), f.clone()))
+        .collect()
+}
+
 fn with_horizon(lines: &[String], days: i64, batch: usize) -> Run {
-    let mut p = pipeline(batch, Some(days));
+    with_horizon_and(Config::default(), lines, days, batch)
+}
+
+fn with_horizon_and(config: Config, lines: &[String], days: i64, batch: usize) -> Run {
+    let mut p = pipeline_with(config, batch, Some(days));
     let mut beyond = HashSet::new();
     feed(&mut p, lines, 0, &mut beyond);
     finish(p, beyond, true)
@@ -84,14 +127,20 @@ fn with_horizon(lines: &[String], days: i64, batch: usize) -> Run {
 
 /// The same lines without a horizon (nothing sealed or retired), less those `skip` names.
 fn recompute(lines: &[String], skip: &HashSet<usize>) -> BTreeMap<Key, Value> {
-    let mut p = pipeline(100_000, None);
+    recompute_with(Config::default(), lines, skip).rows
+}
+
+/// A recompute that keeps ingest's facts, so that its state tells what a run would hold
+/// without retiring anything.
+fn recompute_with(config: Config, lines: &[String], skip: &HashSet<usize>) -> Run {
+    let mut p = pipeline_with(config, 100_000, None);
+    p.keep_facts();
     for (i, line) in lines.iter().enumerate() {
         if !skip.contains(&i) {
             p.offer(line);
         }
     }
-    let done = p.finish().expect("the dataflow finishes");
-    done.output.table.current().clone().into_iter().collect()
+    finish(p, skip.clone(), true)
 }
 
 /// Keys whose rows differ between two runs, with both values.
@@ -154,22 +203,25 @@ fn with_links_live_rows_equal_a_recompute() {
 }
 
 #[test]
-fn sealed_rows_do_not_depend_on_batch_cuts_or_a_restart() {
+fn sealed_rows_and_retired_rules_do_not_depend_on_batch_cuts_or_a_restart() {
     let lines = log(2_000, 75, true);
-    let whole = with_horizon(&lines, 8, 100_000);
-    let small = with_horizon(&lines, 8, 37);
+    let whole = with_horizon_and(with_rules(), &lines, 8, 100_000);
+    let small = with_horizon_and(with_rules(), &lines, 8, 37);
     let diff = differences(&whole.rows, &small.rows, |_| true);
     assert!(diff.is_empty(), "batches of 37: {diff:#?}");
+    assert_eq!(whole.firings, small.firings, "batches of 37");
+    let retired = whole.state.as_ref().and_then(|s| s.rules_retired());
+    assert!(retired.is_some(), "rule facts retire");
 
     // Half the log, a checkpoint's state, a fresh pipeline restored from it, the other half.
     let half = lines.len() / 2;
-    let mut first = pipeline(5_000, Some(8));
+    let mut first = pipeline_with(with_rules(), 5_000, Some(8));
     let mut beyond = HashSet::new();
     feed(&mut first, &lines[..half], 0, &mut beyond);
     let state = first.state().expect("a state");
     assert!(state.sealed().is_some(), "the first half seals days");
     drop(first);
-    let mut second = pipeline(5_000, Some(8));
+    let mut second = pipeline_with(with_rules(), 5_000, Some(8));
     second.restore(state).expect("the state restores");
     feed(&mut second, &lines[half..], half, &mut beyond);
     let restarted = finish(second, beyond, false);
@@ -179,4 +231,48 @@ fn sealed_rows_do_not_depend_on_batch_cuts_or_a_restart() {
     );
     let diff = differences(&whole.rows, &restarted.rows, |_| true);
     assert!(diff.is_empty(), "restarted: {diff:#?}");
+    assert_eq!(whole.firings, restarted.firings, "restarted");
+}
+
+#[test]
+fn rule_facts_retire_and_every_decision_left_equals_a_recompute() {
+    let lines = steady(3_000, 150, 40);
+    let run = with_horizon_and(with_rules(), &lines, 10, 20_000);
+    let expected = recompute_with(with_rules(), &lines, &run.beyond);
+    // Campaign rows (per day and the lifetime rates and lifts) keep every retired firing.
+    let diff = differences(&run.rows, &expected.rows, |_| true);
+    assert!(
+        diff.is_empty(),
+        "{} rows differ: {:#?}",
+        diff.len(),
+        &diff[..diff.len().min(20)]
+    );
+    let state = run.state.expect("a state");
+    let bound = state
+        .rules_retired()
+        .expect("150 days under a 10-day horizon retire rule facts");
+    // Every firing still held is the recompute's, and every one not held was released
+    // before the retired days.
+    for (key, f) in &run.firings {
+        assert_eq!(expected.firings.get(key), Some(f), "firing {key:?}");
+    }
+    let retired: Vec<_> = expected
+        .firings
+        .iter()
+        .filter(|(k, _)| !run.firings.contains_key(k))
+        .collect();
+    assert!(!retired.is_empty(), "no firing retired");
+    for (key, f) in retired {
+        assert!(
+            f.release < bound,
+            "firing {key:?} released at {} is gone",
+            f.release
+        );
+    }
+    let (kept, _) = state.kept_rule_sizes();
+    let (all, _) = expected.state.expect("a state").kept_rule_sizes();
+    assert!(
+        kept * 3 < all,
+        "{kept} triggers kept of {all}: rule facts are not retired"
+    );
 }

@@ -233,6 +233,8 @@ pub enum PersonFact {
     First(Day, ChannelId),
     /// The byte-wise smallest `type:value` of the person's identities.
     Canonical(String),
+    /// A retired firing that caps still count: rule, release time, trigger id.
+    Fired(RuleId, i64, Text),
 }
 
 /// FNV-1a, 64 bits, of the parts one after another (as of their concatenation).
@@ -277,6 +279,8 @@ pub fn decide(
     let mut day_firsts: Vec<(Day, i64)> = Vec::new();
     let mut first: Option<(Day, ChannelId)> = None;
     let mut canonical: Option<&str> = None;
+    // Per rule: release time and trigger id of each firing so far (retired ones first).
+    let mut fired: Vec<Vec<(i64, &Text)>> = vec![Vec::new(); rules.len()];
     for f in facts {
         match f {
             PersonFact::Candidate(c) => candidates.push(c),
@@ -285,6 +289,7 @@ pub fn decide(
             PersonFact::DayFirst(d, ts) => day_firsts.push((*d, *ts)),
             PersonFact::First(d, c) => first = Some((*d, *c)),
             PersonFact::Canonical(s) => canonical = Some(s),
+            PersonFact::Fired(rule, release, id) => fired[*rule as usize].push((*release, id)),
         }
     }
     // The person's own scopes, one per rule (`items` come sorted, so each rule's are too).
@@ -316,8 +321,6 @@ pub fn decide(
     let channel_name = first
         .filter(|_| rules.iter().any(|r| r.cond.channels.is_some()))
         .map(|(_, c)| dict.channel(c));
-    // Per rule: release time and trigger id of each firing so far.
-    let mut fired: Vec<Vec<(i64, &Text)>> = vec![Vec::new(); rules.len()];
     for c in candidates {
         let rule = &rules[c.rule as usize];
         let r = c.release;

@@ -63,6 +63,7 @@ pub struct Inputs {
     seal: InputSession<Time, Day, isize>,
     frozen: InputSession<Time, (Key, Value), isize>,
     sent_firings: InputSession<Time, crate::facts::SentFiring, isize>,
+    cap_firings: InputSession<Time, (Ident, crate::facts::CapFiring), isize>,
 }
 
 /// Cents as a diff of a money input. Lossless: `isize` has 64 bits, as asserted here, so
@@ -159,8 +160,11 @@ impl Inputs {
         for row in batch.frozen {
             self.frozen.insert(row);
         }
-        for f in batch.sent_firings {
-            self.sent_firings.insert(f);
+        for (f, d) in batch.sent_firings {
+            self.sent_firings.update(f, d);
+        }
+        for (f, d) in batch.cap_firings {
+            self.cap_firings.update(f, d);
         }
     }
 
@@ -184,6 +188,7 @@ impl Inputs {
         self.seal.advance_to(time);
         self.frozen.advance_to(time);
         self.sent_firings.advance_to(time);
+        self.cap_firings.advance_to(time);
         self.flush();
     }
 
@@ -206,6 +211,7 @@ impl Inputs {
         self.seal.flush();
         self.frozen.flush();
         self.sent_firings.flush();
+        self.cap_firings.flush();
     }
 }
 
@@ -342,6 +348,7 @@ pub fn build_families<'s>(
     let (seal_in, seal) = scope.new_collection();
     let (frozen_in, frozen) = scope.new_collection();
     let (sent_firings_in, sent_firings) = scope.new_collection();
+    let (cap_firings_in, cap_firings) = scope.new_collection();
 
     let (persons, guarded) = identity::resolve(idents, edges, plan.config.max_persons_per_value);
     let person_of = persons.clone().arrange_by_key_named("Arrange: PersonOf");
@@ -405,6 +412,7 @@ pub fn build_families<'s>(
                 paid: paid.clone(),
                 day_firsts: day_firsts.clone(),
                 sent: sent_firings.clone(),
+                cap_firings: cap_firings.clone(),
             };
             let out = rules::build(&base, &person_of, &persons, dict.clone(), facts);
             let rows = out.rows.clone();
@@ -455,6 +463,7 @@ pub fn build_families<'s>(
         seal: seal_in,
         frozen: frozen_in,
         sent_firings: sent_firings_in,
+        cap_firings: cap_firings_in,
     };
     (
         inputs,

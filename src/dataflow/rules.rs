@@ -35,8 +35,11 @@ pub struct RuleFacts<'s> {
     pub marks: Coll<'s, (Scope<Ident>, Mark)>,
     pub paid: Coll<'s, (Ident, (i64, i64))>,
     pub day_firsts: Coll<'s, (Ident, (Day, i64))>,
-    /// Firings of erased persons that had been sent: they stay in the campaign rows.
+    /// Firings of erased persons that had been sent, and retired firings: they stay in the
+    /// campaign rows.
     pub sent: Coll<'s, crate::facts::SentFiring>,
+    /// Retired firings that later triggers' caps still count.
+    pub cap_firings: Coll<'s, (Ident, crate::facts::CapFiring)>,
 }
 
 /// What the rules produce.
@@ -191,8 +194,11 @@ pub fn build<'s>(
         &members,
         dict,
         candidates,
-        facts.paid,
-        facts.day_firsts,
+        PersonState {
+            paid: facts.paid,
+            day_firsts: facts.day_firsts,
+            cap_firings: facts.cap_firings,
+        },
     );
     let fired = decided.clone().flat_map(|v| match v.outcome {
         Outcome::Fired { group } => Some(Firing {
@@ -234,6 +240,14 @@ pub fn build<'s>(
     }
 }
 
+/// What a person's decisions read besides candidates, by identity.
+struct PersonState<'s> {
+    paid: Coll<'s, (Ident, (i64, i64))>,
+    day_firsts: Coll<'s, (Ident, (Day, i64))>,
+    /// Retired firings that caps still count.
+    cap_firings: Coll<'s, (Ident, crate::facts::CapFiring)>,
+}
+
 /// Each person's decisions over their candidates and what the rules' conditions read.
 fn decide_all<'s>(
     base: &Base<'s>,
@@ -241,9 +255,13 @@ fn decide_all<'s>(
     members: &Members<'s>,
     dict: Arc<Dictionary>,
     candidates: Coll<'s, (Person, PersonFact)>,
-    paid: Coll<'s, (Ident, (i64, i64))>,
-    day_firsts: Coll<'s, (Ident, (Day, i64))>,
+    state: PersonState<'s>,
 ) -> Coll<'s, Verdict> {
+    let PersonState {
+        paid,
+        day_firsts,
+        cap_firings,
+    } = state;
     let plan = base.plan.clone();
     let rules = &plan.config.rules;
     let with_cond: Vec<bool> = rules.iter().map(|r| !r.cond.is_empty()).collect();
@@ -265,6 +283,12 @@ fn decide_all<'s>(
         .map(|(p, _)| p)
         .distinct_total();
     let mut facts = candidates;
+    if rules.iter().any(|r| r.cap.is_some()) {
+        let retired = cap_firings.join_core(person_of.clone(), |_i, (rule, release, id), p| {
+            Some((*p, PersonFact::Fired(*rule, *release, id.clone())))
+        });
+        facts = facts.concat(retired);
+    }
     // What the conditions read, kept first by identity (the identities of persons whose
     // candidates have conditions), so that only those are resolved to their person.
     let state_idents = needing_state

@@ -14,7 +14,8 @@ pub const FILE: &str = "checkpoint";
 
 const MAGIC: &[u8; 4] = b"TMCK";
 /// 2: dedupe ids carry their day; sealed day, retired facts and final rows (`ingest::retire`).
-const VERSION: u32 = 3;
+/// 3: erasure (hashes of erased ids, kept firings). 4: retired rule facts (`ingest::retire_rules`), counted kept firings.
+const VERSION: u32 = 4;
 const HEADER: usize = 4 + 4 + 8 + 4 + 4 + 8;
 
 /// A checkpoint as read back.

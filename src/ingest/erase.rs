@@ -44,8 +44,10 @@ impl Ingest {
 
     /// Keeps firings of an erased person that had been sent in the campaign rows.
     pub fn keep_sent(&mut self, sent: Vec<crate::facts::SentFiring>) {
-        self.sent_firings.extend(sent.iter().copied());
-        self.pending.sent_firings.extend(sent);
+        for f in sent {
+            *self.sent_firings.entry(f).or_insert(0) += 1;
+            self.pending.sent_firings.push((f, 1));
+        }
     }
 
     /// Erases the person that `(kind, value)` belongs to; `None` if no event named it. Needs
@@ -65,6 +67,9 @@ impl Ingest {
         p.triggers_gone
             .extend(take(&mut kept.triggers, |(i, _)| ours(i)));
         p.paid_gone.extend(take(&mut kept.paid, |(i, _)| ours(i)));
+        for f in take(&mut self.cap_fired, |(i, _)| ours(i)) {
+            p.cap_firings.push((f, -1));
+        }
         for (_, scope, mark) in take(&mut kept.cancels, |(i, _, _)| ours(i)) {
             p.marks.push(((scope, mark), -1));
         }

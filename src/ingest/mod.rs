@@ -5,12 +5,14 @@ mod dict;
 mod erase;
 mod money;
 mod retire;
+mod retire_rules;
 mod state;
 
 pub use dedupe::{Seen, NO_IDENT};
 pub use dict::{Dictionary, Interner};
 pub use erase::Erased;
 pub use money::MoneyTotals;
+pub use retire_rules::{rule_bounds, Decided, DecidedFirings};
 pub use state::{IngestState, StateError};
 
 use std::collections::BTreeMap;
@@ -73,8 +75,17 @@ pub struct Ingest {
     erased_ids: HashSet<u128>,
     /// The key of those hashes, made at the first erasure.
     erase_key: Option<[u8; 16]>,
-    /// Firings of erased persons that had been sent (kept in the campaign rows).
-    sent_firings: Vec<crate::facts::SentFiring>,
+    /// Firings kept in the campaign rows under no identity: erased persons' that had been
+    /// sent, and retired ones (one per rule, day of release, group and conversion), counted.
+    sent_firings: HashMap<crate::facts::SentFiring, u64>,
+    /// Live use: rule facts final before this time (per rule, less its wait and goal window)
+    /// have been retired (`retire_rules`).
+    rules_retired: Option<i64>,
+    /// Live use: per `match` rule, the keys of retired triggers (a later trigger of one is
+    /// never the key's earliest).
+    retired_keys: Vec<HashSet<crate::facts::Text>>,
+    /// Live use: retired firings that later triggers' caps still count.
+    cap_fired: Vec<(Ident, crate::facts::CapFiring)>,
     /// Live use: how late an event may be, before the event clock.
     horizon_ms: Option<i64>,
     /// Live use: the first day an event may still land on, by the horizon and the clock.
@@ -127,7 +138,10 @@ impl Ingest {
             events: HashMap::default(),
             erased_ids: HashSet::default(),
             erase_key: None,
-            sent_firings: Vec::new(),
+            sent_firings: HashMap::default(),
+            rules_retired: None,
+            retired_keys: Vec::new(),
+            cap_fired: Vec::new(),
             horizon_ms: None,
             edge: None,
             sealed: None,
@@ -375,6 +389,8 @@ impl Ingest {
             let r = &plan.config.rules[rule as usize];
             let key = match &r.match_key {
                 Some(k) => match ev.prop(k) {
+                    // A retired key's earliest trigger was decided for good.
+                    Some(text) if self.key_retired(rule, text) => continue,
                     Some(text) => Some(text),
                     None => continue,
                 },

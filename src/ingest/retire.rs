@@ -71,7 +71,7 @@ impl Ingest {
     /// Moves the seal to the horizon's day, if the clock has moved it since the last batch,
     /// and retires what the new seal allows. Called before each event, so the change opens the
     /// batch after the one that moved the clock.
-    pub(super) fn roll_seal(&mut self) {
+    pub(crate) fn roll_seal(&mut self) {
         let Some(next) = self.horizon_day() else {
             return;
         };

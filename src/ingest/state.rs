@@ -60,7 +60,12 @@ pub struct IngestState {
     events: Vec<(Ident, u32)>,
     erased_ids: Vec<u128>,
     erase_key: Option<[u8; 16]>,
-    sent_firings: Vec<crate::facts::SentFiring>,
+    sent_firings: Vec<(crate::facts::SentFiring, u64)>,
+    /// Retired rule facts (see `retire_rules`): how far, the retired keys of `match` rules
+    /// by rule, and the retired firings that caps still count.
+    rules_retired: Option<i64>,
+    retired_keys: Vec<Vec<crate::facts::Text>>,
+    cap_fired: Vec<(Ident, crate::facts::CapFiring)>,
     hours: Vec<(Ident, Hour)>,
     named: Vec<(Ident, Day, NameId)>,
     firsts: Vec<(Ident, First)>,
@@ -99,6 +104,16 @@ impl IngestState {
     /// Event ids kept for dedupe, and `(identity, hour)` facts kept in full (not retired).
     pub fn kept_sizes(&self) -> (usize, usize) {
         (self.seen.len(), self.hours.len())
+    }
+
+    /// Rule triggers and retired firings that caps count, kept in full (not retired).
+    pub fn kept_rule_sizes(&self) -> (usize, usize) {
+        (self.triggers.len(), self.cap_fired.len())
+    }
+
+    /// Rule facts final before this time (less each rule's wait and goal window) are retired.
+    pub fn rules_retired(&self) -> Option<i64> {
+        self.rules_retired
     }
 
     /// The sealed day: rows of earlier days are final.
@@ -157,7 +172,14 @@ impl Ingest {
             events: sorted(self.events.iter().map(|(i, n)| (*i, *n)).collect()),
             erased_ids: sorted(self.erased_ids.iter().copied().collect()),
             erase_key: self.erase_key,
-            sent_firings: self.sent_firings.clone(),
+            sent_firings: sorted(self.sent_firings.iter().map(|(f, n)| (*f, *n)).collect()),
+            rules_retired: self.rules_retired,
+            retired_keys: self
+                .retired_keys
+                .iter()
+                .map(|keys| sorted(keys.iter().cloned().collect()))
+                .collect(),
+            cap_fired: self.cap_fired.clone(),
             hours: sorted(self.hours_sent.iter().copied().collect()),
             named: sorted(self.named_sent.iter().copied().collect()),
             firsts: sorted(self.firsts.iter().map(|(i, f)| (*i, f.clone())).collect()),
@@ -222,7 +244,14 @@ impl Ingest {
         self.events = state.events.iter().copied().collect();
         self.erased_ids = state.erased_ids.iter().copied().collect();
         self.erase_key = state.erase_key;
-        self.sent_firings = state.sent_firings.clone();
+        self.sent_firings = state.sent_firings.iter().copied().collect();
+        self.rules_retired = state.rules_retired;
+        self.retired_keys = state
+            .retired_keys
+            .iter()
+            .map(|keys| keys.iter().cloned().collect())
+            .collect();
+        self.cap_fired = state.cap_fired.clone();
         self.sealed = state.sealed;
         self.retired = state.retired;
         self.pruned = state.pruned;
@@ -293,7 +322,12 @@ impl Ingest {
                 .collect(),
             seal: state.sealed.map(|s| (None, s)),
             frozen: state.frozen,
-            sent_firings: state.sent_firings,
+            sent_firings: state
+                .sent_firings
+                .iter()
+                .map(|(f, n)| (*f, isize::try_from(*n).unwrap_or(isize::MAX)))
+                .collect(),
+            cap_firings: state.cap_fired.into_iter().map(|f| (f, 1)).collect(),
             ..FactBatch::default()
         };
         for ((rule, scope, bucket, _), (first, last)) in state.goals {

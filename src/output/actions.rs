@@ -118,6 +118,8 @@ pub struct ActionEvent {
     pub kind: &'static str,
     /// For a retraction: the kind of message it takes back (sent only where that one was).
     pub retracts: Option<&'static str>,
+    /// A firing's release time (none for alert transitions).
+    pub release: Option<i64>,
     /// The rule or alert, by name (for filters on streams).
     pub source: String,
     /// Where the configuration sends it.
@@ -182,6 +184,7 @@ pub fn action_events(
             id: firing_id(plan, f),
             kind,
             retracts,
+            release: Some(f.release),
             source: rule.name.clone(),
             targets: rule.actions.clone(),
             body: body.to_string().into(),
@@ -210,6 +213,7 @@ pub fn action_events(
             ),
             kind,
             retracts,
+            release: None,
             source: alert.name.clone(),
             targets: alert.actions.clone(),
             body: body.to_string().into(),
@@ -257,6 +261,10 @@ pub fn alert_states_json(plan: &Plan, output: &crate::output::Output) -> Json {
 
 /// The action id of a firing: `rule/key` (the delivery log's and `Idempotency-Key`'s).
 pub fn firing_id(plan: &Plan, f: &Firing) -> String {
-    let rule = &plan.config.rules[f.rule as usize];
-    format!("{}/{}", encode_part(&rule.name), encode_part(&f.key))
+    format!("{}{}", rule_prefix(plan, f.rule), encode_part(&f.key))
+}
+
+/// What the ids of a rule's firings start with: `rule/`.
+pub fn rule_prefix(plan: &Plan, rule: crate::facts::RuleId) -> String {
+    format!("{}/", encode_part(&plan.config.rules[rule as usize].name))
 }

@@ -39,7 +39,7 @@ pub fn explain_json(
             "decision": "no_trigger",
             "evidence": [],
             "why": format!(
-                "no accepted `{}` event{} has key {key:?}",
+                "no accepted `{}` event{} has key {key:?}, or its decision was released before the retired days (serve.horizon and 30 days more) and is no longer held",
                 r.when,
                 if r.match_key.is_some() { " whose match prop" } else { "" }
             ),

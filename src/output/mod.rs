@@ -28,7 +28,7 @@ pub use {
     hub::Hub,
     identities::IdentityIndex,
     snapshot::{snapshot_json, sorted_rows, SnapshotMeta},
-    state::{ActionChanges, Output},
+    state::{ActionChanges, FiringKey, Output},
     table::{Change, Delta, Table, Versioned},
 };
 #[cfg(not(feature = "internals"))]
@@ -36,6 +36,6 @@ pub(crate) use {
     hub::Hub,
     identities::IdentityIndex,
     snapshot::{snapshot_json, sorted_rows, SnapshotMeta},
-    state::{ActionChanges, Output},
+    state::{ActionChanges, FiringKey, Output},
     table::{Change, Delta, Table, Versioned},
 };

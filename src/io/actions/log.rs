@@ -1,7 +1,7 @@
 //! The delivery log: which actions were sent, delivered and retracted, kept in the data directory
 //! and synced before an action goes out, so that a restart never sends one twice.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 
@@ -35,6 +35,9 @@ pub struct Record {
     /// The target, for `Delivered` and `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// A firing's release time, on `Sent` (so that retired firings can leave the log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<i64>,
 }
 
 /// Why the log cannot be used.
@@ -53,6 +56,8 @@ pub struct DeliveryLog {
     file: File,
     sent: HashSet<(String, String)>,
     delivered: HashSet<(String, String, String)>,
+    /// Release times of the firings sent, by id.
+    releases: HashMap<String, i64>,
     /// Ids of erased persons' actions: never written again.
     forgotten: HashSet<String>,
     /// Lines dropped at open (a torn or damaged line).
@@ -91,6 +96,7 @@ impl DeliveryLog {
             path: path.clone(),
             sent: HashSet::new(),
             delivered: HashSet::new(),
+            releases: HashMap::new(),
             forgotten: HashSet::new(),
             skipped: 0,
         };
@@ -124,6 +130,9 @@ impl DeliveryLog {
         match r.step {
             Step::Sent => {
                 self.sent.insert((r.id.clone(), r.kind.clone()));
+                if let Some(at) = r.release {
+                    self.releases.insert(r.id.clone(), at);
+                }
             }
             Step::Delivered | Step::Failed => {
                 if let Some(t) = &r.target {
@@ -148,19 +157,45 @@ impl DeliveryLog {
     /// Forgets the records of `ids` (an erased person's actions): rewrites the log without
     /// them (a new file, synced, renamed over the old one), and never writes them again.
     pub fn forget(&mut self, ids: Vec<String>) -> Result<(), LogError> {
+        self.forgotten.extend(ids);
+        let forgotten = std::mem::take(&mut self.forgotten);
+        let result = self.rewrite_without(&forgotten);
+        self.forgotten = forgotten;
+        result
+    }
+
+    /// Drops the records of retired firings (`ingest::retire_rules`): for each rule's id
+    /// prefix (`rule/`), those released before its time. A retired firing's key never fires
+    /// again, so nothing needs to remember it. Returns how many firings left the log.
+    pub fn prune(&mut self, retired: &[(String, i64)]) -> Result<usize, LogError> {
+        let gone: HashSet<String> = self
+            .releases
+            .iter()
+            .filter(|(id, at)| retired.iter().any(|(p, t)| id.starts_with(p.as_str()) && **at < *t))
+            .map(|(id, _)| id.clone())
+            .collect();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        self.rewrite_without(&gone)?;
+        Ok(gone.len())
+    }
+
+    /// Forgets the records of `gone` in memory and rewrites the log without them (a new
+    /// file, synced, renamed over the old one).
+    fn rewrite_without(&mut self, gone: &HashSet<String>) -> Result<(), LogError> {
         let io = |source| LogError::Io {
             path: self.path.clone(),
             source,
         };
-        self.forgotten.extend(ids);
-        let forgotten = &self.forgotten;
-        self.sent.retain(|(id, _)| !forgotten.contains(id));
-        self.delivered.retain(|(id, _, _)| !forgotten.contains(id));
+        self.sent.retain(|(id, _)| !gone.contains(id));
+        self.delivered.retain(|(id, _, _)| !gone.contains(id));
+        self.releases.retain(|id, _| !gone.contains(id));
         let bytes = std::fs::read(&self.path).map_err(io)?;
         let text = String::from_utf8_lossy(&bytes);
         let kept: String = text
             .split_inclusive('\n')
-            .filter(|line| parse_line(line.trim_end()).is_none_or(|r| !forgotten.contains(&r.id)))
+            .filter(|line| parse_line(line.trim_end()).is_none_or(|r| !gone.contains(&r.id)))
             .collect();
         let fresh = self.path.with_extension("log.new");
         std::fs::write(&fresh, kept.as_bytes()).map_err(io)?;
@@ -209,7 +244,36 @@ mod tests {
             kind: "firing".into(),
             step,
             target: target.map(String::from),
+            release: None,
         }
+    }
+
+    #[test]
+    fn prune_drops_the_retired_firings_of_each_rule_only() {
+        let dir = std::env::temp_dir().join(format!("tidemark-dlog-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut log = DeliveryLog::open(&dir).unwrap();
+        let sent = |id: &str, at: i64| Record {
+            release: Some(at),
+            ..record(id, Step::Sent, None)
+        };
+        log.append(&[
+            sent("a/1", 10),
+            record("a/1", Step::Delivered, Some("http://x/")),
+            sent("a/2", 30),
+            sent("ab/1", 10),
+            sent("b/1", 10),
+        ])
+        .unwrap();
+        // Rule `a` retired before 20, rule `b` before 5: only a/1 goes (not ab/1, another rule).
+        assert_eq!(log.prune(&[("a/".into(), 20), ("b/".into(), 5)]).unwrap(), 1);
+        for log in [log, DeliveryLog::open(&dir).unwrap()] {
+            assert!(!log.was_sent("a/1", "firing"));
+            assert!(!log.was_settled("a/1", "firing", "http://x/"));
+            assert!(log.was_sent("a/2", "firing") && log.was_sent("ab/1", "firing"));
+            assert!(log.was_sent("b/1", "firing"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

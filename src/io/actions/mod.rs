@@ -37,6 +37,9 @@ pub(crate) struct Done {
 pub(crate) enum Msg {
     Events(Vec<ActionEvent>),
     Done(Done),
+    /// Per rule (its id prefix), the time before which its firings are retired: the
+    /// delivery log drops them (`DeliveryLog::prune`).
+    Prune(Vec<(String, i64)>),
     /// An erased person's action ids: the delivery log forgets them, then the sender hears.
     Forget(
         Vec<String>,
@@ -118,6 +121,14 @@ impl ActionSink {
     /// channel wants every decision; the runner delivers only to configured targets).
     pub fn wants_untargeted(&self) -> bool {
         matches!(self.0, SinkTo::Channel(_))
+    }
+
+    /// Lets the delivery log drop retired firings: per rule (its id prefix `rule/`), those
+    /// released before the time given. A program's own channel keeps no log.
+    pub(crate) fn prune(&self, retired: Vec<(String, i64)>) {
+        if let SinkTo::Runner(tx) = &self.0 {
+            let _ = tx.send(Msg::Prune(retired));
+        }
     }
 
     /// Hands messages over; never waits.
@@ -300,6 +311,11 @@ impl Runner {
             let result = match msg {
                 Msg::Events(events) => self.events(events),
                 Msg::Done(d) => self.done(d),
+                Msg::Prune(retired) => self.log.prune(&retired).map(|n| {
+                    if n > 0 {
+                        tracing::debug!("the delivery log dropped {n} retired firings");
+                    }
+                }),
                 Msg::Forget(ids, reply) => {
                     let result = self.log.forget(ids);
                     if let Err(e) = &result {
@@ -339,6 +355,7 @@ impl Runner {
                     kind: ev.kind.into(),
                     step: Step::Sent,
                     target: None,
+                    release: ev.release,
                 });
             } else if targets.is_empty() {
                 continue;
@@ -401,5 +418,6 @@ fn settle(d: &Delivery, target: String, step: Step) -> Record {
         kind: d.kind.into(),
         step,
         target: Some(target),
+        release: None,
     }
 }
