@@ -6,8 +6,10 @@
 # With ARRIVAL_DAYS, the stream is one of a fixed population instead: every person arrives in
 # the first ARRIVAL_DAYS days and the loyal ones keep coming back (`generate --arrival-days`),
 # so that after those days no new person comes and what grows per person cannot grow.
-# Usage: benches/soak.sh [RATE] [PERSONS] [ARRIVAL_DAYS]   (default 20000 events/s, 300000
-# persons, arrivals every day)
+# With SOAK_CONFIG=FILE, serve runs that configuration (for example the rules of
+# tests/golden/actions.toml: their triggers retire too).
+# Usage: [SOAK_CONFIG=FILE] benches/soak.sh [RATE] [PERSONS] [ARRIVAL_DAYS]   (default 20000
+# events/s, 300000 persons, arrivals every day)
 # Output: ${TMPDIR:-/tmp}/tidemark-soak/soak.tsv (seconds, accepted, rss_mib) and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,9 @@ fi
   --growth 0 "${shape[@]}" --output "$log"
 events=$(wc -l <"$log")
 rm -rf "$dir/data"
-"$bin" serve --listen "127.0.0.1:$port" --data "$dir/data" >"$dir/serve.log" 2>&1 &
+config=()
+[ -n "${SOAK_CONFIG:-}" ] && config=(--config "$SOAK_CONFIG")
+"$bin" serve "${config[@]}" --listen "127.0.0.1:$port" --data "$dir/data" >"$dir/serve.log" 2>&1 &
 serve=$!
 trap 'kill -9 $serve 2>/dev/null || true' EXIT
 for _ in $(seq 500); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.02; done
