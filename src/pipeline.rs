@@ -393,6 +393,12 @@ impl Pipeline {
             self.state.absorb(update, &labeler);
         }
         self.advance_reflected();
+        // Only action messages tell retirements from retractions (`take_actions`); without
+        // them, a retirement's keys are done with once its batch is complete.
+        if !self.state.keeps_actions() {
+            let done = self.state.progress;
+            self.retirements.retain(|(t, _)| *t > done);
+        }
     }
 
     /// Moves the clock of rules and alerts to at least `ms` (never back); true when it moved,

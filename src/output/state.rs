@@ -69,6 +69,11 @@ impl Output {
         self.actions.get_or_insert_with(ActionChanges::default);
     }
 
+    /// Whether firing and transition changes are kept for `take_actions`.
+    pub fn keeps_actions(&self) -> bool {
+        self.actions.is_some()
+    }
+
     /// The firing and transition changes completed since the last call.
     pub fn take_actions(&mut self) -> ActionChanges {
         self.actions
