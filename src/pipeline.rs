@@ -84,14 +84,20 @@ pub struct Pipeline {
     /// Counts, clock and rules' clock at each flush whose batch is not reflected yet, oldest
     /// first.
     awaiting: VecDeque<(Time, Counts, Option<i64>, Option<i64>)>,
-    /// Times of the batches that erased a person: the firings they take back are no
-    /// retractions to send.
-    erasures: Vec<Time>,
-    /// Keys of the firings that retiring rule facts takes back in the next batch, and the
-    /// times of the batches that did, with theirs: no retractions to send either.
+    /// Keys of the firings that retiring rule facts takes back in the next batch.
     retiring: Vec<crate::output::FiringKey>,
-    retirements: Vec<(Time, foldhash::HashSet<crate::output::FiringKey>)>,
+    /// Batches that take firings back without cancelling them (an erasure, a retirement):
+    /// those are no retractions to send. Kept until their changes are taken.
+    quiet: Vec<(Time, TakeBack)>,
     state: Output,
+}
+
+/// Which firings a batch takes back without cancelling them.
+enum TakeBack {
+    /// Every one (an erasure: nothing else is in its batch).
+    All,
+    /// These (a retirement, in a batch that may hold other changes).
+    Keys(foldhash::HashSet<crate::output::FiringKey>),
 }
 
 /// The final state of a finished pipeline: its rows, counts and identities.
@@ -142,9 +148,8 @@ impl Pipeline {
             reflected: Default::default(),
             reflected_now: None,
             awaiting: VecDeque::new(),
-            erasures: Vec::new(),
             retiring: Vec::new(),
-            retirements: Vec::new(),
+            quiet: Vec::new(),
             state: Output::default(),
         })
     }
@@ -213,7 +218,7 @@ impl Pipeline {
         let before = self.sent;
         self.flush();
         if self.sent != before {
-            self.erasures.push(self.sent);
+            self.quiet.push((self.sent, TakeBack::All));
         }
         Some(erased)
     }
@@ -350,7 +355,7 @@ impl Pipeline {
                 }
                 if !self.retiring.is_empty() {
                     let keys = std::mem::take(&mut self.retiring).into_iter().collect();
-                    self.retirements.push((time, keys));
+                    self.quiet.push((time, TakeBack::Keys(keys)));
                 }
             }
             Err(_) => self.stopped = true,
@@ -393,11 +398,11 @@ impl Pipeline {
             self.state.absorb(update, &labeler);
         }
         self.advance_reflected();
-        // Only action messages tell retirements from retractions (`take_actions`); without
-        // them, a retirement's keys are done with once its batch is complete.
+        // Only action messages tell quiet take-backs from retractions (`take_actions`);
+        // without them, a batch's are done with once it is complete.
         if !self.state.keeps_actions() {
             let done = self.state.progress;
-            self.retirements.retain(|(t, _)| *t > done);
+            self.quiet.retain(|(t, _)| *t > done);
         }
     }
 
@@ -429,17 +434,19 @@ impl Pipeline {
         let mut changes = self.state.take_actions();
         // An erasure, or retiring final rule facts, takes firings back without cancelling
         // them: nothing to retract.
-        let erasures = &self.erasures;
-        let retirements = &self.retirements;
+        let quiet = &self.quiet;
         changes.firings.retain(|c| {
             c.value.is_some()
-                || !(erasures.contains(&c.time)
-                    || retirements
-                        .iter()
-                        .any(|(t, keys)| *t == c.time && keys.contains(&c.key)))
+                || !quiet.iter().any(|(t, b)| {
+                    *t == c.time
+                        && match b {
+                            TakeBack::All => true,
+                            TakeBack::Keys(keys) => keys.contains(&c.key),
+                        }
+                })
         });
         let done = self.state.progress;
-        self.retirements.retain(|(t, _)| *t > done);
+        self.quiet.retain(|(t, _)| *t > done);
         if changes.firings.is_empty() && changes.transitions.is_empty() {
             return Vec::new();
         }

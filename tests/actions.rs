@@ -375,17 +375,6 @@ async fn a_webhook_that_fails_then_hangs_then_succeeds_gets_one_delivery_with_on
     assert!(retries >= 3, "{metrics}");
 }
 
-/// Sum of a campaign metric's values over its rows in a snapshot.
-fn total(snapshot: &Value, metric: &str) -> i64 {
-    snapshot["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["metric"] == metric)
-        .map(|r| r["value"].as_i64().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn retiring_final_rule_facts_never_retracts_or_fires_again_and_caps_still_count() {
     const DAY: i64 = 24 * HOUR;
@@ -521,7 +510,7 @@ webhook = "{url}"
     );
     let snapshot = get_json(&c, &s.url("/v1/snapshot")).await;
     assert_eq!(
-        total(&snapshot, "trigger_fired"),
+        common::metric_total(&snapshot, "trigger_fired"),
         want.len() as i64,
         "campaign rows"
     );
@@ -559,22 +548,11 @@ webhook = "{url}"
     );
     let read: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
-        total(&read, "trigger_fired"),
+        common::metric_total(&read, "trigger_fired"),
         want.len() as i64,
         "campaign rows read back"
     );
-    let held: BTreeSet<String> = std::fs::read_to_string(&firings)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Value = serde_json::from_str(l).unwrap();
-            format!(
-                "{}/{}",
-                f["rule"].as_str().unwrap(),
-                f["key"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let held = common::firing_keys_in(&firings);
     assert!(held.is_subset(&want), "{held:?}");
     assert!(
         !held.contains("unpaid/o1") && !held.contains("share_once/s0"),

@@ -63,18 +63,7 @@ fn expected(lines: &[String], cfg: &std::path::Path) -> (Value, BTreeSet<String>
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let keys = std::fs::read_to_string(&firings)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let f: Value = serde_json::from_str(l).unwrap();
-            format!(
-                "{}/{}",
-                f["rule"].as_str().unwrap(),
-                f["key"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let keys = common::firing_keys_in(&firings);
     (serde_json::from_slice(&out.stdout).unwrap(), keys)
 }
 

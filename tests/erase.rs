@@ -413,15 +413,7 @@ webhook = "{url}"
     )
     .await;
     hook.wait_for(Duration::from_secs(10), "the welcome", |r| r.len() == 1);
-    let count = |rows: &serde_json::Value, metric: &str| -> i64 {
-        rows["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["metric"] == metric)
-            .map(|r| r["value"].as_i64().unwrap())
-            .sum()
-    };
+    let count = crate::common::metric_total;
     let before = get_json(&c, &s.url("/v1/snapshot")).await;
     assert_eq!(count(&before, "trigger_fired"), 1, "{before}");
     let answer = c

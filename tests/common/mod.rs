@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: running logs through tidemark and comparing snapshots.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use serde_json::Value;
@@ -45,6 +45,33 @@ pub fn run(
         p.offer(l);
     }
     p.finish().expect("engine finishes")
+}
+
+/// The sum of a metric's values over its rows in a snapshot (or a `/v1/rows` answer).
+pub fn metric_total(snapshot: &Value, metric: &str) -> i64 {
+    snapshot["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["metric"] == metric)
+        .map(|r| r["value"].as_i64().expect("a count"))
+        .sum()
+}
+
+/// The `rule/key` of each firing in a firings file (`compute --firings`).
+pub fn firing_keys_in(path: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_to_string(path)
+        .expect("the firings file")
+        .lines()
+        .map(|l| {
+            let f: Value = serde_json::from_str(l).expect("a firing line");
+            format!(
+                "{}/{}",
+                f["rule"].as_str().expect("rule"),
+                f["key"].as_str().expect("key")
+            )
+        })
+        .collect()
 }
 
 /// A row's key: `(metric, dims as sorted JSON)`.
