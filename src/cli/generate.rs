@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tidemark::gen::{generate, GenOptions};
+use tidemark::gen::{generate, GenOptions, Sessions, Shape};
 
 /// Arguments of `generate`.
 #[derive(Debug, clap::Args)]
@@ -39,14 +39,37 @@ pub struct Args {
     /// are a stream of a fixed population: only loyal persons coming back.
     #[arg(long)]
     arrival_days: Option<u32>,
-    /// Make persons come back as to a product people use: about this DAU/MAU once a month of
-    /// arrivals has passed (0.2 is typical of a mini-program; without it, most persons come
-    /// once or twice: DAU/MAU 0.05-0.1).
+    /// The log's shape: `real` (a mini-program: DAU/MAU about 0.2, short visits of 4-5 events a
+    /// day), `sparse` (most persons come once or twice, long visits) or `dense` (DAU/MAU about
+    /// 0.35, long visits).
+    #[arg(long, value_enum, default_value_t = Preset::Real)]
+    shape: Preset,
+    /// Persons come back as to a product people use: about this DAU/MAU once a month of
+    /// arrivals has passed, whatever the shape.
     #[arg(long)]
     stickiness: Option<f64>,
+    /// How long each active day is, whatever the shape: `short` (about 4-5 events) or `long`
+    /// (about 17).
+    #[arg(long, value_enum)]
+    sessions: Option<Length>,
     /// Write here instead of standard output.
     #[arg(long)]
     output: Option<PathBuf>,
+}
+
+/// Ready-made shapes of a log.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Preset {
+    Real,
+    Sparse,
+    Dense,
+}
+
+/// How long each active day is.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum Length {
+    Short,
+    Long,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -73,10 +96,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(0) => anyhow::bail!("--arrival-days 0 leaves nobody to arrive; give 1 or more"),
             days => days,
         },
-        shape: match args.stickiness {
-            None => tidemark::gen::Shape::SPARSE,
-            Some(s) if s > 0.0 && s <= 0.6 => tidemark::gen::Shape::sticky(s),
-            Some(s) => anyhow::bail!("--stickiness {s} must be above 0 and at most 0.6, e.g. 0.2"),
+        shape: match (args.stickiness, args.shape) {
+            (Some(s), _) if s > 0.0 && s <= 0.6 => Shape::sticky(s),
+            (Some(s), _) => {
+                anyhow::bail!("--stickiness {s} must be above 0 and at most 0.6, e.g. 0.2")
+            }
+            (None, Preset::Real) => Shape::sticky(0.2),
+            (None, Preset::Sparse) => Shape::SPARSE,
+            (None, Preset::Dense) => Shape::sticky(0.35),
+        },
+        sessions: match (args.sessions, args.shape) {
+            (Some(Length::Short), _) | (None, Preset::Real) => Sessions::SHORT,
+            (Some(Length::Long), _) | (None, Preset::Sparse | Preset::Dense) => Sessions::LONG,
         },
     };
     let lines = match &args.output {

@@ -23,8 +23,8 @@ use std::io::{self, Write};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
-pub use model::Shape;
 use model::{Profile, Retention, CHANNELS, PAID_CHANNELS};
+pub use model::{Sessions, Shape};
 use order::Writer;
 use record::{Ev, Kind, Renderer};
 use rng::{hash, unit, Rng};
@@ -58,6 +58,8 @@ pub struct GenOptions {
     pub arrival_days: Option<u32>,
     /// How persons come back.
     pub shape: Shape,
+    /// How long each active day is.
+    pub sessions: Sessions,
 }
 
 impl Default for GenOptions {
@@ -72,7 +74,8 @@ impl Default for GenOptions {
             growth: 150,
             lifetime: None,
             arrival_days: None,
-            shape: Shape::SPARSE,
+            shape: Shape::sticky(0.2),
+            sessions: Sessions::SHORT,
         }
     }
 }
@@ -253,6 +256,7 @@ impl Simulation {
                     index: n,
                     profile,
                     arriving,
+                    sessions: &opts.sessions,
                 };
                 let person = usize::try_from(n).expect("below bounds[d + 1], which extend_to fit");
                 person_day(

@@ -159,7 +159,7 @@ pub struct Shape {
 }
 
 impl Shape {
-    /// The generator's default: most persons come once or twice (DAU/MAU about 0.05-0.1).
+    /// Most persons come once or twice (DAU/MAU about 0.05-0.1): `generate --shape sparse`.
     pub const SPARSE: Shape = Shape {
         regulars: 0.02,
         floor: 0.3,
@@ -176,6 +176,40 @@ impl Shape {
             first_day: 0.28,
         }
     }
+}
+
+/// How long a person's active day is: the chances of a second and of a third session, and how
+/// many pages and products each session views (`min + below(spread)` of each, in random order,
+/// after the session's opening page).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sessions {
+    /// Chance of a second session on an active day.
+    pub second: f64,
+    /// Chance of a third session on an active day.
+    pub third: f64,
+    /// Pages viewed besides the opening one: `(min, spread)`.
+    pub pages: (u64, u64),
+    /// Products viewed: `(min, spread)`.
+    pub products: (u64, u64),
+}
+
+impl Sessions {
+    /// Short visits, as in a real mini-program: about 4-5 events and 1.2 sessions per active
+    /// person-day. The generator's default.
+    pub const SHORT: Sessions = Sessions {
+        second: 0.15,
+        third: 0.03,
+        pages: (0, 2),
+        products: (1, 2),
+    };
+
+    /// Long browsing visits: about 17 events and 1.4 sessions per active person-day.
+    pub const LONG: Sessions = Sessions {
+        second: 0.3,
+        third: 0.08,
+        pages: (2, 7),
+        products: (2, 7),
+    };
 }
 
 /// The chance of coming back, decaying day by day after arrival; loyal persons keep a floor.

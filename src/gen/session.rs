@@ -1,7 +1,7 @@
 //! One person's active day: sessions of browsing, carting, ordering, paying, sharing and identity events.
 
 use super::model::{
-    price_cents, Profile, Register, HOUR_WEIGHTS, LANDING, PAGE_WEIGHTS, PAID_CHANNELS,
+    price_cents, Profile, Register, Sessions, HOUR_WEIGHTS, LANDING, PAGE_WEIGHTS, PAID_CHANNELS,
     SHARE_TARGETS, SKUS,
 };
 use super::record::{Ev, Kind, OPENID, OPENID2, PHONE, UID, UNIONID, USER};
@@ -27,17 +27,20 @@ pub struct Day {
 }
 
 /// A person active on the day.
-pub struct Visitor {
+pub struct Visitor<'a> {
     pub index: u64,
     pub profile: Profile,
     /// The day is the person's arrival day.
     pub arriving: bool,
+    /// How long the person's day is.
+    pub sessions: &'a Sessions,
 }
 
 /// Appends the person's events of the day to `out`; `orders` numbers the orders.
 pub fn person_day(day: &Day, who: &Visitor, state: &mut u8, orders: &mut u64, out: &mut Vec<Ev>) {
     let mut rng = Rng::new(day.seed, &[0x5E55, who.index, u64::from(day.index)]);
-    let sessions = 1 + usize::from(rng.chance(0.3)) + usize::from(rng.chance(0.08));
+    let shape = who.sessions;
+    let sessions = 1 + usize::from(rng.chance(shape.second)) + usize::from(rng.chance(shape.third));
     let mut starts = [0i64; 3];
     for s in &mut starts[..sessions] {
         *s = rng.weighted(&HOUR_WEIGHTS) as i64 * HOUR + rng.range(0, HOUR);
@@ -81,7 +84,7 @@ pub fn person_day(day: &Day, who: &Visitor, state: &mut u8, orders: &mut u64, ou
 /// Events of one session, with times relative to its start.
 struct Session<'a> {
     rng: &'a mut Rng,
-    who: &'a Visitor,
+    who: &'a Visitor<'a>,
     out: &'a mut Vec<Ev>,
     orders: &'a mut u64,
     t: i64,
@@ -210,8 +213,9 @@ impl Session<'_> {
     /// Page and product views, carting, sharing, and perhaps an order and its payment.
     fn browse(&mut self) {
         let buying = self.who.profile.buying;
-        let mut pages = 2 + self.rng.below(7);
-        let mut products = 2 + self.rng.below(7);
+        let shape = self.who.sessions;
+        let mut pages = shape.pages.0 + self.rng.below(shape.pages.1);
+        let mut products = shape.products.0 + self.rng.below(shape.products.1);
         let mut cart = [0u64; MAX_CART];
         let mut carted = 0;
         let mut last_sku = 1;

@@ -8,7 +8,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use crate::event::{parse_event, Limits};
-use crate::gen::{DayStream, GenOptions, Shape};
+use crate::gen::{DayStream, GenOptions};
 use crate::live::{EventBytes, Engine};
 
 /// The configuration of `serve --demo` without `--config`: the default metrics, with trigger
@@ -65,8 +65,8 @@ impl DemoLog {
             start,
             timezone: opts.timezone.clone(),
             links: true,
-            // Persons come back as to a product people use (DAU/MAU near 0.2).
-            shape: Shape::sticky(0.2),
+            // The generator's real shape: persons come back as to a product people use (DAU/MAU
+            // near 0.2), in short visits.
             ..GenOptions::default()
         };
         Ok(DemoLog {

@@ -96,8 +96,9 @@ fn channel_marks_first_events_and_sessions_look_real() {
         .count();
     assert!(later > 0, "later visits sometimes come through an ad again");
     assert!((later as f64) < 0.01 * lines.len() as f64, "{later}");
+    // Short visits by default: about 4 events per active person-day.
     let per_day = person.iter().flatten().count() as f64 / days.len() as f64;
-    assert!((12.0..25.0).contains(&per_day), "{per_day}");
+    assert!((3.5..5.5).contains(&per_day), "{per_day}");
     assert!(
         days.len() as f64 / first.len() as f64 > 1.2,
         "people come back"
@@ -175,10 +176,9 @@ fn with_arrival_days_a_fixed_population_keeps_coming_back() {
 }
 
 #[test]
-fn a_sticky_shape_reads_like_a_product_people_use() {
+fn the_default_shape_reads_like_a_product_people_use() {
     let o = GenOptions {
         links: false,
-        shape: crate::gen::Shape::sticky(0.2),
         ..opts(4_000, 45, 9, "UTC", "2026-03-02")
     };
     let (start, _) = range(&o);
@@ -213,4 +213,41 @@ fn a_sticky_shape_reads_like_a_product_people_use() {
         .count() as f64;
     let d1 = back / arrived.len() as f64;
     assert!((0.22..0.38).contains(&d1), "day-1 return {d1:.3}");
+}
+
+#[test]
+fn long_sessions_and_the_sparse_shape_give_the_long_visits_of_earlier_logs() {
+    let events_per_person_day = |o: &GenOptions| {
+        let (start, _) = range(o);
+        let lines = parse(&run(o));
+        let mut days = std::collections::BTreeSet::new();
+        let mut n = 0;
+        for l in &lines {
+            if let Some((_, id)) = l.ids.first() {
+                days.insert((id.clone(), (l.ts - start) / 86_400_000));
+                n += 1;
+            }
+        }
+        n as f64 / days.len() as f64
+    };
+    let short = opts(1_500, 20, 3, "UTC", "2026-03-02");
+    let long = GenOptions {
+        sessions: crate::gen::Sessions::LONG,
+        ..short.clone()
+    };
+    let sparse = GenOptions {
+        shape: crate::gen::Shape::SPARSE,
+        ..long.clone()
+    };
+    let (s, l, p) = (
+        events_per_person_day(&short),
+        events_per_person_day(&long),
+        events_per_person_day(&sparse),
+    );
+    assert!((3.0..6.0).contains(&s), "short {s}");
+    assert!((12.0..25.0).contains(&l), "long {l}");
+    assert!((12.0..25.0).contains(&p), "sparse {p}");
+    // The sparse shape: fewer come back, so fewer events for as many persons.
+    let (sparse, long) = (run(&sparse).lines().count(), run(&long).lines().count());
+    assert!(sparse * 4 < long * 3, "sparse {sparse}, long {long}");
 }
