@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Throughput and peak memory of `tidemark compute` on generated logs.
-# Usage: benches/compute.sh [RUNS]   (writes logs under ${TMPDIR:-/tmp}/tidemark-bench)
+# Throughput and peak memory of `tidemark compute`, side by side with the DuckDB recompute
+# (`../shared/tools/duckdb_recompute.py`, or $DUCKDB_RECOMPUTE) on the same files.
+# Usage: benches/compute.sh [RUNS] [scale]
+#   RUNS   runs of each program on each log (default 3)
+#   scale  also the 1M / 4M / 16M real-shaped logs, tidemark only
+# Logs are written once under ${TMPDIR:-/tmp}/tidemark-bench.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
@@ -8,24 +12,61 @@ dir=${TMPDIR:-/tmp}/tidemark-bench
 mkdir -p "$dir"
 cargo build --release -q
 bin=target/release/tidemark
-
-gen() { # name persons days [extra generate flags]
-  local name=$1 persons=$2 days=$3; shift 3
-  [ -s "$dir/$name.ndjson" ] || "$bin" generate --persons "$persons" --days "$days" --seed 7 "$@" --output "$dir/$name.ndjson"
-}
-gen 1m 35000 60
-gen 1m-nolinks 35000 60 --no-links
-gen 4m 140000 60
-# The memory target's shape: 4M events over 200,000 persons and 60 days. The generator gives
-# 200,000 persons about 5.7M events; every line whose share of 4M steps up is kept.
-gen 200k 200000 60
-if [ ! -s "$dir/4m-200k.ndjson" ]; then
-  n=$(wc -l <"$dir/200k.ndjson")
-  awk -v k=4000000 -v n="$n" 'int(NR * k / n) != int((NR - 1) * k / n)' "$dir/200k.ndjson" >"$dir/4m-200k.ndjson"
+recompute=${DUCKDB_RECOMPUTE:-../shared/tools/duckdb_recompute.py}
+if [ -f "$recompute" ] && ! python3 -c 'import duckdb' 2>/dev/null; then
+  python3 -m pip install -q duckdb
 fi
 
-for name in 1m 1m-nolinks 4m 4m-200k; do
+gen() { # name persons [generate flags]
+  local name=$1 persons=$2; shift 2
+  [ -s "$dir/$name.ndjson" ] || "$bin" generate --persons "$persons" --days 60 --seed 7 "$@" --output "$dir/$name.ndjson"
+}
+# The default (real) shape: DAU/MAU about 0.2, about 4 events per active person-day.
+gen real-4m 200000
+# Today's sparse shape (most persons come once or twice, long visits) and a dense one.
+gen sparse-1m 35000 --shape sparse
+gen dense-4m 40000 --shape dense
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# One run of tidemark: prints its summary line and appends the seconds to $dir/$name.tm.
+tidemark() {
+  local name=$1 line
+  line=$("$bin" compute --input "$dir/$name.ndjson" --output "$dir/$name.snapshot.json" 2>&1 >/dev/null |
+    sed "s/^tidemark compute:/$name: tidemark/" | tail -1)
+  echo "$line"
+  sed -n 's/.*; \([0-9.]*\)s (.*/\1/p' <<<"$line" >>"$dir/$name.tm"
+}
+
+# One run of the recompute (load and queries; identity resolution is left out of its time).
+duckdb() {
+  local name=$1 out
+  out=$(python3 "$recompute" "$dir/$name.ndjson" UTC)
+  echo "$name: duckdb $out"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["load_s"] + r["query_s"])' "$out" >>"$dir/$name.db"
+}
+
+for name in real-4m sparse-1m dense-4m; do
+  rm -f "$dir/$name.tm" "$dir/$name.db"
   for _ in $(seq "$runs"); do
-    "$bin" compute --input "$dir/$name.ndjson" --output "$dir/$name.snapshot.json" 2>&1 >/dev/null | sed "s/^tidemark compute:/$name:/"
+    tidemark "$name"
+    [ -f "$recompute" ] && duckdb "$name"
   done
+  tm=$(median <"$dir/$name.tm")
+  if [ -f "$recompute" ]; then
+    db=$(median <"$dir/$name.db")
+    awk -v n="$name" -v t="$tm" -v d="$db" 'BEGIN { printf "%s: median tidemark %.2f s, duckdb %.2f s, ratio %.2f\n", n, t, d, t / d }'
+  else
+    echo "$name: median tidemark $tm s (no recompute at $recompute)"
+  fi
 done
+
+if [ "${2:-}" = scale ]; then
+  gen real-1m 52000
+  gen real-16m 800000
+  for name in real-1m real-4m real-16m; do
+    rm -f "$dir/$name.tm"
+    for _ in $(seq "$runs"); do tidemark "$name"; done
+    echo "$name: median tidemark $(median <"$dir/$name.tm") s"
+  done
+fi

@@ -19,7 +19,7 @@ bin=$PWD/target/release/tidemark
 port=17979
 url=http://127.0.0.1:$port
 log=$dir/4m.ndjson
-[ -s "$log" ] || "$bin" generate --persons 140000 --days 60 --seed 7 --start 2026-09-01 --output "$log"
+[ -s "$log" ] || "$bin" generate --shape sparse --persons 140000 --days 60 --seed 7 --start 2026-09-01 --output "$log"
 events=$(wc -l <"$log")
 if [ ! -s "$dir/chunks/done" ]; then
   rm -rf "$dir/chunks" && mkdir -p "$dir/chunks"

@@ -23,7 +23,7 @@ mqtt_port=18883
 
 # One log long enough for the highest rate (about 4 million events).
 log=$dir/4m.ndjson
-[ -s "$log" ] || "$bin" generate --persons 140000 --days 60 --seed 7 --output "$log"
+[ -s "$log" ] || "$bin" generate --shape sparse --persons 140000 --days 60 --seed 7 --output "$log"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }

@@ -31,7 +31,7 @@ peak_of() { # log -> peak MiB of one compute run
   for log in "${logs[@]}"; do
     read -r persons days <<<"$log"
     file="$dir/p$persons-d$days.ndjson"
-    [ -s "$file" ] || "$bin" generate --persons "$persons" --days "$days" --seed 7 --output "$file" 2>>"$dir/generate.log"
+    [ -s "$file" ] || "$bin" generate --shape sparse --persons "$persons" --days "$days" --seed 7 --output "$file" 2>>"$dir/generate.log"
     peaks=()
     for _ in $(seq "$runs"); do peaks+=("$(peak_of "$file")"); done
     median=$(printf '%s\n' "${peaks[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')

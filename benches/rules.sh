@@ -13,7 +13,7 @@ dir=${TMPDIR:-/tmp}/tidemark-bench
 mkdir -p "$dir"
 cargo build --release -q
 bin=target/release/tidemark
-[ -s "$dir/1m.ndjson" ] || "$bin" generate --persons 35000 --days 60 --seed 7 --output "$dir/1m.ndjson.tmp" && mv -f "$dir/1m.ndjson.tmp" "$dir/1m.ndjson" 2>/dev/null || true
+[ -s "$dir/1m.ndjson" ] || "$bin" generate --shape sparse --persons 35000 --days 60 --seed 7 --output "$dir/1m.ndjson.tmp" && mv -f "$dir/1m.ndjson.tmp" "$dir/1m.ndjson" 2>/dev/null || true
 # The rules alone (the alerts of the file are left out), and the same file without them.
 awk '/^\[\[alerts\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/rules.toml"
 awk '/^\[\[rules\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/no-rules.toml"

@@ -14,9 +14,9 @@ cargo build --release -q
 bin=target/release/tidemark
 port=17891
 log=$dir/4m.ndjson
-[ -s "$log" ] || "$bin" generate --persons 140000 --days 60 --seed 7 --output "$log"
+[ -s "$log" ] || "$bin" generate --shape sparse --persons 140000 --days 60 --seed 7 --output "$log"
 # Single events: another seed, their ids renamed so that none is a duplicate of the history.
-"$bin" generate --persons 2000 --days 60 --seed 99 --output "$dir/single-all.ndjson" 2>/dev/null
+"$bin" generate --shape sparse --persons 2000 --days 60 --seed 99 --output "$dir/single-all.ndjson" 2>/dev/null
 head -n 20000 "$dir/single-all.ndjson" | sed 's/"id":"e-/"id":"late-/' >"$dir/single.ndjson"
 
 rm -rf "$dir/single-data"

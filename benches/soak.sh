@@ -31,7 +31,7 @@ else
   log=$dir/steady-$persons-300d.ndjson
   shape=(--lifetime 60)
 fi
-[ -s "$log" ] || "$bin" generate --persons "$persons" --days 300 --seed 11 --start "$start_day" \
+[ -s "$log" ] || "$bin" generate --shape sparse --persons "$persons" --days 300 --seed 11 --start "$start_day" \
   --growth 0 "${shape[@]}" --output "$log"
 events=$(wc -l <"$log")
 rm -rf "$dir/data"
