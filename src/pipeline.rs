@@ -321,7 +321,7 @@ impl Pipeline {
         if self.in_batch >= self.batch_events.saturating_mul(BATCH_GROWTH) {
             return true;
         }
-        if over % 4096 != 0 {
+        if !over.is_multiple_of(4096) {
             return false;
         }
         self.poll();
