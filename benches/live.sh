@@ -5,6 +5,8 @@
 # Usage: benches/live.sh [SECONDS] [RATES...]   (default 30 s after 5 s warmup; 10k 20k 50k 100k)
 # LIVE_REPLAY_ARGS adds replay options, e.g. LIVE_REPLAY_ARGS="--batch 500 --connections 8".
 # LIVE_TRANSPORTS="http" runs one transport only.
+# LIVE_SHAPE=sparse replays a log of the sparse shape (the figures recorded before the real shape
+# was the generator's default) instead of the default real shape.
 # A rate past what the server sustains is an overload run: over HTTP the server answers 429
 # once it is serve.max_lag behind (the pushed_back column), over MQTT it takes messages later.
 # Logs, reports and server output go under ${TMPDIR:-/tmp}/tidemark-live.
@@ -22,8 +24,14 @@ http_port=17878
 mqtt_port=18883
 
 # One log long enough for the highest rate (about 4 million events).
-log=$dir/4m.ndjson
-[ -s "$log" ] || "$bin" generate --shape sparse --persons 140000 --days 60 --seed 7 --output "$log"
+shape=${LIVE_SHAPE:-real}
+case $shape in
+  real) persons=200000 ;;
+  sparse) persons=140000 ;;
+  *) echo "LIVE_SHAPE must be real or sparse" >&2; exit 2 ;;
+esac
+log=$dir/4m-$shape.ndjson
+[ -s "$log" ] || "$bin" generate --shape "$shape" --persons "$persons" --days 60 --seed 7 --output "$log"
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }

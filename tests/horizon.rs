@@ -16,11 +16,15 @@ use tidemark::time::Day;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// A growing log of the sparse shape: most persons come once or twice, so that the days
+/// before the horizon hold most of its events (the bounds on what is kept rely on it).
 fn log(persons: u64, days: u32, links: bool) -> Vec<String> {
     generated(GenOptions {
         persons,
         days,
         links,
+        shape: tidemark::gen::Shape::SPARSE,
+        sessions: tidemark::gen::Sessions::LONG,
         ..GenOptions::default()
     })
 }
