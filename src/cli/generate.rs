@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tidemark::gen::{generate, GenOptions, Sessions, Shape};
+use tidemark::gen::{generate, GenOptions, Preset, Sessions, Shape};
 
 /// Arguments of `generate`.
 #[derive(Debug, clap::Args)]
@@ -57,14 +57,6 @@ pub struct Args {
     output: Option<PathBuf>,
 }
 
-/// Ready-made shapes of a log.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum Preset {
-    Real,
-    Sparse,
-    Dense,
-}
-
 /// How long each active day is.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum Length {
@@ -96,18 +88,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(0) => anyhow::bail!("--arrival-days 0 leaves nobody to arrive; give 1 or more"),
             days => days,
         },
-        shape: match (args.stickiness, args.shape) {
-            (Some(s), _) if s > 0.0 && s <= 0.6 => Shape::sticky(s),
-            (Some(s), _) => {
-                anyhow::bail!("--stickiness {s} must be above 0 and at most 0.6, e.g. 0.2")
-            }
-            (None, Preset::Real) => Shape::sticky(0.2),
-            (None, Preset::Sparse) => Shape::SPARSE,
-            (None, Preset::Dense) => Shape::sticky(0.35),
+        shape: match args.stickiness {
+            None => args.shape.shape(),
+            Some(s) if s > 0.0 && s <= 0.6 => Shape::sticky(s),
+            Some(s) => anyhow::bail!("--stickiness {s} must be above 0 and at most 0.6, e.g. 0.2"),
         },
-        sessions: match (args.sessions, args.shape) {
-            (Some(Length::Short), _) | (None, Preset::Real) => Sessions::SHORT,
-            (Some(Length::Long), _) | (None, Preset::Sparse | Preset::Dense) => Sessions::LONG,
+        sessions: match args.sessions {
+            None => args.shape.sessions(),
+            Some(Length::Short) => Sessions::SHORT,
+            Some(Length::Long) => Sessions::LONG,
         },
     };
     let lines = match &args.output {

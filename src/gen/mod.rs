@@ -23,8 +23,8 @@ use std::io::{self, Write};
 use jiff::civil::{Date, Weekday};
 use jiff::tz::TimeZone;
 
+pub use model::{Preset, Sessions, Shape};
 use model::{Profile, Retention, CHANNELS, PAID_CHANNELS};
-pub use model::{Sessions, Shape};
 use order::Writer;
 use record::{Ev, Kind, Renderer};
 use rng::{hash, unit, Rng};
@@ -74,8 +74,8 @@ impl Default for GenOptions {
             growth: 150,
             lifetime: None,
             arrival_days: None,
-            shape: Shape::sticky(0.2),
-            sessions: Sessions::SHORT,
+            shape: Preset::Real.shape(),
+            sessions: Preset::Real.sessions(),
         }
     }
 }

@@ -178,6 +178,38 @@ impl Shape {
     }
 }
 
+/// Ready-made shapes of a log (`generate --shape`): who comes back, and how long they stay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Preset {
+    /// A mini-program people use: DAU/MAU about 0.2, short visits. The generator's default.
+    #[default]
+    Real,
+    /// Most persons come once or twice (DAU/MAU 0.05-0.1), long visits.
+    Sparse,
+    /// DAU/MAU about 0.35, long visits.
+    Dense,
+}
+
+impl Preset {
+    /// Who comes back.
+    pub fn shape(self) -> Shape {
+        match self {
+            Preset::Real => Shape::sticky(0.2),
+            Preset::Sparse => Shape::SPARSE,
+            Preset::Dense => Shape::sticky(0.35),
+        }
+    }
+
+    /// How long each active day is.
+    pub fn sessions(self) -> Sessions {
+        match self {
+            Preset::Real => Sessions::SHORT,
+            Preset::Sparse | Preset::Dense => Sessions::LONG,
+        }
+    }
+}
+
 /// How long a person's active day is: the chances of a second and of a third session, and how
 /// many pages and products each session views (`min + below(spread)` of each, in random order,
 /// after the session's opening page).

@@ -216,7 +216,7 @@ fn the_default_shape_reads_like_a_product_people_use() {
 }
 
 #[test]
-fn long_sessions_and_the_sparse_shape_give_the_long_visits_of_earlier_logs() {
+fn long_sessions_and_the_sparse_shape_give_long_visits() {
     let events_per_person_day = |o: &GenOptions| {
         let (start, _) = range(o);
         let lines = parse(&run(o));
