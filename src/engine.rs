@@ -72,10 +72,31 @@ pub enum DataflowError {
     Panicked,
 }
 
-/// A running engine: send batches, each at a time larger than the one before, and read
-/// updates; dropping the sender finishes it.
+/// Batches the dataflow takes as one: fed at time `at`, and complete, with every time up to
+/// `through`, once progress reaches `through`. Each round's `at` is later than the `through`
+/// of the one before.
+#[derive(Debug)]
+pub struct Round {
+    pub at: Time,
+    pub through: Time,
+    pub batches: Vec<FactBatch>,
+}
+
+impl Round {
+    /// One batch at its own time.
+    pub fn one(time: Time, batch: FactBatch) -> Round {
+        Round {
+            at: time,
+            through: time,
+            batches: vec![batch],
+        }
+    }
+}
+
+/// A running engine: send rounds of batches, each at a time larger than the one before, and
+/// read updates; dropping the sender finishes it.
 pub struct Dataflow {
-    pub batches: SyncSender<(Time, FactBatch)>,
+    pub batches: SyncSender<Round>,
     pub updates: Receiver<Update>,
     thread: JoinHandle<Result<(), DataflowError>>,
 }
@@ -87,7 +108,7 @@ impl Dataflow {
         dict: Arc<Dictionary>,
         options: DataflowOptions,
     ) -> std::io::Result<Dataflow> {
-        let (batch_tx, batch_rx) = mpsc::sync_channel::<(Time, FactBatch)>(options.queue.max(1));
+        let (batch_tx, batch_rx) = mpsc::sync_channel::<Round>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
         let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
         let thread = std::thread::Builder::new()
@@ -154,11 +175,13 @@ impl Dataflow {
                             }
                             Err(TryRecvError::Disconnected) => None,
                         };
-                        let Some((time, batch)) = next else { break };
-                        let time = time.max(fed + 1);
+                        let Some(round) = next else { break };
+                        let time = round.at.max(fed + 1);
                         inputs.advance_to(time);
-                        inputs.feed(batch);
-                        fed = time;
+                        for batch in round.batches {
+                            inputs.feed(batch);
+                        }
+                        fed = round.through.max(time);
                         inputs.advance_to(fed + 1);
                         worker.step();
                         // Under sustained input the queue never empties: report each batch as

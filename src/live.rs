@@ -65,6 +65,7 @@ impl EngineOptions {
                 track_verdicts: true,
                 batch_events: serve.batch_max_events,
                 wall_clock: true,
+                in_flight: Some(IN_FLIGHT),
             },
             max_delay: Duration::from_millis(serve.batch_max_delay_ms),
             subscriber_queue: serve.subscriber_queue,
@@ -80,6 +81,10 @@ impl EngineOptions {
         }
     }
 }
+
+/// Rounds the dataflow works on at once in `serve`: batches cut meanwhile (every
+/// `serve.batch_max_delay` while it is busy) wait and go together as the next round.
+const IN_FLIGHT: usize = 1;
 
 /// How often the rules' clock follows the wall clock while rules or alerts are configured.
 pub const WALL_TICK: Duration = Duration::from_millis(20);

@@ -1,6 +1,8 @@
 //! The engine driven on the caller's thread: lines in, batches to the dataflow, rows and
 //! identities out. `tidemark compute` reads a whole log through it.
 
+mod rounds;
+
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -28,6 +30,9 @@ pub struct PipelineOptions {
     pub batch_events: usize,
     /// Stamp batches with wall-clock milliseconds (live use) instead of 1, 2, 3...
     pub wall_clock: bool,
+    /// Rounds the dataflow may work on at once. Batches cut while that many are open wait,
+    /// and go together as one round once one completes. `None`: each batch goes when cut.
+    pub in_flight: Option<usize>,
 }
 
 impl Default for PipelineOptions {
@@ -39,6 +44,7 @@ impl Default for PipelineOptions {
             track_verdicts: false,
             batch_events: 100_000,
             wall_clock: false,
+            in_flight: None,
         }
     }
 }
@@ -92,6 +98,10 @@ pub struct Pipeline {
     /// Batches that take firings back without cancelling them (an erasure, a retirement):
     /// those are no retractions to send. Kept until their changes are taken.
     quiet: Vec<(Time, TakeBack)>,
+    /// The next batch is an erasure's: it goes in a round of its own.
+    erasing: bool,
+    /// Batches on their way to the engine.
+    rounds: rounds::Rounds,
     state: Output,
 }
 
@@ -157,6 +167,8 @@ impl Pipeline {
             awaiting: VecDeque::new(),
             retiring: Vec::new(),
             quiet: Vec::new(),
+            erasing: false,
+            rounds: rounds::Rounds::new(options.in_flight),
             state: Output::default(),
         })
     }
@@ -223,7 +235,9 @@ impl Pipeline {
         let erased = self.ingest.erase(kind, value)?;
         self.ingest.keep_sent(sent);
         let before = self.sent;
+        self.erasing = true;
         self.flush();
+        self.erasing = false;
         if self.sent != before {
             self.quiet.push((self.sent, TakeBack::All));
         }
@@ -369,8 +383,14 @@ impl Pipeline {
             self.sent + 1
         };
         let seals = batch.seal.is_some();
+        // Changes told apart by their batch's time come in a round of their own.
+        let alone = seals || self.erasing || !self.retiring.is_empty();
+        let progress = self.state.progress;
         // A send fails only when the engine has stopped; `finish` reports why.
-        match self.engine.batches.send((time, batch)) {
+        match self
+            .rounds
+            .push(&self.engine.batches, time, batch, alone, progress)
+        {
             Ok(()) => {
                 self.sent = time;
                 self.batches += 1;
@@ -382,7 +402,20 @@ impl Pipeline {
                     self.quiet.push((time, TakeBack::Keys(keys)));
                 }
             }
-            Err(_) => self.stopped = true,
+            Err(rounds::Stopped) => self.stopped = true,
+        }
+    }
+
+    /// Sends the batches held for a round: when a round has completed, or with `force`
+    /// when someone waits for them.
+    fn release(&mut self, force: bool) {
+        let progress = self.state.progress;
+        if self
+            .rounds
+            .release(&self.engine.batches, progress, force)
+            .is_err()
+        {
+            self.stopped = true;
         }
     }
 
@@ -421,6 +454,7 @@ impl Pipeline {
         while let Ok(update) = self.engine.updates.try_recv() {
             self.state.absorb(update, &labeler);
         }
+        self.release(false);
         self.advance_reflected();
         // Only action messages tell quiet take-backs from retractions (`take_actions`);
         // without them, a batch's are done with once it is complete.
@@ -552,6 +586,9 @@ impl Pipeline {
 
     /// Waits until the rows reflect every batch up to time `t`.
     fn wait_for(&mut self, t: Time) {
+        if self.rounds.held() > 0 && self.state.progress < t {
+            self.release(true);
+        }
         let labeler = Labeler {
             plan: &self.plan,
             dict: &self.dict,
@@ -597,6 +634,7 @@ impl Pipeline {
     /// Ends the input, waits for the engine and returns the final state.
     pub fn finish(mut self) -> Result<Finished, crate::engine::DataflowError> {
         self.flush();
+        self.release(true);
         let updates = self.engine.finish()?;
         let labeler = Labeler {
             plan: &self.plan,

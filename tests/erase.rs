@@ -65,6 +65,7 @@ proptest! {
             track_verdicts: false,
             batch_events: batch,
             wall_clock: false,
+            in_flight: None,
         };
         let plan = Arc::new(Plan::new(cfg.clone()));
         let mut p = Pipeline::with_plan(plan.clone(), options.clone()).expect("engine starts");

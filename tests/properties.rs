@@ -293,6 +293,24 @@ proptest! {
         check_funnel_split(&whole);
     }
 
+    /// Batches held while a round is open and taken together (as `serve` does under load)
+    /// give the snapshot, firings and alerts of one big batch.
+    #[test]
+    fn held_rounds_do_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..20, in_flight in 1usize..3) {
+        let _busy = common::busy();
+        let cfg = test_config(usize::try_from(seed % 3).unwrap());
+        let lines = random_log(seed, events, 25);
+        let whole_run = common::run(&lines, &cfg, usize::MAX, 1, true);
+        let held_run = common::run_rounds(&lines, &cfg, batch, 1, true, Some(in_flight));
+        prop_assert_eq!(firings(&whole_run), firings(&held_run));
+        let (whole, held) = (whole_run.snapshot(), held_run.snapshot());
+        let diffs = common::differences(&whole, &held);
+        prop_assert!(diffs.is_empty(), "{:?}", &diffs[..diffs.len().min(10)]);
+        prop_assert_eq!(common::rows(&whole), common::rows(&held));
+        prop_assert_eq!(&whole["events"], &held["events"]);
+        prop_assert_eq!(&whole["alerts"], &held["alerts"]);
+    }
+
     /// Two workers give the snapshot of one.
     #[test]
     fn worker_count_does_not_change_rows(seed in any::<u64>(), events in 1usize..250, batch in 1usize..60) {
@@ -456,6 +474,7 @@ proptest! {
             track_verdicts: false,
             batch_events: batch,
             wall_clock: false,
+            in_flight: None,
         };
         let mut first = tidemark::pipeline::Pipeline::with_plan(plan.clone(), options()).unwrap();
         first.keep_facts();

@@ -69,6 +69,7 @@ pub fn read_log(
         track_verdicts: track.verdicts,
         batch_events: log.batch,
         wall_clock: false,
+        in_flight: None,
     };
     let mut pipeline = Pipeline::new(cfg, options).context("cannot start the dataflow workers")?;
     if log.input.is_dir() {

@@ -32,6 +32,19 @@ pub fn run(
     workers: usize,
     track: bool,
 ) -> Finished {
+    run_rounds(lines, config, batch, workers, track, None)
+}
+
+/// As [`run`], with at most `in_flight` rounds at the dataflow (later batches held and sent
+/// together).
+pub fn run_rounds(
+    lines: &[String],
+    config: &Config,
+    batch: usize,
+    workers: usize,
+    track: bool,
+    in_flight: Option<usize>,
+) -> Finished {
     let plan = Arc::new(Plan::new(config.clone()));
     let options = PipelineOptions {
         workers,
@@ -39,6 +52,7 @@ pub fn run(
         track_verdicts: false,
         batch_events: batch,
         wall_clock: false,
+        in_flight,
     };
     let mut p = Pipeline::with_plan(plan, options).expect("engine starts");
     for l in lines {
