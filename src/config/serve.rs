@@ -310,7 +310,7 @@ impl Serve {
             p.add("serve.batch_max_events", "allowed: 1..=10000000");
         }
         let delay =
-            parse_millis(raw.batch_max_delay.as_deref().unwrap_or("5ms")).unwrap_or_else(|e| {
+            parse_millis(raw.batch_max_delay.as_deref().unwrap_or("1ms")).unwrap_or_else(|e| {
                 p.value("serve.batch_max_delay", e);
                 0
             });
