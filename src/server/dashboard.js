@@ -302,8 +302,11 @@ document.addEventListener('change', (e) => {
 });
 window.addEventListener('resize', schedule);
 setInterval(tick, 1000);
-// A click on a cohort row highlights it (again: no longer); it stays across updates.
-document.addEventListener('click', (e) => {
+// A click on a cohort row highlights it (again: no longer); it stays across updates. It is
+// taken on the press: updates redraw the table many times a second, and a row redrawn between
+// press and release would get no click at all.
+document.addEventListener('pointerdown', (e) => {
+  if (e.button !== 0) return;
   const tr = e.target.closest && e.target.closest('table.heat tr[data-cohort]');
   if (!tr) return;
   const c = tr.getAttribute('data-cohort');
