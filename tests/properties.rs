@@ -233,6 +233,67 @@ pub(crate) fn firings(finished: &tidemark::pipeline::Finished) -> Vec<serde_json
         .collect()
 }
 
+/// `funnel_open` counts the incomplete entries whose deadline is at or after the clock, to the
+/// millisecond, in the clock's own hour and in later ones; the rest are `funnel_dropped`.
+/// Fed whole and one event at a time (the clock moving through the hours in between).
+#[test]
+fn funnel_open_is_judged_at_the_clock_to_the_millisecond() {
+    const DAY: i64 = 86_400_000;
+    const MIN: i64 = 60_000;
+    // 2026-03-10T12:30:00Z, the clock at the end.
+    let clock: i64 = 1_773_145_800_000;
+    // Entry deadlines against the clock: open, open, open (equal), dropped, dropped.
+    let deadlines = [
+        clock + 120 * MIN,
+        clock + 10 * MIN,
+        clock,
+        clock - 1,
+        clock - 120 * MIN,
+    ];
+    let mut events: Vec<(i64, String)> = deadlines
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d - DAY, format!("p{i}")))
+        .collect();
+    events.sort();
+    let mut lines: Vec<String> = events
+        .iter()
+        .map(|(ts, who)| {
+            format!(
+                r#"{{"id":"v-{who}","ts":{ts},"event":"product_view","ids":{{"openid":"{who}"}}}}"#
+            )
+        })
+        .collect();
+    lines.push(format!(
+        r#"{{"id":"clock","ts":{clock},"event":"page_view","ids":{{"openid":"z"}}}}"#
+    ));
+    let cfg = Config::from_toml("timezone = \"UTC\"\n").unwrap();
+    for batch in [usize::MAX, 1] {
+        let snapshot = common::run(&lines, &cfg, batch, 1, false).snapshot();
+        let value = |metric: &str| {
+            snapshot["extensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["metric"] == metric && r["dims"]["day"] == "2026-03-09")
+                .map(|r| r["value"].as_i64().unwrap())
+                .sum::<i64>()
+        };
+        assert_eq!(
+            value("funnel_open"),
+            3,
+            "batch {batch}: {}",
+            snapshot["extensions"]
+        );
+        assert_eq!(
+            value("funnel_dropped"),
+            2,
+            "batch {batch}: {}",
+            snapshot["extensions"]
+        );
+    }
+}
+
 /// Every funnel entrant has completed, is still inside its window, or has dropped out.
 fn check_funnel_split(snapshot: &serde_json::Value) {
     let mut by_entry: BTreeMap<(String, String), [i64; 4]> = BTreeMap::new();

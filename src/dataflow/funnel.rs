@@ -121,17 +121,31 @@ fn open_and_dropped<'s>(base: &Base<'s>, reached: Coll<'s, Entry>) -> Rows<'s> {
         .max()
         .unwrap_or(0);
     let incomplete = reached.filter(move |e| e.reached < lengths[e.funnel as usize]);
-    let clock_hours = base.clock.clone().flat_map(move |now| {
-        let first = now.div_euclid(HOUR_MS);
+    // The clock's own hour, and the later hours up to the longest window: an entry whose
+    // deadline falls in a later hour is open whatever the minute, so a clock moving within its
+    // hour touches only the entries of that hour, and one moving to the next hour only those of
+    // the hours that come in and go out.
+    let clock_hour = base
+        .clock
+        .clone()
+        .map(|now| (now.div_euclid(HOUR_MS), now));
+    let later_hours = base.clock.clone().flat_map(move |now| {
+        let first = now.div_euclid(HOUR_MS) + 1;
         let last = now.saturating_add(longest).div_euclid(HOUR_MS);
-        (first..=last).map(move |h| (h, now))
+        (first..=last).map(|h| (h, ()))
     });
-    let open = incomplete
+    let by_hour = incomplete
         .clone()
         .map(|e| (e.deadline.div_euclid(HOUR_MS), e))
-        .join_map(clock_hours, |_h, e, now| (*e, *now))
-        .filter(|(e, now)| e.deadline >= *now)
-        .map(|(e, _)| (e.funnel, e.day));
+        .arrange_by_key_named("Arrange: IncompleteByHour");
+    let open_now = by_hour
+        .clone()
+        .join_core(clock_hour.arrange_by_key(), |_h, e, now| {
+            (e.deadline >= *now).then_some((e.funnel, e.day))
+        });
+    let open = by_hour
+        .join_core(later_hours.arrange_by_key(), |_h, e, ()| Some((e.funnel, e.day)))
+        .concat(open_now);
     let dropped = incomplete
         .map(|e| (e.funnel, e.day))
         .concat(open.clone().negate())
