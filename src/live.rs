@@ -564,11 +564,19 @@ impl Driver {
         }
         self.flush();
         self.close();
-        if let Some(reply) = self.stopping.take() {
-            let _ = reply.send(());
+        // The stop is answered at once, unless the dataflow's profile is to be printed: that
+        // comes as its workers end, so the process waits for them.
+        let mut reply = self.stopping.take();
+        if std::env::var_os("TIDEMARK_PROFILE").is_none() {
+            if let Some(r) = reply.take() {
+                let _ = r.send(());
+            }
         }
         if let Err(e) = self.pipeline.finish() {
             tracing::error!("the dataflow stopped: {e}");
+        }
+        if let Some(r) = reply {
+            let _ = r.send(());
         }
     }
 
