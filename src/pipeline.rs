@@ -586,7 +586,9 @@ impl Pipeline {
 
     /// Waits until the rows reflect every batch up to time `t`.
     fn wait_for(&mut self, t: Time) {
-        if self.rounds.held() > 0 && self.state.progress < t {
+        // Batches held for a round go now if someone waits for them (release is a no-op when
+        // none are held).
+        if self.state.progress < t {
             self.release(true);
         }
         let labeler = Labeler {

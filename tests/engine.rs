@@ -22,13 +22,7 @@ fn progress_is_reported_while_input_keeps_coming() {
     let engine = Dataflow::start(plan, Dictionary::new(), options).unwrap();
     let batches = 300u64;
     for t in 1..=batches {
-        let ident = Ident::try_from(t).unwrap();
-        let batch = FactBatch {
-            idents: vec![ident],
-            hours: vec![(ident, tidemark::time::Hour::try_from(t).unwrap())],
-            ..Default::default()
-        };
-        engine.batches.send(Round::one(t, batch)).unwrap();
+        engine.batches.send(Round::one(t, one_event(t))).unwrap();
     }
     let updates = engine.finish().unwrap();
     let marks: Vec<Time> = updates

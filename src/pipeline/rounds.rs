@@ -88,7 +88,8 @@ impl Rounds {
     }
 
     /// Batches held now.
-    pub(crate) fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.held.len()
     }
 }
@@ -100,22 +101,28 @@ fn send(engine: &SyncSender<Round>, round: Round) -> Result<(), Stopped> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc::{sync_channel, Receiver};
 
-    fn batch() -> FactBatch {
-        FactBatch::default()
+    /// Rounds with `limit`, after pushing empty batches `(time, alone)` with nothing complete.
+    fn pushed(limit: Option<usize>, pushes: &[(Time, bool)]) -> (SyncSender<Round>, Receiver<Round>, Rounds) {
+        let (tx, rx) = sync_channel(16);
+        let mut r = Rounds::new(limit);
+        for &(t, alone) in pushes {
+            r.push(&tx, t, FactBatch::default(), alone, 0).unwrap();
+        }
+        (tx, rx, r)
+    }
+
+    /// `(at, through)` of each round sent so far.
+    fn sent(rx: &Receiver<Round>) -> Vec<(Time, Time)> {
+        rx.try_iter().map(|r| (r.at, r.through)).collect()
     }
 
     #[test]
     fn rounds_wait_while_the_limit_is_open_and_go_together() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let mut r = Rounds::new(Some(1));
-        r.push(&tx, 1, batch(), false, 0).unwrap();
-        r.push(&tx, 2, batch(), false, 0).unwrap();
-        r.push(&tx, 3, batch(), false, 0).unwrap();
+        let (tx, rx, mut r) = pushed(Some(1), &[(1, false), (2, false), (3, false)]);
         assert_eq!(r.held(), 2);
-        let first = rx.try_recv().unwrap();
-        assert_eq!((first.at, first.through, first.batches.len()), (1, 1, 1));
-        assert!(rx.try_recv().is_err());
+        assert_eq!(sent(&rx), vec![(1, 1)]);
         // Round 1 complete: 2 and 3 go as one round, fed at 2 and complete at 3.
         r.release(&tx, 1, false).unwrap();
         let next = rx.try_recv().unwrap();
@@ -125,27 +132,17 @@ mod tests {
 
     #[test]
     fn alone_and_forced_batches_go_at_once() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let mut r = Rounds::new(Some(1));
-        r.push(&tx, 1, batch(), false, 0).unwrap();
-        r.push(&tx, 2, batch(), false, 0).unwrap();
-        r.push(&tx, 3, batch(), true, 0).unwrap();
-        let got: Vec<_> = rx.try_iter().map(|r| (r.at, r.through)).collect();
-        assert_eq!(got, vec![(1, 1), (2, 2), (3, 3)]);
-        r.push(&tx, 4, batch(), false, 0).unwrap();
+        let (tx, rx, mut r) = pushed(Some(1), &[(1, false), (2, false), (3, true)]);
+        assert_eq!(sent(&rx), vec![(1, 1), (2, 2), (3, 3)]);
+        r.push(&tx, 4, FactBatch::default(), false, 0).unwrap();
         assert_eq!(r.held(), 1);
         r.release(&tx, 0, true).unwrap();
-        assert_eq!(rx.try_recv().map(|r| (r.at, r.through)).unwrap(), (4, 4));
+        assert_eq!(sent(&rx), vec![(4, 4)]);
     }
 
     #[test]
     fn without_a_limit_every_batch_is_its_own_round() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        let mut r = Rounds::new(None);
-        for t in 1..=3 {
-            r.push(&tx, t, batch(), false, 0).unwrap();
-        }
-        let got: Vec<_> = rx.try_iter().map(|r| (r.at, r.through)).collect();
-        assert_eq!(got, vec![(1, 1), (2, 2), (3, 3)]);
+        let (_tx, rx, _) = pushed(None, &[(1, false), (2, false), (3, false)]);
+        assert_eq!(sent(&rx), vec![(1, 1), (2, 2), (3, 3)]);
     }
 }
