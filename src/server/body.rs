@@ -102,6 +102,27 @@ impl BodyLimits {
         })
     }
 
+    /// Reads `body` to its end and drops it, within `max` and the deadline, taking no room:
+    /// an answer given without taking a body (a 429) then reaches a client still sending it,
+    /// on a connection that stays open. False when it stopped short (the answer must close).
+    pub async fn discard(&self, body: Body) -> bool {
+        let deadline = Instant::now() + self.timeout;
+        let mut chunks = body.into_data_stream();
+        let mut seen = 0usize;
+        loop {
+            match timeout_at(deadline, chunks.next()).await {
+                Ok(None) => return true,
+                Ok(Some(Ok(chunk))) => {
+                    seen += chunk.len();
+                    if seen > self.max {
+                        return false;
+                    }
+                }
+                Ok(Some(Err(_))) | Err(_) => return false,
+            }
+        }
+    }
+
     fn too_large(&self) -> Response {
         closing(error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -114,7 +135,7 @@ impl BodyLimits {
 }
 
 /// The answer, with the connection closed after it (the rest of the body is not read).
-fn closing(r: impl IntoResponse) -> Response {
+pub(super) fn closing(r: impl IntoResponse) -> Response {
     let mut r = r.into_response();
     r.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -129,6 +150,13 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::CONTENT_LENGTH, n.to_string().parse().unwrap());
         h
+    }
+
+    #[tokio::test]
+    async fn a_discarded_body_is_read_to_its_end_within_the_size() {
+        let limits = BodyLimits::new(4, Duration::from_millis(200), 8);
+        assert!(limits.discard(Body::from("1234")).await);
+        assert!(!limits.discard(Body::from("12345")).await);
     }
 
     #[tokio::test]

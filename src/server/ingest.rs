@@ -45,13 +45,19 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bod
     };
     let pressure = state.live.pressure();
     if let Some(lag) = pressure.busy() {
-        // Turned away before its body is read: nothing of it is taken, and the client sends it
-        // again after `Retry-After`.
+        // Turned away: nothing of it is taken, and the client sends it again after
+        // `Retry-After`. The body is read and dropped first, so that a client still sending it
+        // gets this answer rather than a broken connection.
         pressure.pushed_back();
-        return retry_later(
+        let answer = retry_later(
             StatusCode::TOO_MANY_REQUESTS,
             format!("tidemark is {lag} ms behind its input (serve.max_lag); none of this request was taken: send it again after the Retry-After seconds"),
         );
+        return if state.bodies.discard(body).await {
+            answer
+        } else {
+            super::body::closing(answer)
+        };
     }
     let held = match state.bodies.read(&headers, body).await {
         Ok(held) => held,
