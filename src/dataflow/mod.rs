@@ -401,8 +401,7 @@ pub fn build_families<'s>(
                 .clone()
                 .join_core(person_of.clone(), |_i, dn: &(Day, NameId), p| {
                     Some((*p, *dn))
-                })
-                .distinct_total();
+                });
             ratio::rows(&base, p_named)
         }
         Family::Campaign => {

@@ -15,7 +15,8 @@ enum Side {
     Denominator,
 }
 
-/// All ratio rows.
+/// All ratio rows. `named` may repeat a `(person, (day, name))` once per identity of the
+/// person: the one distinct below counts each person once per ratio, side and day.
 pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Rows<'s> {
     let ratios = base.plan.ratios.clone();
     let by_event = named.flat_map(move |(p, (d, name))| {
@@ -42,16 +43,18 @@ pub fn rows<'s>(base: &Base<'s>, named: Coll<'s, (Person, (Day, NameId))>) -> Ro
         .filter(|(_, r)| r.denominator.is_none())
         .map(|(i, _)| crate::plan::id(i))
         .collect();
-    let by_activity = base.days.clone().flat_map(move |(p, d)| {
+    // An "active" denominator is the day's active persons: `days` holds each (person, day)
+    // once already, so its counts need no distinct (and no arrangement of every person-day).
+    let by_activity = base.days.clone().flat_map(move |(_p, d)| {
         active_ratios
             .clone()
             .into_iter()
-            .map(move |r| ((r, Side::Denominator, d), p))
+            .map(move |r| (r, Side::Denominator, d))
     });
     let counts = by_event
-        .concat(by_activity)
         .distinct_total()
         .map(|(k, _p)| k)
+        .concat(by_activity)
         .count_total();
     let num = counts
         .clone()
