@@ -29,7 +29,8 @@ pub struct First {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Step {
     pub ts: i64,
-    pub id: String,
+    /// Shared, like rule texts: the step's arrangements hold reference counts, not copies.
+    pub id: Text,
     pub name: NameId,
 }
 

@@ -23,7 +23,8 @@ use std::sync::Arc;
 
 use crate::event::{parse_event, Event, Limits, Reason, Rejection};
 use crate::facts::{
-    goal_bucket_ms, FactBatch, First, Ident, Mark, NameId, RuleId, Scope, Step, Trigger, NO_CHANNEL,
+    goal_bucket_ms, FactBatch, First, Ident, Mark, NameId, RuleId, Scope, Step, Text, Trigger,
+    NO_CHANNEL,
 };
 use crate::plan::{Plan, RuleRole};
 use crate::time::{Day, Hour};
@@ -365,7 +366,7 @@ impl Ingest {
                     anchor,
                     Step {
                         ts: ev.ts,
-                        id: ev.id.to_string(),
+                        id: Text::from(&*ev.id),
                         name,
                     },
                 ));
