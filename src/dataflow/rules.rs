@@ -289,26 +289,24 @@ fn decide_all<'s>(
         });
         facts = facts.concat(retired);
     }
-    // What the conditions read, kept first by identity (the identities of persons whose
-    // candidates have conditions), so that only those are resolved to their person.
-    let state_idents = needing_state
+    // What the conditions read is kept by identity: each identity of a person whose
+    // candidates have conditions is joined once to that person, so that the rest (most of
+    // it, with rules that few persons trigger) stays unresolved.
+    let state_person_of = needing_state
         .clone()
         .map(|p| (p, ()))
-        .join_core(members.clone(), |_p, (), i| Some(*i));
+        .join_core(members.clone(), |p, (), i| Some((*i, *p)))
+        .arrange_by_key_named("Arrange: StatePersonOf");
     if plan.rules_need_paid {
-        let p_paid = paid
-            .semijoin(state_idents.clone())
-            .join_core(person_of.clone(), |_i, (ts, cents), p| {
-                Some((*p, PersonFact::Paid(*ts, *cents)))
-            });
+        let p_paid = paid.join_core(state_person_of.clone(), |_i, (ts, cents), p| {
+            Some((*p, PersonFact::Paid(*ts, *cents)))
+        });
         facts = facts.concat(p_paid);
     }
     if plan.rules_need_days {
-        let p_days = day_firsts
-            .semijoin(state_idents)
-            .join_core(person_of.clone(), |_i, (d, ts), p| {
-                Some((*p, PersonFact::DayFirst(*d, *ts)))
-            });
+        let p_days = day_firsts.join_core(state_person_of, |_i, (d, ts), p| {
+            Some((*p, PersonFact::DayFirst(*d, *ts)))
+        });
         facts = facts.concat(p_days);
     }
     if rules.iter().any(|r| r.cond.needs_first()) {
