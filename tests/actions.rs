@@ -126,6 +126,10 @@ async fn duplicates_and_a_restart_never_fire_twice() {
     let answer = post_events(&c, &first, &events).await;
     assert_eq!(answer["duplicates"], 1);
     hook.wait_for(Duration::from_secs(10), "the firing", |r| !r.is_empty());
+    // The restart comes after the delivery is logged: a kill between the receiver's answer and
+    // that record is the message "on its way", which is sent again with the same
+    // Idempotency-Key (README, "Exactly once"), and is not what this test is about.
+    delivery_logged(&c, &first).await;
     let data = first.data.clone();
     let _ = first.child.kill();
     let _ = first.child.wait();
@@ -142,6 +146,33 @@ async fn duplicates_and_a_restart_never_fire_twice() {
         got[0].body["trigger"], "e1",
         "the earliest trigger of the key counts"
     );
+}
+
+/// Waits until the server has logged one delivery (`tidemark_action_deliveries_total`).
+async fn delivery_logged(c: &reqwest::Client, s: &Server) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = c
+            .get(s.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let delivered = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("tidemark_action_deliveries_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        if delivered >= Some(1) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no delivery logged in 10 s:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

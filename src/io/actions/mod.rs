@@ -400,15 +400,17 @@ impl Runner {
         self.log.append(&settled)
     }
 
+    /// Logs a delivery's end, then counts it: a delivery counted in `/metrics` is in the log,
+    /// and a restart does not send it again.
     fn done(&mut self, d: Done) -> Result<(), LogError> {
-        let step = if d.ok {
-            self.stats.delivered.fetch_add(1, Ordering::Relaxed);
-            Step::Delivered
+        let (step, count) = if d.ok {
+            (Step::Delivered, &self.stats.delivered)
         } else {
-            self.stats.failed.fetch_add(1, Ordering::Relaxed);
-            Step::Failed
+            (Step::Failed, &self.stats.failed)
         };
-        self.log.append(&[settle(&d.delivery, d.target, step)])
+        let logged = self.log.append(&[settle(&d.delivery, d.target, step)]);
+        count.fetch_add(1, Ordering::Relaxed);
+        logged
     }
 }
 
