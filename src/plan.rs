@@ -26,6 +26,9 @@ pub struct RatioPlan {
 pub struct NameClass {
     pub id: Option<NameId>,
     pub funnel_step: bool,
+    /// A funnel step only ever as a funnel's first: of such events only each identity's
+    /// earliest of a day can be an entry (`t0` of METRICS.md), and no later step matches them.
+    pub funnel_entry_only: bool,
     pub ratio_event: bool,
     pub excluded: bool,
     pub purchase: bool,
@@ -93,7 +96,14 @@ impl Plan {
             .collect::<Vec<_>>();
         for f in &config.funnels {
             for s in &f.steps {
-                classes.get_mut(s).expect("interned above").funnel_step = true;
+                let class = classes.get_mut(s).expect("interned above");
+                class.funnel_step = true;
+                class.funnel_entry_only = true;
+            }
+        }
+        for f in &config.funnels {
+            for s in &f.steps[1..] {
+                classes.get_mut(s).expect("interned above").funnel_entry_only = false;
             }
         }
         let ratios = config
@@ -166,6 +176,13 @@ impl Plan {
     /// The rules an event name plays a part in, and which part.
     pub fn rule_roles(&self, name: &str) -> &[(RuleId, RuleRole)] {
         self.rule_roles.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    /// The class of an interned name.
+    pub fn class_of(&self, name: NameId) -> NameClass {
+        self.names
+            .get(name as usize)
+            .map_or_else(NameClass::default, |n| self.class(n))
     }
 
     /// How an event name takes part in the metrics (all false for names no metric singles out).

@@ -77,6 +77,7 @@ impl Ingest {
             p.steps_gone.extend(take(steps, |(i, _)| ours(i)));
         }
         kept.steps.retain(|_, s| !s.is_empty());
+        self.entry_steps.retain(|(i, _, _), _| !ours(i));
         let mut cents = 0;
         for (&(i, day), &total) in kept.purchases.iter().filter(|((i, _), _)| ours(i)) {
             // `Kept::note` drops the zero totals with the batch.

@@ -106,6 +106,9 @@ pub struct Ingest {
     hours_sent: HashSet<(Ident, Hour)>,
     /// `(identity, day, name)` of ratio events already sent, for the same reason.
     named_sent: HashSet<(Ident, Day, NameId)>,
+    /// The earliest `(ts, id)` per identity, day and name of the steps funnels only enter by
+    /// (`entry_step`): the only ones of those sent.
+    entry_steps: HashMap<(Ident, Day, NameId), (i64, Text)>,
     firsts: HashMap<Ident, First>,
     /// Identities whose first event changed in the pending batch, with the value before.
     first_dirty: HashMap<Ident, Option<First>>,
@@ -152,6 +155,7 @@ impl Ingest {
             anchors: HashMap::default(),
             hours_sent: HashSet::default(),
             named_sent: HashSet::default(),
+            entry_steps: HashMap::default(),
             firsts: HashMap::default(),
             first_dirty: HashMap::default(),
             clock: None,
@@ -287,6 +291,35 @@ impl Ingest {
         Outcome::Accepted
     }
 
+    /// Sends a step that funnels only enter by if it is its identity's earliest of the day so
+    /// far, taking back the one it replaces: a person's entry of a day is the earliest of its
+    /// identities' earliest, and the events after it are not needed to find it.
+    fn entry_step(&mut self, anchor: Ident, day: Day, name: NameId, ts: i64, id: &str) {
+        let key = (anchor, day, name);
+        let before = match self.entry_steps.get_mut(&key) {
+            Some(earliest) if (ts, id) >= (earliest.0, &*earliest.1) => return,
+            Some(earliest) => {
+                let text = Text::from(id);
+                let (ts0, id0) = std::mem::replace(earliest, (ts, text.clone()));
+                Some((ts0, id0, text))
+            }
+            None => None,
+        };
+        let text = match before {
+            Some((ts0, id0, text)) => {
+                let gone = Step { ts: ts0, id: id0, name };
+                self.pending.steps_gone.push((anchor, gone));
+                text
+            }
+            None => {
+                let text = Text::from(id);
+                self.entry_steps.insert(key, (ts, text.clone()));
+                text
+            }
+        };
+        self.pending.steps.push((anchor, Step { ts, id: text, name }));
+    }
+
     /// Adds an accepted event's facts; returns the identity they are counted under.
     fn apply(&mut self, ev: &Event<'_>, hour: Hour) -> Option<Ident> {
         let class = self.plan.class(&ev.name);
@@ -361,15 +394,15 @@ impl Ingest {
             if class.ratio_event && self.named_sent.insert((anchor, day, name)) {
                 self.pending.named.push((anchor, (day, name)));
             }
-            if class.funnel_step {
-                self.pending.steps.push((
-                    anchor,
-                    Step {
-                        ts: ev.ts,
-                        id: Text::from(&*ev.id),
-                        name,
-                    },
-                ));
+            if class.funnel_entry_only {
+                self.entry_step(anchor, day, name, ev.ts, &ev.id);
+            } else if class.funnel_step {
+                let step = Step {
+                    ts: ev.ts,
+                    id: Text::from(&*ev.id),
+                    name,
+                };
+                self.pending.steps.push((anchor, step));
             }
         }
         if class.purchase {

@@ -104,6 +104,7 @@ impl Ingest {
             }
             keep
         });
+        self.entry_steps.retain(|&(_, d, _), _| d >= upto);
         let Some(kept) = self.kept.as_mut() else {
             return;
         };

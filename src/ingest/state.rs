@@ -35,6 +35,14 @@ impl Kept {
             let day = cal.day(step.1.ts);
             self.steps.entry(day).or_default().push(step.clone());
         }
+        // Entry steps replaced by an earlier one (retired and erased steps left already).
+        for gone in &batch.steps_gone {
+            if let Some(steps) = self.steps.get_mut(&cal.day(gone.1.ts)) {
+                if let Some(at) = steps.iter().position(|s| s == gone) {
+                    steps.swap_remove(at);
+                }
+            }
+        }
         for (k, cents) in &batch.purchases {
             let total = self.purchases.entry(*k).or_insert(0);
             *total += cents;
@@ -260,6 +268,18 @@ impl Ingest {
         self.hours_sent = state.hours.iter().copied().collect();
         self.named_sent = state.named.iter().copied().collect();
         self.firsts = state.firsts.iter().cloned().collect();
+        let cal = &self.plan.config.calendar;
+        for (ident, step) in &state.steps {
+            if !self.plan.class_of(step.name).funnel_entry_only {
+                continue;
+            }
+            let key = (*ident, cal.day(step.ts), step.name);
+            let entry = (step.ts, step.id.clone());
+            let earliest = self.entry_steps.entry(key).or_insert_with(|| entry.clone());
+            if entry < *earliest {
+                *earliest = entry;
+            }
+        }
         self.clock = state.clock;
         self.clock_moved();
         self.now = state.now;
