@@ -9,6 +9,8 @@
 # was the generator's default) instead of the default real shape.
 # A rate past what the server sustains is an overload run: over HTTP the server answers 429
 # once it is serve.max_lag behind (the pushed_back column), over MQTT it takes messages later.
+# LIVE_BIN=PATH runs that tidemark binary (another build, for a paired comparison) instead of
+# building this checkout.
 # Logs, reports and server output go under ${TMPDIR:-/tmp}/tidemark-live.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +20,12 @@ rates=("$@")
 [ ${#rates[@]} -gt 0 ] || rates=(10000 20000 50000 100000)
 dir=${TMPDIR:-/tmp}/tidemark-live
 mkdir -p "$dir"
-cargo build --release -q
-bin=target/release/tidemark
+if [ -n "${LIVE_BIN:-}" ]; then
+  bin=$LIVE_BIN
+else
+  cargo build --release -q
+  bin=target/release/tidemark
+fi
 http_port=17878
 mqtt_port=18883
 
