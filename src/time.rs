@@ -235,7 +235,9 @@ pub fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Whole nanoseconds of a duration, saturating at `u64::MAX` (584 years).
+/// Whole nanoseconds of a duration, saturating at `u64::MAX` (584 years). Only the load-test
+/// client (`cli`) reads time so finely.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
 pub fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
