@@ -19,32 +19,42 @@ pub struct Seen {
 pub const NO_IDENT: Ident = Ident::MAX;
 
 /// Ids of accepted events. A log computed whole keeps only a keyed 128-bit hash of each id,
-/// with its day: 24 bytes an entry in the table and nothing on the heap, where the id itself
+/// with its day: 20 bytes an entry in the table and nothing on the heap, where the id itself
 /// took a heap allocation too. Under a random key, two ids share a hash with a chance of about
 /// n^2 / 2^129 (2^-81 for 16M events). `full` keeps the ids and what erasure needs.
 #[derive(Debug)]
 pub enum Dedupe {
-    Days(HashMap<[u64; 2], Day>, [u8; 16]),
+    Days(HashMap<[u8; 16], Day>, [u8; 16]),
     Full(HashMap<Box<str>, Seen>),
 }
 
 impl Default for Dedupe {
     fn default() -> Self {
-        let mut key = [0u8; 16];
-        // Without an entropy source the hashes are unkeyed, and as exact for any log not
-        // made to collide with them.
-        let _ = getrandom::fill(&mut key);
-        Dedupe::Days(HashMap::default(), key)
+        Dedupe::Days(HashMap::default(), random_key())
     }
 }
 
-/// SipHash-1-3 (128 bits) of an id under `key`.
-fn id_hash(key: &[u8; 16], id: &str) -> [u64; 2] {
-    use siphasher::sip128::Hasher128;
-    let mut h = siphasher::sip128::SipHasher13::new_with_key(key);
+/// A random key for [`keyed_hash`]. Without an entropy source it is all zeros: the hashes are
+/// then unkeyed, still exact for any log not made to collide with them, and still no readable
+/// ids.
+pub(super) fn random_key() -> [u8; 16] {
+    let mut key = [0u8; 16];
+    let _ = getrandom::fill(&mut key);
+    key
+}
+
+/// SipHash-2-4 (128 bits) of an event id under `key`: the duplicate set's entries in `compute`,
+/// and the erased ids that a data directory keeps.
+pub(super) fn keyed_hash(key: &[u8; 16], id: &str) -> u128 {
+    use siphasher::sip128::{Hasher128, SipHasher24};
+    let mut h = SipHasher24::new_with_key(key);
     std::hash::Hasher::write(&mut h, id.as_bytes());
-    let h = h.finish128();
-    [h.h1, h.h2]
+    h.finish128().as_u128()
+}
+
+/// [`keyed_hash`] as bytes, so that a table entry with a day takes 20 bytes, not 32.
+fn id_hash(key: &[u8; 16], id: &str) -> [u8; 16] {
+    keyed_hash(key, id).to_le_bytes()
 }
 
 impl Dedupe {

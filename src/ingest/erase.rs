@@ -9,8 +9,8 @@
 //! Ids of erased events are kept only as keyed hashes: a repeat of one is a duplicate.
 
 use foldhash::{HashMap, HashSet};
-use siphasher::sip128::{Hasher128, SipHasher24};
 
+use super::dedupe::keyed_hash;
 use super::Ingest;
 use crate::facts::Ident;
 
@@ -153,12 +153,7 @@ impl Ingest {
     /// Moves the ids of the person's events out of the dedupe set into the erased hashes, and
     /// recomputes the clocks from the events left.
     fn forget_ids(&mut self, person: &HashSet<Ident>) {
-        let key = *self.erase_key.get_or_insert_with(|| {
-            let mut k = [0u8; 16];
-            // Without an entropy source the hashes are still unreadable ids, only not keyed.
-            let _ = getrandom::fill(&mut k);
-            k
-        });
+        let key = *self.erase_key.get_or_insert_with(super::dedupe::random_key);
         let Some(seen) = self.seen.entries_mut() else {
             return;
         };
@@ -225,11 +220,4 @@ fn take<T>(items: &mut Vec<T>, mut theirs: impl FnMut(&T) -> bool) -> Vec<T> {
     let (gone, kept) = std::mem::take(items).into_iter().partition(|t| theirs(t));
     *items = kept;
     gone
-}
-
-/// SipHash-2-4 (128 bits) of an event id under the data directory's erasure key.
-fn keyed_hash(key: &[u8; 16], id: &str) -> u128 {
-    let mut h = SipHasher24::new_with_key(key);
-    std::hash::Hasher::write(&mut h, id.as_bytes());
-    h.finish128().as_u128()
 }
