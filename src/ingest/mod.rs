@@ -296,28 +296,16 @@ impl Ingest {
     /// identities' earliest, and the events after it are not needed to find it.
     fn entry_step(&mut self, anchor: Ident, day: Day, name: NameId, ts: i64, id: &str) {
         let key = (anchor, day, name);
-        let before = match self.entry_steps.get_mut(&key) {
-            Some(earliest) if (ts, id) >= (earliest.0, &*earliest.1) => return,
-            Some(earliest) => {
-                let text = Text::from(id);
-                let (ts0, id0) = std::mem::replace(earliest, (ts, text.clone()));
-                Some((ts0, id0, text))
+        if let Some((t, i)) = self.entry_steps.get(&key) {
+            if (ts, id) >= (*t, &**i) {
+                return;
             }
-            None => None,
-        };
-        let text = match before {
-            Some((ts0, id0, text)) => {
-                let gone = Step { ts: ts0, id: id0, name };
-                self.pending.steps_gone.push((anchor, gone));
-                text
-            }
-            None => {
-                let text = Text::from(id);
-                self.entry_steps.insert(key, (ts, text.clone()));
-                text
-            }
-        };
-        self.pending.steps.push((anchor, Step { ts, id: text, name }));
+        }
+        let id = Text::from(id);
+        if let Some((ts, id)) = self.entry_steps.insert(key, (ts, id.clone())) {
+            self.pending.steps_gone.push((anchor, Step { ts, id, name }));
+        }
+        self.pending.steps.push((anchor, Step { ts, id, name }));
     }
 
     /// Adds an accepted event's facts; returns the identity they are counted under.

@@ -273,12 +273,15 @@ impl Ingest {
             if !self.plan.class_of(step.name).funnel_entry_only {
                 continue;
             }
-            let key = (*ident, cal.day(step.ts), step.name);
             let entry = (step.ts, step.id.clone());
-            let earliest = self.entry_steps.entry(key).or_insert_with(|| entry.clone());
-            if entry < *earliest {
-                *earliest = entry;
-            }
+            self.entry_steps
+                .entry((*ident, cal.day(step.ts), step.name))
+                .and_modify(|earliest| {
+                    if entry < *earliest {
+                        *earliest = entry.clone();
+                    }
+                })
+                .or_insert(entry);
         }
         self.clock = state.clock;
         self.clock_moved();
