@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::common;
 use crate::common::receiver::{Answer, Receiver};
-use crate::common::server::{config_file, get_json, post_events, settled, Server};
+use crate::common::server::{
+    config_file, get_json, metric_value, metrics_text, post_events, settled, Server,
+};
 use serde_json::{json, Value};
 
 /// 2026-09-21T14:13:20Z.
@@ -152,19 +154,8 @@ async fn duplicates_and_a_restart_never_fire_twice() {
 async fn delivery_logged(c: &reqwest::Client, s: &Server) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let metrics = c
-            .get(s.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let delivered = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("tidemark_action_deliveries_total "))
-            .and_then(|n| n.trim().parse::<u64>().ok());
-        if delivered >= Some(1) {
+        let metrics = metrics_text(c, s).await;
+        if metric_value(&metrics, "tidemark_action_deliveries_total") >= Some(1) {
             return;
         }
         assert!(
@@ -389,21 +380,9 @@ async fn a_webhook_that_fails_then_hangs_then_succeeds_gets_one_delivery_with_on
         "{all:#?}"
     );
     assert_eq!(hook.delivered().len(), 1);
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let retries: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("tidemark_action_retries_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(retries >= 3, "{metrics}");
+    let metrics = metrics_text(&c, &s).await;
+    let retries = metric_value(&metrics, "tidemark_action_retries_total");
+    assert!(retries >= Some(3), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,7 +8,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common;
-use crate::common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
+use crate::common::server::{
+    binary, config_file, fresh_data_dir, generated, get_json, metrics_text, Server,
+};
 use serde_json::Value;
 
 /// A config with small log segments, so that a few requests make several.
@@ -206,14 +208,7 @@ async fn a_full_disk_answers_503_and_loses_nothing_answered_200() {
         "{refused}"
     );
     assert!(ok > 0);
-    let metrics = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&c, &s).await;
     assert!(metrics.contains("tidemark_wal_failing 1"), "{metrics}");
     // Reads go on while ingest is refused.
     assert!(accepted(&c, &s).await >= ok);

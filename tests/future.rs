@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::common::server::{compute, Server};
+use crate::common::server::{compute, metrics_text, Server};
 use serde_json::Value;
 
 fn now_ms() -> i64 {
@@ -109,14 +109,7 @@ async fn a_far_future_event_leaves_the_clock_and_rows_untouched() {
         "open funnel entries do not turn into dropped ones"
     );
     assert_eq!(after["events"]["rejected"]["future_timestamp"], 1);
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&client, &server).await;
     assert!(
         metrics.contains("tidemark_events_rejected_total{reason=\"future_timestamp\"} 1"),
         "{metrics}"

@@ -258,6 +258,25 @@ pub async fn post_lines(
     resp.json().await.expect("an ingest answer")
 }
 
+/// The server's `/metrics` text.
+pub async fn metrics_text(client: &reqwest::Client, server: &Server) -> String {
+    client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .expect("/metrics has a body")
+}
+
+/// The value of an unlabelled sample `name` in a `/metrics` text, if it is there.
+pub fn metric_value(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Waits until the rows reflect everything accepted so far (`/v1/rows` is read-your-writes).
 pub async fn settled(client: &reqwest::Client, server: &Server) {
     get_json(client, &server.url("/v1/rows?metric=dau")).await;
