@@ -150,6 +150,8 @@ pub struct Status {
     pub lag_ms: u64,
     /// Ingest requests turned away (HTTP 429) because the lag was over `serve.max_lag`.
     pub pushed_back: u64,
+    /// Milliseconds MQTT ingest took no messages because of `serve.max_lag`.
+    pub held_back_ms: u64,
     /// Current rows.
     pub rows: usize,
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.
@@ -672,6 +674,7 @@ impl Driver {
                 let lag_ms = self.pressure.lag_ms();
                 let _ = reply.send(Status {
                     pushed_back: self.pressure.pushed_back_total(),
+                    held_back_ms: self.pressure.held_back_ms_total(),
                     counts: self.pipeline.counts().clone(),
                     hub: out.hub.stats(),
                     progress: self.pipeline.progress(),

@@ -318,7 +318,7 @@ fn replay_reports_missing_acknowledgements_when_the_server_dies() {
 
 /// Replays the log through a fresh Mosquitto to a server reading it (with `serve_args` besides
 /// `--mqtt`), and checks the report against the server as over HTTP.
-fn mqtt_replay_and_check(name: &str, serve_args: &[&str], extra: &[&str]) {
+fn mqtt_replay_and_check(name: &str, serve_args: &[&str], extra: &[&str]) -> Server {
     let bin = mosquitto();
     let dir = Scratch::new(name);
     let broker = Broker::start(&bin, &format!("replay-{name}"));
@@ -330,6 +330,7 @@ fn mqtt_replay_and_check(name: &str, serve_args: &[&str], extra: &[&str]) {
     let mut replay_args = vec!["--http", &http];
     replay_args.extend_from_slice(extra);
     replay_and_check(&dir, &server, &url, &replay_args);
+    server
 }
 
 #[test]
@@ -339,15 +340,22 @@ fn mqtt_replay_counts_equal_the_servers_and_latencies_are_ordered() {
 }
 
 /// Over MQTT a server that is behind takes its next message later (the broker holds it and the
-/// PUBACK comes later) instead of answering 429: every line still arrives exactly once.
+/// PUBACK comes later) instead of answering 429: every line still arrives exactly once, and
+/// `/metrics` shows the time it waited.
 #[test]
 #[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 fn mqtt_ingest_held_back_by_max_lag_loses_nothing() {
     let dir = Scratch::new("mqtt-lag-config");
     let config = behind_config(&dir);
-    mqtt_replay_and_check(
+    let server = mqtt_replay_and_check(
         "mqtt-lag",
         &["--config", config.to_str().unwrap()],
         &["--timeout", "20s", "--rate", "100000"],
     );
+    let metrics = get(&server.addr, "/metrics");
+    assert!(
+        metric(&metrics, "tidemark_mqtt_held_back_milliseconds_total") > 0,
+        "a server 1 ms behind holds MQTT ingest back: {metrics}"
+    );
+    assert_eq!(metric(&metrics, "tidemark_ingest_pushed_back_total"), 0);
 }

@@ -17,6 +17,8 @@ pub struct Pressure {
     queued_ms: AtomicU64,
     /// Ingest requests turned away so far.
     pushed_back: AtomicU64,
+    /// Microseconds sources spent taking nothing because the engine was behind.
+    held_back_us: AtomicU64,
     max_lag_ms: Option<u64>,
 }
 
@@ -28,6 +30,7 @@ impl Pressure {
             oldest: AtomicU64::new(0),
             queued_ms: AtomicU64::new(0),
             pushed_back: AtomicU64::new(0),
+            held_back_us: AtomicU64::new(0),
             max_lag_ms,
         }
     }
@@ -74,6 +77,17 @@ impl Pressure {
     pub fn pushed_back_total(&self) -> u64 {
         self.pushed_back.load(Relaxed)
     }
+
+    /// Counts time a source spent taking nothing because the engine was behind.
+    pub fn held_back(&self, waited: Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.held_back_us.fetch_add(us, Relaxed);
+    }
+
+    /// Milliseconds sources spent held back so far.
+    pub fn held_back_ms_total(&self) -> u64 {
+        self.held_back_us.load(Relaxed) / 1000
+    }
 }
 
 #[cfg(test)]
@@ -97,5 +111,14 @@ mod tests {
         let never = Pressure::new(None);
         never.set_queued(Duration::from_secs(10));
         assert_eq!(never.busy(), None);
+    }
+
+    #[test]
+    fn held_back_time_adds_up_below_a_millisecond() {
+        let p = Pressure::new(Some(1));
+        for _ in 0..4 {
+            p.held_back(Duration::from_micros(600));
+        }
+        assert_eq!(p.held_back_ms_total(), 2);
     }
 }

@@ -79,6 +79,12 @@ pub(crate) fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
         "Ingest requests answered 429 because the lag was over serve.max_lag.",
         &one(status.pushed_back),
     );
+    metric(
+        "tidemark_mqtt_held_back_milliseconds_total",
+        "counter",
+        "Time MQTT ingest took no messages because the lag was over serve.max_lag (the broker kept them).",
+        &one(status.held_back_ms),
+    );
     let h = &status.rounds;
     let mut quantiles: Vec<(String, String)> = [0.5, 0.9, 0.99, 0.999, 1.0]
         .iter()

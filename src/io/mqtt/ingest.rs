@@ -90,10 +90,18 @@ async fn process(
 ) {
     let mut pending: FuturesOrdered<Answer> = FuturesOrdered::new();
     let mut stopping = false;
+    // Since when the source has been held back (counted in `/metrics` as it goes).
+    let mut held_since: Option<std::time::Instant> = None;
     loop {
         // While the engine is behind (`serve.max_lag`), no message is taken: the broker holds
         // them, and the clients see their acknowledgements come later.
         let busy = live.pressure().busy().is_some();
+        if let Some(since) = held_since.take() {
+            live.pressure().held_back(since.elapsed());
+        }
+        if busy {
+            held_since = Some(std::time::Instant::now());
+        }
         tokio::select! {
             biased;
             _ = stopped(&mut stop), if !stopping => {
