@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# What rules cost: `tidemark compute` on the 1M-event generated log with and without the five
-# rules of tests/golden/actions.toml (same timezone, default metrics), side by side. Then live:
-# `serve` with the same rules sending webhooks to `tidemark replay --webhook`, which replays the
+# What rules cost: `tidemark compute` on the 1M-event generated logs, the real shape (the
+# generator's default) and the sparse one, with and without the five rules of
+# tests/golden/actions.toml (same timezone, default metrics), side by side. Then live: `serve`
+# with the same rules sending webhooks to `tidemark replay --webhook`, which replays the real
 # log at RATE events/s and reports the latency from each firing's release to its receipt.
 # Usage: benches/rules.sh [RUNS] [RATE] [SECONDS]   (3, 20000, 30; under ${TMPDIR:-/tmp}/tidemark-bench)
 set -euo pipefail
@@ -13,19 +14,27 @@ dir=${TMPDIR:-/tmp}/tidemark-bench
 mkdir -p "$dir"
 cargo build --release -q
 bin=target/release/tidemark
-[ -s "$dir/1m.ndjson" ] || "$bin" generate --shape sparse --persons 35000 --days 60 --seed 7 --output "$dir/1m.ndjson.tmp" && mv -f "$dir/1m.ndjson.tmp" "$dir/1m.ndjson" 2>/dev/null || true
+gen() { # name persons [generate flags]
+  local name=$1 persons=$2; shift 2
+  [ -s "$dir/$name.ndjson" ] || "$bin" generate --persons "$persons" --days 60 --seed 7 "$@" --output "$dir/$name.ndjson"
+}
+# The same logs as benches/compute.sh.
+gen real-1m 52000
+gen sparse-1m 35000 --shape sparse
 # The rules alone (the alerts of the file are left out), and the same file without them.
 awk '/^\[\[alerts\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/rules.toml"
 awk '/^\[\[rules\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/no-rules.toml"
 
-rate() { # config -> events/s of one run
-  "$bin" compute --config "$1" --input "$dir/1m.ndjson" --output /dev/null 2>&1 |
+rate() { # log config -> events/s of one run
+  "$bin" compute --config "$2" --input "$dir/$1.ndjson" --output /dev/null 2>&1 |
     sed -n 's/.*(\([0-9]*\) events\/s).*/\1/p'
 }
-for _ in $(seq "$runs"); do
-  without=$(rate "$dir/no-rules.toml")
-  with=$(rate "$dir/rules.toml")
-  echo "without rules: $without events/s; with the five rules: $with events/s; ratio $(awk -v a="$with" -v b="$without" 'BEGIN {printf "%.2f", a / b}')"
+for log in real-1m sparse-1m; do
+  for _ in $(seq "$runs"); do
+    without=$(rate "$log" "$dir/no-rules.toml")
+    with=$(rate "$log" "$dir/rules.toml")
+    echo "$log: without rules $without events/s; with the five rules $with events/s; ratio $(awk -v a="$with" -v b="$without" 'BEGIN {printf "%.2f", a / b}')"
+  done
 done
 
 # Live: the rules with a webhook action each, aimed at the replay's receiver, on the event clock
@@ -45,5 +54,5 @@ rm -rf "$dir/rules-data"
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 200); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-"$bin" replay --input "$dir/1m.ndjson" --target "http://127.0.0.1:$port" --rate "$rate" \
+"$bin" replay --input "$dir/real-1m.ndjson" --target "http://127.0.0.1:$port" --rate "$rate" \
   --duration "${seconds}s" --warmup 5s --webhook "127.0.0.1:$hook" --report "$dir/rules-live.json"
