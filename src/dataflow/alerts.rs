@@ -104,7 +104,8 @@ pub fn transitions<'s>(
 ) -> Coll<'s, AlertRecord> {
     let alerts = plan.config.alerts.clone();
     let series_plan = plan.clone();
-    let series = rows.flat_map(move |(key, value)| {
+    // Rows are labelled where ingest's dictionary is: on worker 0.
+    let series = super::rules::at_worker_zero(rows).flat_map(move |(key, value)| {
         let labeler = Labeler {
             plan: &series_plan,
             dict: &dict,

@@ -4,8 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Rule;
-use crate::facts::{ChannelId, RuleId, Text};
-use crate::ingest::Dictionary;
+use crate::facts::{RuleId, Text};
 use crate::metric::Group;
 use crate::time::{Calendar, Day};
 
@@ -229,8 +228,9 @@ pub enum PersonFact {
     Paid(i64, i64),
     /// The earliest active event of a day (per identity; the least per day counts).
     DayFirst(Day, i64),
-    /// The person's first active event: its day and channel.
-    First(Day, ChannelId),
+    /// The person's first active event: its day and its channel's label (read only by rules
+    /// with `channels`; empty when none has them).
+    First(Day, Text),
     /// The byte-wise smallest `type:value` of the person's identities.
     Canonical(String),
     /// A retired firing that caps still count: rule, release time, trigger id.
@@ -267,17 +267,12 @@ pub fn group(rule_name: &str, holdout_bp: u32, canonical: Option<&str>) -> Group
 /// decided as such), then every candidate decided one at a time in order `(release, rule, ts,
 /// id)`, each passing its rule's `if` as of its release, then its cap among the firings before
 /// it, then put in its group.
-pub fn decide(
-    rules: &[Rule],
-    cal: &Calendar,
-    dict: &Dictionary,
-    facts: &[&PersonFact],
-) -> Vec<(Candidate, Outcome)> {
+pub fn decide(rules: &[Rule], cal: &Calendar, facts: &[&PersonFact]) -> Vec<(Candidate, Outcome)> {
     let mut candidates: Vec<&Candidate> = Vec::new();
     let mut items: Vec<(RuleId, &ScopeItem<()>)> = Vec::new();
     let mut paid: Vec<(i64, i64)> = Vec::new();
     let mut day_firsts: Vec<(Day, i64)> = Vec::new();
-    let mut first: Option<(Day, ChannelId)> = None;
+    let mut first: Option<(Day, &str)> = None;
     let mut canonical: Option<&str> = None;
     // Per rule: release time and trigger id of each firing so far (retired ones first).
     let mut fired: Vec<Vec<(i64, &Text)>> = vec![Vec::new(); rules.len()];
@@ -287,7 +282,7 @@ pub fn decide(
             PersonFact::Item(rule, item) => items.push((*rule, item)),
             PersonFact::Paid(ts, cents) => paid.push((*ts, *cents)),
             PersonFact::DayFirst(d, ts) => day_firsts.push((*d, *ts)),
-            PersonFact::First(d, c) => first = Some((*d, *c)),
+            PersonFact::First(d, c) => first = Some((*d, c)),
             PersonFact::Canonical(s) => canonical = Some(s),
             PersonFact::Fired(rule, release, id) => fired[*rule as usize].push((*release, id)),
         }
@@ -317,10 +312,6 @@ pub fn decide(
         running += *cents as i128;
         revenue_upto.push((*ts, running));
     }
-    // The channel's label, read from the dictionary only when some rule asks for it.
-    let channel_name = first
-        .filter(|_| rules.iter().any(|r| r.cond.channels.is_some()))
-        .map(|(_, c)| dict.channel(c));
     for c in candidates {
         let rule = &rules[c.rule as usize];
         let r = c.release;
@@ -328,7 +319,6 @@ pub fn decide(
             revenue_upto: &revenue_upto,
             day_firsts: &day_firsts,
             first,
-            channel: channel_name.as_deref(),
         };
         if let Some((bound, value)) = failed_bound(&rule.cond, cal, &state, r) {
             out.push((c.clone(), Outcome::Failed { bound, value }));
@@ -359,9 +349,8 @@ struct State<'a> {
     revenue_upto: &'a [(i64, i128)],
     /// Earliest active time of each active day, days ascending.
     day_firsts: &'a [(Day, i64)],
-    /// Cohort day and channel of the first active event.
-    first: Option<(Day, ChannelId)>,
-    channel: Option<&'a str>,
+    /// Cohort day and channel label of the first active event.
+    first: Option<(Day, &'a str)>,
 }
 
 /// The first bound of `cond` that the person fails as of `r`, with the person's value.
@@ -400,7 +389,7 @@ fn failed_bound(
             return Some((bound, "none".into()));
         };
         if let Some(list) = &cond.channels {
-            let name = s.channel.unwrap_or("(none)");
+            let name = s.first.map_or("(none)", |(_, c)| c);
             if !list.iter().any(|c| c == name) {
                 return Some((Bound::Channels, name.to_string()));
             }

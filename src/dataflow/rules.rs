@@ -314,20 +314,33 @@ fn decide_all<'s>(
         let firsts = base
             .firsts
             .clone()
-            .map(move |(p, f)| (p, PersonFact::First(cal.day(f.ts), f.channel)))
+            .map(move |(p, f)| (p, (cal.day(f.ts), f.channel)))
             .semijoin(needing_state);
+        let firsts = if rules.iter().any(|r| r.cond.channels.is_some()) {
+            // Channel labels are read where ingest's dictionary is: on worker 0.
+            let names = dict.clone();
+            at_worker_zero(firsts).map(move |(p, (day, c))| {
+                (p, PersonFact::First(day, Text::from(names.channel(c))))
+            })
+        } else {
+            firsts.map(|(p, (day, _))| (p, PersonFact::First(day, Text::from(""))))
+        };
         facts = facts.concat(firsts);
     }
     if rules.iter().any(|r| r.holdout_bp > 0) {
-        let names = dict.clone();
-        let canonical = needing_group
+        // Each person's identities, then their least text, read on worker 0 where ingest's
+        // dictionary is.
+        let identities = needing_group
             .map(|p| (p, ()))
             .join_core(members.clone(), |p, (), i| Some((*p, *i)))
-            .reduce_named("CanonicalIdentity", move |_p, input, out| {
-                if let Some(s) = names.least_ident(input.iter().map(|(i, _)| **i)) {
-                    out.push((PersonFact::Canonical(s), 1));
-                }
+            .reduce_named("CanonicalIdentity", |_p, input, out| {
+                out.push((input.iter().map(|(i, _)| **i).collect::<Vec<Ident>>(), 1));
             });
+        let names = dict.clone();
+        let canonical = at_worker_zero(identities).flat_map(move |(p, ids)| {
+            let least = names.least_ident(ids)?;
+            Some((p, PersonFact::Canonical(least)))
+        });
         facts = facts.concat(canonical);
     }
     let cal = plan.config.calendar.clone();
@@ -335,7 +348,7 @@ fn decide_all<'s>(
     facts
         .reduce_named("RuleDecisions", move |_p, input, out| {
             let facts: Vec<&PersonFact> = input.iter().map(|(f, _)| *f).collect();
-            for d in decide(&rules, &cal, &dict, &facts) {
+            for d in decide(&rules, &cal, &facts) {
                 out.push((d, 1));
             }
         })
@@ -400,6 +413,14 @@ fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, crate::facts::SentFiring
     }))
     .concat(rate)
     .concat(lift)
+}
+
+/// The collection's changes, moved to worker 0 (the worker next to ingest's dictionary, in a
+/// cluster too), where operators that read names run.
+pub(super) fn at_worker_zero<'s, D: differential_dataflow::ExchangeData>(c: Coll<'s, D>) -> Coll<'s, D> {
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::Exchange;
+    c.inner.exchange(|_| 0).as_collection()
 }
 
 /// What a cancel or goal mark is in its scope.
