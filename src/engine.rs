@@ -48,6 +48,18 @@ pub struct DataflowOptions {
     pub track_verdicts: bool,
     /// Batches that may wait in the command queue before senders block.
     pub queue: usize,
+    /// Run the workers as one process of a cluster (`workers` is then per process).
+    pub cluster: Option<Cluster>,
+}
+
+/// This process's place in a cluster of processes that run one dataflow together (timely's
+/// own multi-process mode). Process 0 feeds every batch; every update is reported there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// This process's index in `peers`.
+    pub process: usize,
+    /// `host:port` of every process, in order; each listens at its own.
+    pub peers: Vec<String>,
 }
 
 impl Default for DataflowOptions {
@@ -57,6 +69,7 @@ impl Default for DataflowOptions {
             track_identities: false,
             track_verdicts: false,
             queue: 64,
+            cluster: None,
         }
     }
 }
@@ -67,6 +80,9 @@ pub enum DataflowError {
     /// timely could not start or run its workers (its own errors are text).
     #[error("the dataflow workers failed: {0}")]
     Workers(String),
+    /// The processes of a cluster cannot run one dataflow together.
+    #[error("{0}")]
+    Cluster(String),
     /// A worker panicked; the panic's message went to standard error.
     #[error("a dataflow worker panicked (its message is above, on standard error)")]
     Panicked,
@@ -114,7 +130,19 @@ impl Dataflow {
         let thread = std::thread::Builder::new()
             .name("tidemark-engine".into())
             .spawn(move || {
-                let config = timely::Config::process(options.workers.max(1));
+                let config = match options.cluster.clone() {
+                    None => timely::Config::process(options.workers.max(1)),
+                    Some(c) => timely::Config {
+                        communication: timely::CommunicationConfig::Cluster {
+                            threads: options.workers.max(1),
+                            process: c.process,
+                            addresses: c.peers,
+                            report: false,
+                            zerocopy: false,
+                        },
+                        worker: timely::WorkerConfig::default(),
+                    },
+                };
                 let guards = timely::execute(config, move |worker| {
                     let index = worker.index();
                     let out = update_tx.clone();
@@ -122,6 +150,14 @@ impl Dataflow {
                     let plan = plan.clone();
                     let dict = dict.clone();
                     let probe = Probe::new();
+                    if options.cluster.is_some() {
+                        let mine = fingerprint(&plan, &options);
+                        if !alike_everywhere(worker, mine) {
+                            return Err(
+                                "the processes of the cluster were not started alike: give every one the same --config, -w, --processes and --peers".to_string()
+                            );
+                        }
+                    }
                     let profile = crate::profile::install(worker);
                     let mut inputs = worker.dataflow::<Time, _, _>(|scope| {
                         let (inputs, outputs) = build(scope, plan, dict);
@@ -154,7 +190,7 @@ impl Dataflow {
                         if let Some(p) = profile {
                             p.finish(worker);
                         }
-                        return;
+                        return Ok(());
                     };
                     // The last time fed; input is open at every later time.
                     let mut fed: Time = 0;
@@ -202,10 +238,12 @@ impl Dataflow {
                         p.finish(worker);
                     }
                     let _ = out.send(Update::Progress(fed));
+                    Ok(())
                 })
                 .map_err(DataflowError::Workers)?;
                 for r in guards.join() {
-                    r.map_err(DataflowError::Workers)?;
+                    r.map_err(DataflowError::Workers)?
+                        .map_err(DataflowError::Cluster)?;
                 }
                 Ok(())
             })?;
@@ -224,6 +262,44 @@ impl Dataflow {
             Err(_) => Err(DataflowError::Panicked),
         }
     }
+}
+
+/// What every process of a cluster must agree on to build the same dataflow.
+fn fingerprint(plan: &Plan, options: &DataflowOptions) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // The configuration holds no hash maps, so its debug text is the same in every process.
+    let mut h = std::hash::DefaultHasher::new();
+    format!("{:?}", plan.config).hash(&mut h);
+    (options.workers, options.track_identities, options.track_verdicts).hash(&mut h);
+    h.finish()
+}
+
+/// Whether every worker of the cluster has the fingerprint `mine`: each sends its own to all,
+/// in a small dataflow run to its end before the real one is built.
+fn alike_everywhere(worker: &mut timely::worker::Worker, mine: u64) -> bool {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use timely::dataflow::operators::vec::Broadcast;
+    use timely::dataflow::operators::{Input, Inspect, Probe as _};
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let mut input = timely::dataflow::InputHandle::new();
+    let probe = Probe::new();
+    let into = seen.clone();
+    worker.dataflow::<u64, _, _>(|scope| {
+        scope
+            .input_from(&mut input)
+            .container::<Vec<u64>>()
+            .broadcast()
+            .inspect(move |f: &u64| into.borrow_mut().push(*f))
+            .probe_with(&probe);
+    });
+    input.send(mine);
+    drop(input);
+    while !probe.done() {
+        worker.step();
+    }
+    let alike = seen.borrow().iter().all(|f| *f == mine);
+    alike
 }
 
 /// Routes a collection's changes to worker 0 and sends them as updates.

@@ -69,6 +69,7 @@ pub mod gen;
 #[cfg(feature = "cli")]
 pub use io::{demo, replay};
 
+pub use engine::Cluster;
 pub use event::{Reason, Rejection};
 pub use ingest::{Counts, Erased, Outcome};
 pub use live::{

@@ -141,11 +141,31 @@ impl Pipeline {
     /// Starts the dataflow workers for a plan already made.
     #[doc(hidden)]
     pub fn with_plan(plan: Arc<Plan>, options: PipelineOptions) -> std::io::Result<Self> {
+        Pipeline::start(plan, options, None)
+    }
+
+    /// Starts this process's workers of a cluster (`options.workers` per process). Process 0
+    /// takes the events and gets the rows; the others only lend their workers, and finish when
+    /// process 0 does. Start-up waits until every process is listening.
+    pub fn in_cluster(
+        config: crate::config::Config,
+        options: PipelineOptions,
+        cluster: crate::engine::Cluster,
+    ) -> std::io::Result<Self> {
+        Pipeline::start(Arc::new(Plan::new(config)), options, Some(cluster))
+    }
+
+    fn start(
+        plan: Arc<Plan>,
+        options: PipelineOptions,
+        cluster: Option<crate::engine::Cluster>,
+    ) -> std::io::Result<Self> {
         let dict = Dictionary::new();
         let dataflow = DataflowOptions {
             workers: options.workers.max(1),
             track_identities: options.track_identities || options.track_verdicts,
             track_verdicts: options.track_verdicts,
+            cluster,
             ..DataflowOptions::default()
         };
         let engine = Dataflow::start(plan.clone(), dict.clone(), dataflow)?;

@@ -6,11 +6,48 @@ use std::process::Command;
 use crate::common;
 
 fn golden(name: &str) {
+    golden_in(name, 1);
+}
+
+/// Free loopback addresses, one per process (bound, then let go for the processes to take).
+fn loopback_addresses(n: usize) -> Vec<String> {
+    let listeners: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// The golden contract, with the dataflow spread over `processes` processes on loopback
+/// (process 0 reads the log and writes the output; the others only lend their worker).
+fn golden_in(name: &str, processes: usize) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let out = std::env::temp_dir().join(format!(
-        "tidemark-golden-{name}-{}.json",
+        "tidemark-golden-{name}-{processes}-{}.json",
         std::process::id()
     ));
+    let cfg = dir.join(format!("{name}.toml"));
+    let peers = loopback_addresses(processes).join(",");
+    let cluster = |cmd: &mut Command, process: usize| {
+        if processes > 1 {
+            cmd.args(["-w", "1", "--processes", &processes.to_string()])
+                .args(["--process", &process.to_string(), "--peers", &peers]);
+        }
+        if cfg.exists() {
+            cmd.arg("--config").arg(&cfg);
+        }
+    };
+    let others: Vec<std::process::Child> = (1..processes)
+        .map(|process| {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+            cmd.args(["compute", "--quiet"]);
+            cluster(&mut cmd, process);
+            cmd.stdout(std::process::Stdio::null());
+            cmd.spawn().expect("tidemark runs")
+        })
+        .collect();
     let rejects = out.with_extension("rejects");
     let firings = out.with_extension("firings");
     let expected_firings = dir.join(format!("{name}.firings.ndjson"));
@@ -26,12 +63,26 @@ fn golden(name: &str) {
     if expected_firings.exists() {
         cmd.arg("--firings").arg(&firings);
     }
-    let cfg = dir.join(format!("{name}.toml"));
-    if cfg.exists() {
-        cmd.arg("--config").arg(cfg);
-    }
+    cluster(&mut cmd, 0);
     let status = cmd.status().expect("tidemark runs");
     assert!(status.success(), "tidemark compute failed on {name}");
+    for mut other in others {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = other.try_wait().expect("a process of the cluster ran") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = other.kill();
+                panic!("a process of the cluster did not finish after process 0 on {name}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "a process of the cluster failed on {name}"
+        );
+    }
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.join(format!("{name}.expected.json"))).unwrap(),
     )
@@ -113,6 +164,72 @@ fn golden_actions() {
 #[test]
 fn golden_actions_edge() {
     golden("actions-edge");
+}
+
+/// One dataflow over two processes (timely's multi-process mode) gives the rows and firings of
+/// one process, on the sets with identity merges and with rules and alerts.
+#[test]
+fn golden_linked_over_two_processes() {
+    golden_in("linked", 2);
+}
+
+#[test]
+fn golden_actions_over_two_processes() {
+    golden_in("actions", 2);
+}
+
+#[test]
+fn golden_actions_edge_over_three_processes() {
+    golden_in("actions-edge", 3);
+}
+
+/// Processes started with different configurations cannot build one dataflow: each says so
+/// and fails, instead of waiting for the other.
+#[test]
+fn processes_started_unlike_refuse_to_run() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let peers = loopback_addresses(2).join(",");
+    let out = std::env::temp_dir().join(format!("tidemark-unlike-{}.json", std::process::id()));
+    let start = |process: &str, config: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        cmd.args([
+            "compute",
+            "-w",
+            "1",
+            "--processes",
+            "2",
+            "--process",
+            process,
+        ])
+        .args(["--peers", &peers])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        if let Some(name) = config {
+            cmd.arg("--config").arg(dir.join(name));
+        }
+        if process == "0" {
+            cmd.arg("--input")
+                .arg(dir.join("actions.ndjson"))
+                .arg("--output")
+                .arg(&out);
+        }
+        cmd.spawn().expect("tidemark runs")
+    };
+    let first = start("0", Some("actions.toml"));
+    let second = start("1", None);
+    for child in [first, second] {
+        let done = child.wait_with_output().expect("the process ran");
+        let stderr = String::from_utf8_lossy(&done.stderr);
+        assert!(
+            !done.status.success(),
+            "a process of an unlike cluster succeeded"
+        );
+        assert!(
+            stderr.contains("not started alike"),
+            "the error says what differs: {stderr}"
+        );
+    }
+    assert!(!out.exists(), "nothing is written");
 }
 
 #[test]

@@ -16,9 +16,10 @@ pub struct LogArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Event log as JSON Lines; `-` reads standard input; a directory is read as the data
-    /// directory of `tidemark serve` (stop the server first).
+    /// directory of `tidemark serve` (stop the server first). Required, except on the
+    /// processes of a cluster other than process 0.
     #[arg(long)]
-    pub input: PathBuf,
+    pub input: Option<PathBuf>,
     /// Dataflow worker threads (default: the cores less one for ingest, at least 1).
     #[arg(short = 'w', long, default_value_t = super::default_workers(), value_parser = super::workers)]
     pub workers: usize,
@@ -44,6 +45,58 @@ pub struct Args {
     /// Print no progress or summary on standard error.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Running one dataflow over several processes (timely's multi-process mode).
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Processes in the cluster, each started with the same --processes and --peers and its
+    /// own --process; -w is then workers per process.
+    #[arg(long, requires_all = ["process", "peers"])]
+    processes: Option<usize>,
+    /// This process's index, 0 to N-1. Process 0 reads --input and writes the output; the
+    /// others lend their workers and take no --input.
+    #[arg(long, requires = "processes")]
+    process: Option<usize>,
+    /// host:port where each process listens, in process order, comma-separated.
+    #[arg(long, value_delimiter = ',', requires = "processes")]
+    peers: Vec<String>,
+}
+
+impl ClusterArgs {
+    /// The cluster, checked; none without --processes.
+    fn cluster(&self) -> anyhow::Result<Option<tidemark::Cluster>> {
+        let (Some(n), Some(process)) = (self.processes, self.process) else {
+            return Ok(None);
+        };
+        if n == 0 {
+            anyhow::bail!("--processes must be at least 1");
+        }
+        if process >= n {
+            anyhow::bail!(
+                "--process {process} is not one of the {n} processes (0 to {})",
+                n - 1
+            );
+        }
+        if self.peers.len() != n {
+            anyhow::bail!(
+                "--peers names {} addresses for {n} processes: give every process's host:port, in process order",
+                self.peers.len()
+            );
+        }
+        if let Some(bad) = self.peers.iter().find(|p| {
+            p.rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        }) {
+            anyhow::bail!("--peers: {bad:?} is not host:port");
+        }
+        Ok(Some(tidemark::Cluster {
+            process,
+            peers: self.peers.clone(),
+        }))
+    }
 }
 
 /// What a read of a whole log keeps besides the rows.
@@ -60,39 +113,60 @@ pub fn read_log(
     log: &LogArgs,
     track: Track,
     quiet: bool,
-    mut on_reject: impl FnMut(u64, &tidemark::Rejection, &[u8]) -> anyhow::Result<()>,
+    on_reject: impl FnMut(u64, &tidemark::Rejection, &[u8]) -> anyhow::Result<()>,
 ) -> anyhow::Result<Finished> {
-    let cfg = super::load_config(log.config.as_ref())?;
-    let options = PipelineOptions {
+    read_log_in(log, track, quiet, None, on_reject)
+}
+
+fn pipeline_options(log: &LogArgs, track: Track) -> PipelineOptions {
+    PipelineOptions {
         workers: log.workers,
         track_identities: track.identities,
         track_verdicts: track.verdicts,
         batch_events: log.batch,
         wall_clock: false,
         in_flight: None,
+    }
+}
+
+/// `read_log` as process 0 of `cluster`, when there is one.
+fn read_log_in(
+    log: &LogArgs,
+    track: Track,
+    quiet: bool,
+    cluster: Option<tidemark::Cluster>,
+    mut on_reject: impl FnMut(u64, &tidemark::Rejection, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<Finished> {
+    let Some(input) = log.input.as_ref() else {
+        anyhow::bail!("--input is required: the event log to read (`-` for standard input)");
     };
-    let mut pipeline = Pipeline::new(cfg, options).context("cannot start the dataflow workers")?;
-    if log.input.is_dir() {
+    let cfg = super::load_config(log.config.as_ref())?;
+    let options = pipeline_options(log, track);
+    let mut pipeline = match cluster {
+        None => Pipeline::new(cfg, options),
+        Some(c) => Pipeline::in_cluster(cfg, options, c),
+    }
+    .context("cannot start the dataflow workers")?;
+    if input.is_dir() {
         // A data directory of `serve`: what it kept, read back as a restart would.
         let r = pipeline
-            .read_data_dir(&log.input)
-            .with_context(|| format!("cannot read the data directory {}", log.input.display()))?;
+            .read_data_dir(input)
+            .with_context(|| format!("cannot read the data directory {}", input.display()))?;
         if !quiet {
             tidemark::say!(
                 "read {}: a checkpoint of {} events and {} log records after it",
-                log.input.display(),
+                input.display(),
                 r.checkpoint_events,
                 r.records
             );
         }
         return Ok(pipeline.finish()?);
     }
-    let source: Box<dyn Read> = if log.input.as_os_str() == "-" {
+    let source: Box<dyn Read> = if input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(
-            File::open(&log.input)
-                .with_context(|| format!("cannot open input {}", log.input.display()))?,
+            File::open(input).with_context(|| format!("cannot open input {}", input.display()))?,
         )
     };
     let mut reader = BufReader::with_capacity(1 << 20, source);
@@ -105,7 +179,7 @@ pub fn read_log(
         line.clear();
         let n = reader
             .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", log.input.display()))?;
+            .with_context(|| format!("cannot read {}", input.display()))?;
         if n == 0 {
             break;
         }
@@ -140,20 +214,81 @@ fn trim_line(line: &[u8]) -> &[u8] {
     &line[..end]
 }
 
+/// What every process of a cluster keeps: all build the same dataflow, whatever each was
+/// asked to write, so process 0 may write firings (which name identities) whatever the others
+/// were told.
+const CLUSTER_TRACK: Track = Track {
+    identities: true,
+    verdicts: false,
+};
+
+/// A process of a cluster other than process 0: lends its workers until process 0 finishes.
+fn lend_workers(args: &Args, cluster: tidemark::Cluster, n: usize) -> anyhow::Result<ExitCode> {
+    if args.log.input.is_some() {
+        anyhow::bail!(
+            "process {} takes no --input: process 0 reads the log and sends every batch to the whole cluster",
+            cluster.process
+        );
+    }
+    let process = cluster.process;
+    if !args.quiet {
+        tidemark::say!(
+            "tidemark compute: process {process} of {n}: waiting for every process at {}",
+            cluster.peers.join(",")
+        );
+    }
+    let cfg = super::load_config(args.log.config.as_ref())?;
+    let pipeline = Pipeline::in_cluster(cfg, pipeline_options(&args.log, CLUSTER_TRACK), cluster)
+        .context("cannot start the dataflow workers")?;
+    pipeline.finish().context(
+        "the cluster stopped before process 0 finished (a process died or could not be reached)",
+    )?;
+    if !args.quiet {
+        tidemark::say!(
+            "tidemark compute: process {process} of {n} done; process 0 wrote the output"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let cluster = args.cluster.cluster()?;
+    let n = args.cluster.processes.unwrap_or(1);
+    if let Some(c) = cluster.clone().filter(|c| c.process > 0) {
+        return lend_workers(&args, c, n);
+    }
+    if cluster.is_some() {
+        if args.output.as_os_str() == "-" {
+            anyhow::bail!("in a cluster, pass --output FILE: timely reports its connections on standard output");
+        }
+        if !args.quiet {
+            tidemark::say!(
+                "tidemark compute: process 0 of {n}: waiting for every process at {}",
+                args.cluster.peers.join(",")
+            );
+        }
+    }
     let mut rejects: Option<BufWriter<File>> = match &args.rejects {
         None => None,
         Some(p) => Some(BufWriter::new(
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
     };
-    let source = args.log.input.display().to_string();
-    let track = Track {
-        identities: args.firings.is_some(),
-        verdicts: false,
+    let source = args
+        .log
+        .input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let track = match cluster {
+        Some(_) => CLUSTER_TRACK,
+        None => Track {
+            identities: args.firings.is_some(),
+            verdicts: false,
+        },
     };
-    let finished = read_log(&args.log, track, args.quiet, |index, r, text| {
+    let finished = read_log_in(&args.log, track, args.quiet, cluster, |index, r, text| {
         if let Some(w) = rejects.as_mut() {
             let input = String::from_utf8_lossy(text);
             serde_json::to_writer(&mut *w, &r.dead_letter(&source, index, &input))?;
