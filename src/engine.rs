@@ -4,9 +4,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use differential_dataflow::AsCollection;
 use timely::dataflow::operators::probe::Handle as Probe;
-use timely::dataflow::operators::Exchange;
 
 use crate::dataflow::{build, AlertRecord, Coll, Firing, Time, Verdict};
 use crate::facts::{FactBatch, First, Ident, Person};
@@ -307,10 +305,7 @@ fn report<'s, D>(c: Coll<'s, D>, out: Sender<Update>, wrap: fn(Changes<D>) -> Up
 where
     D: differential_dataflow::ExchangeData,
 {
-    c.inner
-        .exchange(|_| 0)
-        .as_collection()
-        .inspect_batch(move |_stamp, data| {
+    crate::dataflow::at_worker_zero(c).inspect_batch(move |_stamp, data| {
             if !data.is_empty() {
                 let _ = out.send(wrap(data.to_vec()));
             }

@@ -105,7 +105,7 @@ pub fn transitions<'s>(
     let alerts = plan.config.alerts.clone();
     let series_plan = plan.clone();
     // Rows are labelled where ingest's dictionary is: on worker 0.
-    let series = super::rules::at_worker_zero(rows).flat_map(move |(key, value)| {
+    let series = super::at_worker_zero(rows).flat_map(move |(key, value)| {
         let labeler = Labeler {
             plan: &series_plan,
             dict: &dict,

@@ -74,6 +74,16 @@ fn cents_diff(cents: i64) -> isize {
     cents as isize
 }
 
+/// The collection's changes, moved to worker 0: the worker next to ingest's dictionary (in a
+/// cluster, too), where operators that read names run and where updates are reported.
+pub(crate) fn at_worker_zero<'s, D: differential_dataflow::ExchangeData>(
+    c: Coll<'s, D>,
+) -> Coll<'s, D> {
+    use differential_dataflow::AsCollection;
+    use timely::dataflow::operators::Exchange;
+    c.inner.exchange(|_| 0).as_collection()
+}
+
 /// Moves a one-value input from its previous value to the new one (none: empty).
 fn replace<V: differential_dataflow::ExchangeData>(
     input: &mut InputSession<Time, V, isize>,

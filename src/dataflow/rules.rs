@@ -319,7 +319,7 @@ fn decide_all<'s>(
         let firsts = if rules.iter().any(|r| r.cond.channels.is_some()) {
             // Channel labels are read where ingest's dictionary is: on worker 0.
             let names = dict.clone();
-            at_worker_zero(firsts).map(move |(p, (day, c))| {
+            super::at_worker_zero(firsts).map(move |(p, (day, c))| {
                 (p, PersonFact::First(day, Text::from(names.channel(c))))
             })
         } else {
@@ -337,7 +337,7 @@ fn decide_all<'s>(
                 out.push((input.iter().map(|(i, _)| **i).collect::<Vec<Ident>>(), 1));
             });
         let names = dict.clone();
-        let canonical = at_worker_zero(identities).flat_map(move |(p, ids)| {
+        let canonical = super::at_worker_zero(identities).flat_map(move |(p, ids)| {
             let least = names.least_ident(ids)?;
             Some((p, PersonFact::Canonical(least)))
         });
@@ -413,14 +413,6 @@ fn campaign_rows<'s>(base: &Base<'s>, firings: Coll<'s, crate::facts::SentFiring
     }))
     .concat(rate)
     .concat(lift)
-}
-
-/// The collection's changes, moved to worker 0 (the worker next to ingest's dictionary, in a
-/// cluster too), where operators that read names run.
-pub(super) fn at_worker_zero<'s, D: differential_dataflow::ExchangeData>(c: Coll<'s, D>) -> Coll<'s, D> {
-    use differential_dataflow::AsCollection;
-    use timely::dataflow::operators::Exchange;
-    c.inner.exchange(|_| 0).as_collection()
 }
 
 /// What a cancel or goal mark is in its scope.
