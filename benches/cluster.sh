@@ -11,9 +11,9 @@ dir=${TMPDIR:-/tmp}/tidemark-bench
 mkdir -p "$dir"
 cargo build --release -q
 bin=target/release/tidemark
-[ -s "$dir/real-1m.ndjson" ] || "$bin" generate --persons 52000 --days 60 --seed 7 --output "$dir/real-1m.ndjson"
-awk '/^\[\[alerts\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/rules.toml"
-awk '/^\[\[rules\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/no-rules.toml"
+. benches/logs.sh
+gen real-1m 52000
+rule_configs
 
 loopback() { awk '/ lo:/ { print $2 }' /proc/net/dev; }
 summary() { tail -1 | sed 's/.*rows; //'; }

@@ -17,10 +17,7 @@ if [ -f "$recompute" ] && ! python3 -c 'import duckdb' 2>/dev/null; then
   python3 -m pip install -q duckdb
 fi
 
-gen() { # name persons [generate flags]
-  local name=$1 persons=$2; shift 2
-  [ -s "$dir/$name.ndjson" ] || "$bin" generate --persons "$persons" --days 60 --seed 7 "$@" --output "$dir/$name.ndjson"
-}
+. benches/logs.sh
 # The default (real) shape: DAU/MAU about 0.2, about 4 events per active person-day.
 gen real-4m 200000
 # The sparse shape (most persons come once or twice, long visits) and a dense one.

@@ -14,16 +14,11 @@ dir=${TMPDIR:-/tmp}/tidemark-bench
 mkdir -p "$dir"
 cargo build --release -q
 bin=target/release/tidemark
-gen() { # name persons [generate flags]
-  local name=$1 persons=$2; shift 2
-  [ -s "$dir/$name.ndjson" ] || "$bin" generate --persons "$persons" --days 60 --seed 7 "$@" --output "$dir/$name.ndjson"
-}
+. benches/logs.sh
 # The same logs as benches/compute.sh.
 gen real-1m 52000
 gen sparse-1m 35000 --shape sparse
-# The rules alone (the alerts of the file are left out), and the same file without them.
-awk '/^\[\[alerts\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/rules.toml"
-awk '/^\[\[rules\]\]/ {exit} {print}' tests/golden/actions.toml >"$dir/no-rules.toml"
+rule_configs
 
 rate() { # log config -> events/s of one run
   "$bin" compute --config "$2" --input "$dir/$1.ndjson" --output /dev/null 2>&1 |
