@@ -150,6 +150,9 @@ pub struct FactBatch {
     pub sent_firings: Vec<(SentFiring, isize)>,
     /// Changes to retired firings that later triggers' caps still count.
     pub cap_firings: Vec<((Ident, CapFiring), isize)>,
+    /// In a cluster that serves rows at every process: what the rows of this batch stand
+    /// beside (channel names, ingest's counts), sent to every process. No fact.
+    pub notes: Vec<crate::engine::Note>,
 }
 
 impl FactBatch {

@@ -22,9 +22,12 @@ use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::plan::Plan;
 
 mod builder;
+mod cluster;
 mod pressure;
 mod upkeep;
 pub use builder::EngineBuilder;
+pub use cluster::Health;
+use cluster::{Follower, IngestReply};
 pub use pressure::Pressure;
 
 /// How the live service batches and serves subscribers.
@@ -53,6 +56,8 @@ pub struct EngineOptions {
     pub identity_key: Option<crate::event::pseudonym::IdentityKey>,
     /// Sources push back while the engine is further behind than this (`serve.max_lag`).
     pub max_lag_ms: Option<u64>,
+    /// Run as one process of a cluster that serves the rows at every process.
+    pub cluster: Option<crate::engine::Cluster>,
 }
 
 impl EngineOptions {
@@ -78,6 +83,7 @@ impl EngineOptions {
             checkpoint_every: serve.checkpoint_every,
             identity_key: None,
             max_lag_ms: serve.max_lag_ms,
+            cluster: None,
         }
     }
 }
@@ -90,7 +96,7 @@ const IN_FLIGHT: usize = 1;
 pub const WALL_TICK: Duration = Duration::from_millis(20);
 
 /// What happened to the events of one ingest request.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IngestReport {
     /// Events accepted.
     pub accepted: u64,
@@ -181,6 +187,8 @@ enum Events {
 enum Command {
     /// Events, and when they were handed over.
     Ingest(Source, Events, Instant, oneshot::Sender<IngestReport>),
+    /// A message from another process of the cluster.
+    Relayed(crate::engine::Relayed),
     Subscribe(Filter, oneshot::Sender<crate::output::Subscription>),
     Snapshot(oneshot::Sender<Json>),
     Rows(Filter, oneshot::Sender<Vec<Json>>),
@@ -268,6 +276,9 @@ pub struct Engine {
     tx: mpsc::Sender<Command>,
     pub(crate) plan: Arc<Plan>,
     pressure: Arc<Pressure>,
+    health: Arc<cluster::Shared>,
+    /// In a cluster: this process's index.
+    process: Option<usize>,
 }
 
 impl Engine {
@@ -291,7 +302,21 @@ impl Engine {
         actions: Option<ActionSink>,
         mut data: Option<crate::durable::DataDir>,
     ) -> Result<Engine, EngineError> {
-        let mut pipeline = Pipeline::with_plan(plan.clone(), options.pipeline.clone())?;
+        let (tx, rx) = mpsc::channel();
+        // In a cluster, the dataflow hands messages from other processes to this thread. (Its
+        // handle keeps the thread's channel open: a cluster's thread ends on `shutdown` or when
+        // the dataflow stops, not when every handle is dropped.)
+        let mut pipeline = match &options.cluster {
+            None => Pipeline::with_plan(plan.clone(), options.pipeline.clone())?,
+            Some(c) => {
+                let relayed = tx.clone();
+                let hook: crate::engine::RelayHook = Arc::new(move |m| {
+                    let _ = relayed.send(Command::Relayed(m));
+                });
+                Pipeline::serving_in_cluster(plan.clone(), options.pipeline.clone(), c.clone(), hook)?
+            }
+        };
+        let process = options.cluster.as_ref().map(|c| c.process);
         if let Some(ms) = options.max_future_ms {
             pipeline.reject_future(ms);
         }
@@ -327,13 +352,32 @@ impl Engine {
             pipeline.keep_actions();
         }
         let data = data.map(crate::durable::DataDir::start).transpose()?;
-        let (tx, rx) = mpsc::channel();
         let pressure = Arc::new(Pressure::new(options.max_lag_ms));
         let noted = pressure.clone();
+        let health = Arc::new(cluster::Shared::new(process.is_some()));
+        let told = health.clone();
         std::thread::Builder::new()
             .name("tidemark-live".into())
-            .spawn(move || Driver::new(pipeline, options, actions, acting, data, noted).run(rx))?;
-        Ok(Engine { tx, plan, pressure })
+            .spawn(move || {
+                Driver::new(pipeline, options, actions, acting, data, noted, told).run(rx)
+            })?;
+        Ok(Engine {
+            tx,
+            plan,
+            pressure,
+            health,
+            process,
+        })
+    }
+
+    /// Whether the dataflow runs: `/healthz` answers 503 unless it is `Up`.
+    pub fn health(&self) -> Health {
+        self.health.get()
+    }
+
+    /// In a cluster, this process's index (0 takes every event and answers look-ups).
+    pub fn process(&self) -> Option<usize> {
+        self.process
     }
 
     /// How far behind its input the engine is, for sources that push back: with
@@ -450,7 +494,7 @@ struct Driver {
     pipeline: Pipeline,
     options: EngineOptions,
     /// Ingest replies waiting for their batch's time.
-    unsent: Vec<(IngestReport, oneshot::Sender<IngestReport>)>,
+    unsent: Vec<(IngestReport, IngestReply)>,
     /// When the oldest event of the pending batch was accepted.
     pending_since: Option<Instant>,
     /// Requests waiting for progress to reach a time.
@@ -477,6 +521,10 @@ struct Driver {
     outcomes: BTreeMap<&'static str, u64>,
     /// Where the lag is noted for the sources.
     pressure: Arc<Pressure>,
+    /// Where the dataflow's health is noted for `/healthz`.
+    health: Arc<cluster::Shared>,
+    /// On a process other than 0 of a cluster: its requests relayed to process 0.
+    follower: Option<Follower>,
 }
 
 enum Waiter {
@@ -493,13 +541,22 @@ impl Driver {
         acting: bool,
         data: Option<crate::durable::Journal>,
         pressure: Arc<Pressure>,
+        health: Arc<cluster::Shared>,
     ) -> Self {
+        let follower = options
+            .cluster
+            .as_ref()
+            .filter(|c| c.process != 0)
+            .map(|c| Follower::new(c.process));
+        // Only process 0 moves the rules' clock.
         let next_tick = options
             .wall_ticks
-            .filter(|_| acting)
+            .filter(|_| acting && follower.is_none())
             .map(|_| Instant::now());
         Driver {
             pressure,
+            health,
+            follower,
             accepted_at_checkpoint: pipeline.counts().accepted,
             prune_after: None,
             data,
@@ -559,6 +616,9 @@ impl Driver {
             }
             self.keep();
             self.note_lag();
+            if self.health.get() == Health::Waiting && self.pipeline.up() {
+                self.health.set(Health::Up);
+            }
             if self.pipeline.stopped() || self.stopping.is_some() {
                 // Requests get `Stopped` from here on rather than answers that never change.
                 break;
@@ -574,8 +634,19 @@ impl Driver {
                 let _ = r.send(());
             }
         }
-        if let Err(e) = self.pipeline.finish() {
-            tracing::error!("the dataflow stopped: {e}");
+        let asked = self.stopping.is_some();
+        let lost = |why: String| {
+            let why = match self.options.cluster.is_some() {
+                true => format!("a process of the cluster was lost or stopped, so the dataflow stopped ({why}): restart every process; process 0 reads its data directory back"),
+                false => format!("the dataflow stopped: {why}"),
+            };
+            tracing::error!("{why}");
+            why
+        };
+        match self.pipeline.finish() {
+            Err(e) => self.health.set(Health::Lost(lost(e.to_string()))),
+            Ok(_) if !asked => self.health.set(Health::Lost(lost("its input ended".into()))),
+            Ok(_) => {}
         }
         if let Some(r) = reply {
             let _ = r.send(());
@@ -593,49 +664,47 @@ impl Driver {
         match command {
             Command::Ingest(source, events, handed, reply) => {
                 self.pressure.set_queued(handed.elapsed());
-                let mut report = IngestReport::default();
-                if let Some(why) = self.data.as_ref().and_then(|d| d.failing()) {
-                    report.failed = Some(why);
-                    let _ = reply.send(report);
+                if let Some(follower) = self.follower.as_mut() {
+                    let events = match events {
+                        Events::List(list) => list.into_iter().map(|e| e.to_vec()).collect(),
+                        Events::Body(body, format) => {
+                            let mut list = Vec::new();
+                            for_each(&body, format, |e: EventBytes| list.push(e.to_vec()));
+                            list
+                        }
+                    };
+                    // Unsent (the dataflow stopped): the reply is dropped, the caller told so.
+                    let _ = self.pipeline.relay(follower.ask(source, events, reply));
                     return;
                 }
-                let mut index = 0;
-                let mut offer = |e: EventBytes| {
-                    self.offer(source, index, &e, &mut report);
-                    index += 1;
-                };
-                match events {
-                    Events::List(list) => list.into_iter().for_each(&mut offer),
-                    Events::Body(body, format) => for_each(&body, format, offer),
-                }
-                if self.pending_since.is_none() {
-                    // Nothing waits for a batch: the rows already reflect what these events
-                    // changed (nothing, or batches already sent).
-                    report.time = self.pipeline.sent();
-                    match self.data.as_mut() {
-                        // Duplicates and rejections are logged too, so that their counts
-                        // survive; the answer waits for them and for every earlier record.
-                        Some(journal) => {
-                            log_outcomes(journal, &mut self.outcomes);
-                            journal.commit(vec![answer(report, reply)]);
-                        }
-                        None => {
-                            let _ = reply.send(report);
-                        }
-                    }
-                } else {
-                    self.unsent.push((report, reply));
-                }
+                self.ingest(source, events, IngestReply::Here(reply));
             }
+            Command::Relayed(message) => match message.body {
+                crate::engine::RelayBody::Answer(body) => {
+                    if let Some(f) = self.follower.as_mut() {
+                        f.answer(message.seq, &body);
+                    }
+                }
+                crate::engine::RelayBody::Ingest { source, events } => {
+                    let Some(relay) = self.pipeline.relay_sender() else { return };
+                    let reply = IngestReply::There {
+                        to: message.from,
+                        seq: message.seq,
+                        relay,
+                    };
+                    let events = events.into_iter().map(EventBytes::from).collect();
+                    self.ingest(cluster::source_named(&source), Events::List(events), reply);
+                }
+            },
             Command::Subscribe(filter, reply) => {
                 let _ = reply.send(self.pipeline.subscribe(filter));
             }
             Command::Snapshot(reply) => {
-                let t = self.flush();
+                let t = self.reflect_point();
                 self.waiting.push((t, Waiter::Snapshot(reply)));
             }
             Command::Rows(filter, reply) => {
-                let t = self.flush();
+                let t = self.reflect_point();
                 self.waiting.push((t, Waiter::Rows(filter, reply)));
             }
             Command::Whois(kind, value, reply) => {
@@ -675,7 +744,10 @@ impl Driver {
                 let _ = reply.send(Status {
                     pushed_back: self.pressure.pushed_back_total(),
                     held_back_ms: self.pressure.held_back_ms_total(),
-                    counts: self.pipeline.counts().clone(),
+                    counts: match self.follower {
+                        None => self.pipeline.counts().clone(),
+                        Some(_) => self.pipeline.reflected_counts().clone(),
+                    },
                     hub: out.hub.stats(),
                     progress: self.pipeline.progress(),
                     lag_ms,
@@ -705,6 +777,46 @@ impl Driver {
                     durable: self.data.as_ref().map(|d| d.status()),
                 });
             }
+        }
+    }
+
+    /// Offers the events of one request (this process's, or one relayed to process 0) and
+    /// answers it once they are in a batch (and, with a data directory, durable).
+    fn ingest(&mut self, source: Source, events: Events, reply: IngestReply) {
+        let mut report = IngestReport::default();
+        if let Some(why) = self.data.as_ref().and_then(|d| d.failing()) {
+            report.failed = Some(why);
+            reply.send(report);
+            return;
+        }
+        let mut index = 0;
+        let mut offer = |e: EventBytes| {
+            self.offer(source, index, &e, &mut report);
+            index += 1;
+        };
+        match events {
+            Events::List(list) => list.into_iter().for_each(&mut offer),
+            Events::Body(body, format) => for_each(&body, format, offer),
+        }
+        if self.options.cluster.is_some() && report.accepted < report_len(&report) {
+            // The other processes learn the counts of duplicates and rejections with a batch.
+            self.pending_since.get_or_insert_with(Instant::now);
+        }
+        if self.pending_since.is_none() {
+            // Nothing waits for a batch: the rows already reflect what these events
+            // changed (nothing, or batches already sent).
+            report.time = self.pipeline.sent();
+            match self.data.as_mut() {
+                // Duplicates and rejections are logged too, so that their counts
+                // survive; the answer waits for them and for every earlier record.
+                Some(journal) => {
+                    log_outcomes(journal, &mut self.outcomes);
+                    journal.commit(vec![answer(report, reply)]);
+                }
+                None => reply.send(report),
+            }
+        } else {
+            self.unsent.push((report, reply));
         }
     }
 
@@ -835,6 +947,13 @@ impl Driver {
             .collect()
     }
 
+    /// The time at which everything accepted so far is reflected; on a follower, everything
+    /// process 0 answered this process's requests for.
+    fn reflect_point(&mut self) -> Time {
+        let t = self.flush();
+        t.max(self.follower.as_ref().map_or(0, |f| f.answered))
+    }
+
     /// Sends the pending batch, answers the ingest requests in it; returns the time at which
     /// everything accepted so far is reflected.
     fn flush(&mut self) -> Time {
@@ -873,7 +992,7 @@ impl Driver {
         }
         for (mut report, reply) in self.unsent.drain(..) {
             report.time = t;
-            let _ = reply.send(report);
+            reply.send(report);
         }
     }
 
@@ -937,6 +1056,11 @@ impl Driver {
     }
 }
 
+/// Events of a request, whatever became of them.
+fn report_len(report: &IngestReport) -> u64 {
+    report.accepted + report.duplicates + report.rejected
+}
+
 /// Appends the counted duplicates and rejections to the log, one record per reason
 /// (`reason<TAB>count`).
 fn log_outcomes(journal: &mut crate::durable::Journal, outcomes: &mut BTreeMap<&'static str, u64>) {
@@ -950,9 +1074,9 @@ fn log_outcomes(journal: &mut crate::durable::Journal, outcomes: &mut BTreeMap<&
 
 /// An ingest answer that waits for the log: sent with `failed` set when its events could not
 /// be made durable.
-fn answer(mut report: IngestReport, reply: oneshot::Sender<IngestReport>) -> crate::durable::Reply {
+fn answer(mut report: IngestReport, reply: IngestReply) -> crate::durable::Reply {
     Box::new(move |why: Option<&str>| {
         report.failed = why.map(String::from);
-        let _ = reply.send(report);
+        reply.send(report);
     })
 }

@@ -103,6 +103,19 @@ pub struct Pipeline {
     /// Batches on their way to the engine.
     rounds: rounds::Rounds,
     state: Output,
+    /// In a cluster serving at every process (process 0): channels already named in notes,
+    /// and the counts and clocks last noted.
+    notes: Option<Noted>,
+    /// Another process of a serving cluster: it ingests nothing, and its counts and clocks
+    /// come from process 0's notes.
+    follower: bool,
+}
+
+/// What process 0 of a serving cluster has sent every process so far.
+#[derive(Default)]
+struct Noted {
+    channels: usize,
+    last: Option<(Counts, Option<i64>, Option<i64>)>,
 }
 
 /// How many times `batch_events` a batch may grow to while the dataflow is behind.
@@ -155,21 +168,52 @@ impl Pipeline {
         Pipeline::start(Arc::new(Plan::new(config)), options, Some(cluster))
     }
 
+    /// Starts this process's workers of a cluster that serves the rows at every process:
+    /// process 0 takes every event (the others relay theirs to it through `hook`'s dataflow)
+    /// and sends every process the notes that its rows stand beside.
+    pub(crate) fn serving_in_cluster(
+        plan: Arc<Plan>,
+        options: PipelineOptions,
+        cluster: crate::engine::Cluster,
+        hook: crate::engine::RelayHook,
+    ) -> std::io::Result<Self> {
+        Pipeline::start_relaying(plan, options, Some(cluster), true, Some(hook))
+    }
+
     fn start(
         plan: Arc<Plan>,
         options: PipelineOptions,
         cluster: Option<crate::engine::Cluster>,
     ) -> std::io::Result<Self> {
+        Pipeline::start_relaying(plan, options, cluster, false, None)
+    }
+
+    fn start_relaying(
+        plan: Arc<Plan>,
+        options: PipelineOptions,
+        cluster: Option<crate::engine::Cluster>,
+        everywhere: bool,
+        hook: Option<crate::engine::RelayHook>,
+    ) -> std::io::Result<Self> {
         let dict = Dictionary::new();
+        let process = cluster.as_ref().map(|c| c.process);
+        let notes = (everywhere && process == Some(0)).then(Noted::default);
+        let follower = everywhere && process.is_some_and(|p| p != 0);
         let dataflow = DataflowOptions {
             workers: options.workers.max(1),
             track_identities: options.track_identities || options.track_verdicts,
             track_verdicts: options.track_verdicts,
             cluster,
+            everywhere,
             ..DataflowOptions::default()
         };
-        let engine = Dataflow::start(plan.clone(), dict.clone(), dataflow)?;
+        let engine = match hook {
+            None => Dataflow::start(plan.clone(), dict.clone(), dataflow)?,
+            hook => Dataflow::start_relaying(plan.clone(), dict.clone(), dataflow, hook)?,
+        };
         Ok(Pipeline {
+            notes,
+            follower,
             ingest: Ingest::new(plan.clone(), dict.clone()),
             plan,
             dict,
@@ -393,15 +437,16 @@ impl Pipeline {
     }
 
     /// Sends a batch to the engine at the next time, unless it changes nothing.
-    fn send(&mut self, batch: crate::facts::FactBatch) {
-        if batch.is_empty() {
-            return;
-        }
+    fn send(&mut self, mut batch: crate::facts::FactBatch) {
         let time = if self.wall_clock {
             now_ms().max(self.sent + 1)
         } else {
             self.sent + 1
         };
+        self.note(&mut batch, time);
+        if batch.is_empty() && batch.notes.is_empty() {
+            return;
+        }
         let seals = batch.seal.is_some();
         // Changes told apart by their batch's time come in a round of their own.
         let alone = seals || self.erasing || !self.retiring.is_empty();
@@ -426,6 +471,28 @@ impl Pipeline {
         }
     }
 
+    /// In a cluster serving at every process: adds to a batch at `time` the channels named
+    /// since the last batch and ingest's counts and clocks, when they changed.
+    fn note(&mut self, batch: &mut crate::facts::FactBatch, time: Time) {
+        use crate::engine::Note;
+        let Some(noted) = self.notes.as_mut() else { return };
+        let named = self.dict.channel_count();
+        let ids = (noted.channels.max(1)..named).filter_map(|id| u32::try_from(id).ok());
+        for id in ids {
+            batch.notes.push(Note::Channel(id, self.dict.channel(id)));
+        }
+        noted.channels = named;
+        let now = (
+            self.ingest.counts().clone(),
+            self.ingest.clock(),
+            self.ingest.now(),
+        );
+        if noted.last.as_ref() != Some(&now) {
+            batch.notes.push(Note::reflect(time, &now.0, now.1, now.2));
+            noted.last = Some(now);
+        }
+    }
+
     /// Sends the batches held for a round: when a round has completed, or with `force`
     /// when someone waits for them.
     fn release(&mut self, force: bool) {
@@ -441,6 +508,9 @@ impl Pipeline {
 
     /// Notes that everything accepted so far is reflected once progress reaches `sent`.
     fn note_sent(&mut self) {
+        if self.follower {
+            return;
+        }
         let now = (
             self.sent,
             self.ingest.counts().clone(),
@@ -471,8 +541,19 @@ impl Pipeline {
             plan: &self.plan,
             dict: &self.dict,
         };
-        while let Ok(update) = self.engine.updates.try_recv() {
-            self.state.absorb(update, &labeler);
+        loop {
+            match self.engine.updates.try_recv() {
+                Ok(crate::engine::Update::Notes(notes)) => {
+                    take_notes(notes, &self.dict, &mut self.awaiting)
+                }
+                Ok(update) => self.state.absorb(update, &labeler),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                // The workers ended without being asked (in a cluster: a process was lost).
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.stopped = true;
+                    break;
+                }
+            }
         }
         self.release(false);
         self.advance_reflected();
@@ -557,6 +638,30 @@ impl Pipeline {
     /// The time up to which every change has been reported.
     pub(crate) fn progress(&self) -> Time {
         self.state.progress
+    }
+
+    /// Sends a message to another process of the cluster (`serving_in_cluster` only).
+    pub(crate) fn relay(&self, message: crate::engine::Relayed) -> bool {
+        self.engine
+            .relay
+            .as_ref()
+            .is_some_and(|r| r.send(message).is_ok())
+    }
+
+    /// Where messages to other processes of the cluster go (`serving_in_cluster` only).
+    pub(crate) fn relay_sender(&self) -> Option<std::sync::mpsc::Sender<crate::engine::Relayed>> {
+        self.engine.relay.clone()
+    }
+
+    /// Whether the dataflow's workers run (in a cluster: every process is connected).
+    pub(crate) fn up(&self) -> bool {
+        self.engine.up.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Ingest counts as of the rows (on another process of a serving cluster, as process 0
+    /// noted them).
+    pub(crate) fn reflected_counts(&self) -> &Counts {
+        &self.reflected.0
     }
 
     /// Ingest counts so far.
@@ -663,7 +768,12 @@ impl Pipeline {
             dict: &self.dict,
         };
         for update in updates.try_iter() {
-            self.state.absorb(update, &labeler);
+            match update {
+                crate::engine::Update::Notes(notes) => {
+                    take_notes(notes, &self.dict, &mut self.awaiting)
+                }
+                update => self.state.absorb(update, &labeler),
+            }
         }
         Ok(Finished {
             plan: self.plan,
@@ -673,6 +783,34 @@ impl Pipeline {
             output: self.state,
             ingest: self.ingest,
         })
+    }
+}
+
+/// Takes in process 0's notes on another process of a serving cluster: channel names into
+/// the dictionary, counts and clocks to reflect once the rows reach their time.
+fn take_notes(
+    notes: Vec<crate::engine::Note>,
+    dict: &Dictionary,
+    awaiting: &mut VecDeque<(Time, Counts, Option<i64>, Option<i64>)>,
+) {
+    use crate::engine::Note;
+    for note in notes {
+        match note {
+            Note::Channel(id, name) => dict.name_channel(id, &name),
+            Note::Reflect {
+                at,
+                accepted,
+                duplicates,
+                rejected,
+                clock,
+                now,
+            } => awaiting.push_back((
+                at,
+                crate::engine::counts_of(accepted, duplicates, &rejected),
+                clock,
+                now,
+            )),
+        }
     }
 }
 

@@ -46,57 +46,7 @@ pub struct Args {
     #[arg(short, long)]
     quiet: bool,
     #[command(flatten)]
-    cluster: ClusterArgs,
-}
-
-/// Running one dataflow over several processes (timely's multi-process mode).
-#[derive(Debug, clap::Args)]
-pub struct ClusterArgs {
-    /// Processes in the cluster, each started with the same --processes and --peers and its
-    /// own --process; -w is then workers per process.
-    #[arg(long, requires_all = ["process", "peers"])]
-    processes: Option<usize>,
-    /// This process's index, 0 to N-1. Process 0 reads --input and writes the output; the
-    /// others lend their workers and take no --input.
-    #[arg(long, requires = "processes")]
-    process: Option<usize>,
-    /// host:port where each process listens, in process order, comma-separated.
-    #[arg(long, value_delimiter = ',', requires = "processes")]
-    peers: Vec<String>,
-}
-
-impl ClusterArgs {
-    /// The cluster, checked; none without --processes.
-    fn cluster(&self) -> anyhow::Result<Option<tidemark::Cluster>> {
-        let (Some(n), Some(process)) = (self.processes, self.process) else {
-            return Ok(None);
-        };
-        if n == 0 {
-            anyhow::bail!("--processes must be at least 1");
-        }
-        if process >= n {
-            anyhow::bail!(
-                "--process {process} is not one of the {n} processes (0 to {})",
-                n - 1
-            );
-        }
-        if self.peers.len() != n {
-            anyhow::bail!(
-                "--peers names {} addresses for {n} processes: give every process's host:port, in process order",
-                self.peers.len()
-            );
-        }
-        if let Some(bad) = self.peers.iter().find(|p| {
-            p.rsplit_once(':')
-                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-        }) {
-            anyhow::bail!("--peers: {bad:?} is not host:port");
-        }
-        Ok(Some(tidemark::Cluster {
-            process,
-            peers: self.peers.clone(),
-        }))
-    }
+    cluster: super::cluster::ClusterArgs,
 }
 
 /// What a read of a whole log keeps besides the rows.
@@ -239,7 +189,7 @@ fn lend_workers(args: &Args, cluster: tidemark::Cluster) -> anyhow::Result<ExitC
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let cluster = args.cluster.cluster()?;
+    let cluster = args.cluster.cluster(None)?;
     if let Some(c) = &cluster {
         if c.process > 0 && args.log.input.is_some() {
             anyhow::bail!(

@@ -1,6 +1,7 @@
 //! Subcommands and their arguments.
 
 mod check;
+mod cluster;
 mod compute;
 mod erase;
 mod explain;

@@ -41,6 +41,8 @@ pub struct Args {
     /// the working directory without one; a fresh temporary one with --demo).
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: super::cluster::ClusterArgs,
 }
 
 /// The data directory: `--data`, else `serve.data_dir` (relative to the config's directory),
@@ -107,6 +109,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             timezone: zone,
         }
     });
+    let cluster = args.cluster.cluster(Some(&config.cluster))?;
+    if cluster.is_some() && args.demo {
+        anyhow::bail!("--demo runs on one process: leave out --processes, --process and --peers (and [cluster])");
+    }
     let data_dir = data_dir(&args, config.serve.data_dir.as_deref())?;
     // A file size limit (ulimit -f) makes a write to the log fail with an error that serve
     // answers (503 until it can write again), instead of a signal that kills it.
@@ -126,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 workers: args.workers,
                 demo,
                 data_dir,
+                cluster,
             },
         )
         .await?;

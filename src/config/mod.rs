@@ -1,7 +1,9 @@
 //! The operator's TOML configuration: defaults, parsing and validation with errors that name the key.
 
 mod actions;
+mod cluster;
 mod serve;
+pub use cluster::{is_host_port, ClusterConfig};
 
 pub use actions::{
     dims_keys, parse_duration_or_zero, Action, Alert, Breach, Bucket, Condition, Delivery,
@@ -243,6 +245,8 @@ struct RawConfig {
     alerts: Vec<actions::RawAlert>,
     #[serde(default)]
     delivery: actions::RawDelivery,
+    #[serde(default)]
+    cluster: cluster::RawCluster,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -348,6 +352,8 @@ pub struct Config {
     pub alerts: Vec<Alert>,
     /// How firings and alert transitions are delivered to their actions.
     pub delivery: Delivery,
+    /// The `[cluster]` section: this process's place in a cluster.
+    pub cluster: ClusterConfig,
 }
 
 impl Default for Config {
@@ -497,6 +503,7 @@ impl Config {
         let rules = actions::rules(raw.rules, &mut p);
         let alerts = actions::alerts(raw.alerts, &mut p);
         let delivery = actions::delivery(raw.delivery, &mut p);
+        let cluster = cluster::cluster(raw.cluster, &mut p);
         let config = Config {
             timezone,
             calendar,
@@ -520,6 +527,7 @@ impl Config {
             rules,
             alerts,
             delivery,
+            cluster,
         };
         check_references(&config, &mut p);
         check_counts(&config, &mut p);

@@ -19,7 +19,7 @@ use std::borrow::Cow;
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
 
 /// Why an input line was not accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Reason {
     /// The line is not one JSON object.
     MalformedJson,
@@ -76,7 +76,7 @@ impl Reason {
 }
 
 /// A rejection: the reason class and a sentence for the operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rejection {
     /// The reason's class, as counted.
     pub reason: Reason,

@@ -55,6 +55,18 @@ impl Dictionary {
             .unwrap_or_else(|| format!("#{id}"))
     }
 
+    /// Names channel `id` as another process's dictionary did (ids come in order; a gap is
+    /// filled with placeholders until its names arrive).
+    pub fn name_channel(&self, id: ChannelId, name: &str) {
+        let Ok(mut channels) = self.channels.write() else { return };
+        let at = id as usize;
+        while channels.len() <= at {
+            let n = channels.len();
+            channels.push(format!("#{n}").into());
+        }
+        channels[at] = name.into();
+    }
+
     /// Number of channels interned so far, `(none)` included.
     pub fn channel_count(&self) -> usize {
         self.channels.read().map(|v| v.len()).unwrap_or(1)

@@ -30,7 +30,7 @@ use crate::plan::{Plan, RuleRole};
 use crate::time::{Day, Hour};
 
 /// What happened to one input event.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The event counts from now on.
     Accepted,

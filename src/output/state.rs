@@ -124,6 +124,8 @@ impl Output {
                 }
             }
             Update::Progress(t) => self.complete(t, labeler),
+            // Notes are the pipeline's (`Pipeline::poll`).
+            Update::Notes(_) => {}
         }
     }
 

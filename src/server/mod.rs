@@ -55,31 +55,61 @@ pub(crate) struct AppState {
 
 /// The router of every endpoint.
 pub(crate) fn app(state: AppState) -> Router {
+    // Look-ups, explanations, firings and erasures need process 0's ingest state.
+    let zero = from_fn_with_state(state.clone(), at_process_zero);
     let ingest = Router::new()
         .route("/v1/events", post(ingest::events))
-        .route("/v1/persons/{kind}/{value}", delete(erase::person))
+        .route(
+            "/v1/persons/{kind}/{value}",
+            delete(erase::person).route_layer(zero.clone()),
+        )
         .route_layer(from_fn_with_state(state.clone(), auth::require_ingest));
     let reads = Router::new()
         .route("/metrics", get(read::metrics))
         .route("/v1/snapshot", get(read::snapshot))
         .route("/v1/rows", get(read::rows))
-        .route("/v1/identities/{kind}/{value}", get(read::identity))
+        .route(
+            "/v1/identities/{kind}/{value}",
+            get(read::identity).route_layer(zero.clone()),
+        )
         .route("/v1/subscribe", get(stream::sse))
         .route("/v1/ws", get(stream::websocket))
-        .route("/v1/firings", get(actions::firings))
-        .route("/v1/rules/{rule}/explain", get(actions::explain))
+        .route(
+            "/v1/firings",
+            get(actions::firings).route_layer(zero.clone()),
+        )
+        .route(
+            "/v1/rules/{rule}/explain",
+            get(actions::explain).route_layer(zero.clone()),
+        )
         .route("/v1/alerts", get(actions::alerts))
         .route_layer(from_fn_with_state(state.clone(), auth::require_read));
     Router::new()
         // The dashboard checks the read token itself, to answer a browser with a page.
         .route("/", get(dashboard::page))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(read::healthz))
         .route("/favicon.ico", get(dashboard::favicon))
         .merge(ingest)
         .merge(reads)
         .layer(from_fn_with_state(state.clone(), browser::guard))
         .layer(DefaultBodyLimit::max(state.bodies.max))
         .with_state(state)
+}
+
+/// Turns a request away from a process other than 0 of a cluster with 421, saying where to
+/// ask instead.
+async fn at_process_zero(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match s.live.process() {
+        Some(p) if p != 0 => error(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!("this is process {p} of the cluster; identity look-ups, explanations, firings and erasures are answered by process 0: send this request to its HTTP address"),
+        ),
+        _ => next.run(request).await,
+    }
 }
 
 /// An error answer: status and a JSON body `{"error": ...}` that says what to do.

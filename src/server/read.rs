@@ -39,13 +39,38 @@ pub async fn identity(
 
 /// `GET /metrics`: engine health in Prometheus text format.
 pub async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let status = s.live.status().await?;
-    let mut text = prometheus(&status, resident_memory());
+    use std::fmt::Write;
+    let up = s.live.health() == crate::live::Health::Up;
+    // A stopped dataflow (a lost process of the cluster) still answers this much.
+    let mut text = match s.live.status().await {
+        Ok(status) => prometheus(&status, resident_memory()),
+        Err(_) => String::new(),
+    };
+    let _ = writeln!(
+        text,
+        "# HELP tidemark_dataflow_up 1 while the dataflow runs; 0 while a cluster waits for its processes or after one was lost (see /healthz).\n# TYPE tidemark_dataflow_up gauge\ntidemark_dataflow_up {}",
+        up as u8
+    );
     if let Some(a) = &s.actions {
         text.push_str(&action_metrics(&a.stats));
     }
     connections(&mut text, &s.connections);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+/// `/healthz`: 200 `ok` while the dataflow runs, else 503 saying why (a cluster waiting for
+/// its processes, or one lost).
+pub async fn healthz(State(s): State<AppState>) -> Response {
+    use crate::live::Health;
+    match s.live.health() {
+        Health::Up => "ok\n".into_response(),
+        Health::Waiting => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the cluster's processes: start every process listed in --peers\n",
+        )
+            .into_response(),
+        Health::Lost(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
 }
 
 /// The connection counts of the HTTP server, in the same format.

@@ -28,6 +28,10 @@ pub struct ServeOptions {
     pub demo: Option<DemoOptions>,
     /// The data directory: the delivery log of actions lives here.
     pub data_dir: std::path::PathBuf,
+    /// Serve as one process of a cluster: process 0 takes every event (the others relay what
+    /// they receive to it), keeps the data directory and sends the actions; every process
+    /// serves the rows.
+    pub cluster: Option<crate::engine::Cluster>,
 }
 
 /// A started server.
@@ -164,9 +168,36 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
             None
         }
     };
-    let mqtt = config.mqtt.clone();
+    let mut mqtt = config.mqtt.clone();
+    let follower = options
+        .cluster
+        .as_ref()
+        .map(|c| c.process)
+        .filter(|p| *p != 0);
+    if let Some(c) = &options.cluster {
+        // The broker hands each event to one process of the group; each process has its own
+        // client id.
+        let group = &config.cluster.mqtt_group;
+        mqtt.topics = mqtt
+            .topics
+            .iter()
+            .map(|t| format!("$share/{group}/{t}"))
+            .collect();
+        mqtt.client_id = format!("{}-{}", mqtt.client_id, c.process);
+        crate::say!(
+            "tidemark: process {} of a cluster of {}; waiting until every process of --peers ({}) is up",
+            c.process,
+            c.peers.len(),
+            c.peers.join(", ")
+        );
+    }
+    if let Some(p) = follower {
+        crate::say!("tidemark: process {p} relays the events it receives to process 0, which keeps the data directory and sends the actions; this process keeps nothing");
+    }
     // The data directory first: its lock keeps a second server off it before anything starts.
-    let data = if serve.wal {
+    let data = if follower.is_some() {
+        None
+    } else if serve.wal {
         Some(crate::durable::DataDir::open(&options.data_dir, &config)?)
     } else {
         crate::say!(
@@ -181,7 +212,7 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
         .map(|r| &r.actions)
         .chain(config.alerts.iter().map(|a| &a.actions))
         .any(|a| !a.is_empty());
-    let actions = if acting {
+    let actions = if acting && follower.is_none() {
         let a = crate::io::actions::Actions::start(&config, &options.data_dir, stop.clone())?;
         Some(Arc::new(a))
     } else {
@@ -189,7 +220,10 @@ pub async fn start(config: Config, options: ServeOptions) -> Result<Running, Sta
     };
     let mut live_options = EngineOptions::from_config(&serve, options.workers.max(1));
     live_options.dead_letters = dead_letters;
-    live_options.identity_key = identity_key(&serve, &options.data_dir)?;
+    if follower.is_none() {
+        live_options.identity_key = identity_key(&serve, &options.data_dir)?;
+    }
+    live_options.cluster = options.cluster.clone();
     #[cfg(feature = "cli")]
     if options.demo.is_some() {
         // The demo plays simulated days past today (its badge says so): they are not a wrong

@@ -1,0 +1,142 @@
+//! The live engine as one process of a serving cluster: ingest requests relayed to process 0
+//! and answered back, and the health every process reports.
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use tokio::sync::oneshot;
+
+use super::{IngestReport, Source};
+use crate::dataflow::Time;
+use crate::engine::{RelayBody, Relayed};
+
+/// Where an ingest answer goes: to a caller of this process, or back to the process that
+/// relayed the request.
+pub(super) enum IngestReply {
+    Here(oneshot::Sender<IngestReport>),
+    There {
+        to: usize,
+        seq: u64,
+        relay: mpsc::Sender<Relayed>,
+    },
+}
+
+impl IngestReply {
+    pub(super) fn send(self, report: IngestReport) {
+        match self {
+            IngestReply::Here(reply) => {
+                let _ = reply.send(report);
+            }
+            IngestReply::There { to, seq, relay } => {
+                let body = serde_json::to_vec(&report).expect("an ingest report serialises");
+                let _ = relay.send(Relayed {
+                    from: 0,
+                    to,
+                    seq,
+                    body: RelayBody::Answer(body),
+                });
+            }
+        }
+    }
+}
+
+/// A process other than 0 of a serving cluster: its ingest requests wait for process 0's
+/// answers.
+pub(super) struct Follower {
+    pub(super) process: usize,
+    next: u64,
+    waiting: HashMap<u64, oneshot::Sender<IngestReport>>,
+    /// The latest time process 0 answered with: rows asked for here wait for it.
+    pub(super) answered: Time,
+}
+
+impl Follower {
+    pub(super) fn new(process: usize) -> Follower {
+        Follower {
+            process,
+            next: 0,
+            waiting: HashMap::new(),
+            answered: 0,
+        }
+    }
+
+    /// The message that relays a request's events to process 0; its answer goes to `reply`.
+    pub(super) fn ask(
+        &mut self,
+        source: Source,
+        events: Vec<Vec<u8>>,
+        reply: oneshot::Sender<IngestReport>,
+    ) -> Relayed {
+        self.next += 1;
+        self.waiting.insert(self.next, reply);
+        Relayed {
+            from: self.process,
+            to: 0,
+            seq: self.next,
+            body: RelayBody::Ingest {
+                source: source.to_string(),
+                events,
+            },
+        }
+    }
+
+    /// Takes process 0's answer to request `seq`.
+    pub(super) fn answer(&mut self, seq: u64, body: &[u8]) {
+        let Some(reply) = self.waiting.remove(&seq) else { return };
+        match serde_json::from_slice::<IngestReport>(body) {
+            Ok(report) => {
+                self.answered = self.answered.max(report.time);
+                let _ = reply.send(report);
+            }
+            Err(e) => tracing::error!("process 0 answered request {seq} with an unreadable report: {e}"),
+        }
+    }
+}
+
+/// The source a relayed request names, as this process's dead letters name sources.
+pub(super) fn source_named(name: &str) -> Source {
+    match name {
+        "http" => "http",
+        "mqtt" => "mqtt",
+        "demo" => "demo",
+        "library" => "library",
+        _ => "relay",
+    }
+}
+
+/// Whether the dataflow runs, as `/healthz` and `/metrics` report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Started; in a cluster, waiting until every process is connected.
+    Waiting,
+    /// Running.
+    Up,
+    /// The dataflow stopped without being asked to, and why (in a cluster: a process was
+    /// lost).
+    Lost(String),
+}
+
+/// The health shared between the engine's thread and its handles.
+#[derive(Debug)]
+pub(super) struct Shared(Mutex<Health>);
+
+impl Shared {
+    /// A cluster's engine waits for its processes; a single process's runs at once.
+    pub(super) fn new(clustered: bool) -> Shared {
+        Shared(Mutex::new(match clustered {
+            true => Health::Waiting,
+            false => Health::Up,
+        }))
+    }
+
+    pub(super) fn get(&self) -> Health {
+        self.0.lock().map(|h| h.clone()).unwrap_or(Health::Waiting)
+    }
+
+    pub(super) fn set(&self, health: Health) {
+        if let Ok(mut h) = self.0.lock() {
+            *h = health;
+        }
+    }
+}
