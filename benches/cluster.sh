@@ -2,7 +2,10 @@
 # One dataflow over two processes: `tidemark compute` on the real-shaped 1M log as one process
 # with two workers and as two processes with one worker each on loopback, taking turns, with
 # and without the five rules of tests/golden/actions.toml; prints events/s, peak memory of
-# process 0 and the bytes the loopback interface carried during each two-process run.
+# process 0 and the bytes the loopback interface carried during each two-process run. Then
+# `tidemark serve` the same ways, fed by `tidemark replay` (4 connections, 500 events per
+# request) as fast as it answers: one process with two workers, and two processes with the
+# events sent to process 0 and to process 1 (which relays them to process 0).
 # Usage: benches/cluster.sh [RUNS]   (2; logs under ${TMPDIR:-/tmp}/tidemark-bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +40,35 @@ for config in no-rules rules; do
     echo "$config, 1 process x 2 workers: $(one "$dir/$config.toml")"
     echo "$config, 2 processes x 1 worker: $(two "$dir/$config.toml")"
   done
+done
+
+ready() { # port
+  until curl -sf "127.0.0.1:$1/healthz" >/dev/null; do sleep 0.2; done
+}
+replayed() { # port
+  "$bin" replay --input "$dir/real-1m.ndjson" --target "http://127.0.0.1:$1" \
+    --batch 500 --connections 4 2>&1 | grep -E '^(achieved|latency)' | tr -s ' ' | paste -sd ';'
+}
+serve_one() {
+  "$bin" serve -w 2 --listen 127.0.0.1:27910 --data "$(mktemp -d)" 2>/dev/null &
+  local pid=$!
+  ready 27910
+  echo "serve, 1 process x 2 workers: $(replayed 27910)"
+  kill "$pid"; wait "$pid" || true
+}
+serve_two() { # port the events go to: 27911 (process 0) or 27912 (process 1)
+  local peers=127.0.0.1:27903,127.0.0.1:27904
+  "$bin" serve -w 1 --processes 2 --process 0 --peers "$peers" --listen 127.0.0.1:27911 \
+    --data "$(mktemp -d)" 2>/dev/null &
+  local first=$!
+  "$bin" serve -w 1 --processes 2 --process 1 --peers "$peers" --listen 127.0.0.1:27912 2>/dev/null &
+  local second=$!
+  ready 27911; ready 27912
+  echo "serve, 2 processes x 1 worker, events to port $1: $(replayed "$1")"
+  kill "$first" "$second"; wait "$first" "$second" || true
+}
+for _ in $(seq "$runs"); do
+  serve_one
+  serve_two 27911
+  serve_two 27912
 done

@@ -644,6 +644,10 @@ impl Driver {
             why
         };
         match self.pipeline.finish() {
+            Err(crate::engine::DataflowError::Cluster(why)) => {
+                tracing::error!("{why}");
+                self.health.set(Health::Lost(why));
+            }
             Err(e) => self.health.set(Health::Lost(lost(e.to_string()))),
             Ok(_) if !asked => self.health.set(Health::Lost(lost("its input ended".into()))),
             Ok(_) => {}

@@ -69,3 +69,33 @@ pub(super) fn cluster(raw: RawCluster, p: &mut Problems) -> ClusterConfig {
         mqtt_group,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn problems(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_cluster_section_is_read_and_checked() {
+        let c = Config::from_toml(
+            "[cluster]\nprocess = 1\npeers = [\"10.0.0.1:7101\", \"10.0.0.2:7101\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.cluster.process, Some(1));
+        assert_eq!(c.cluster.peers.len(), 2);
+        assert_eq!(c.cluster.mqtt_group, "tidemark");
+        let bad =
+            problems("[cluster]\nprocess = 2\npeers = [\"a:1\", \"b\"]\nmqtt_group = \"a/b\"\n");
+        for key in ["cluster.process", "cluster.peers[1]", "cluster.mqtt_group"] {
+            assert!(bad.contains(key), "{key} not named in: {bad}");
+        }
+        assert!(problems("[cluster]\nprocess = 0\n").contains("cluster.peers is missing"));
+        assert_eq!(Config::default().cluster.process, None);
+    }
+}

@@ -272,6 +272,7 @@ impl Dataflow {
                             Ok(batch) => Some(batch),
                             Err(TryRecvError::Empty) => {
                                 while probe.less_than(&(fed + 1)) {
+                                    pass_on(&mut relay);
                                     worker.step();
                                 }
                                 if fed > reported {
