@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use crate::common;
 use crate::common::receiver::Receiver;
-use crate::common::server::{binary, config_file, fresh_data_dir, generated, get_json, Server};
+use crate::common::server::{
+    binary, compute_with_firings, config_file, fresh_data_dir, generated, get_json, Server,
+};
 use serde_json::Value;
 
 /// SIGKILLs in the test run (the bench variant, benches/crash.sh, does 50).
@@ -41,30 +43,6 @@ wait = "2h"
 webhook = "{hook}"
 "#
     ))
-}
-
-/// `compute` on `lines`: the snapshot and the firings' `rule/key`s.
-fn expected(lines: &[String], cfg: &std::path::Path) -> (Value, BTreeSet<String>) {
-    let dir = fresh_data_dir();
-    let input = dir.join("log.ndjson");
-    let firings = dir.join("firings.ndjson");
-    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
-    let out = Command::new(binary())
-        .args(["compute", "--quiet", "--input"])
-        .arg(&input)
-        .arg("--config")
-        .arg(cfg)
-        .arg("--firings")
-        .arg(&firings)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let keys = common::firing_keys_in(&firings);
-    (serde_json::from_slice(&out.stdout).unwrap(), keys)
 }
 
 /// A tiny deterministic generator for kill moments and chunk sizes.
@@ -108,7 +86,7 @@ async fn sigkill_at_random_moments_loses_and_doubles_nothing() {
     let hook = Receiver::start(&[]);
     let cfg = config(&hook.url("/coupon"));
     let lines = generated(400, 14);
-    let (want, want_keys) = expected(&lines, &cfg);
+    let (want, want_keys) = compute_with_firings(&lines, &cfg);
     assert!(
         want_keys.len() >= 5,
         "the log makes too few firings to test: {}",

@@ -4,20 +4,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::common;
+use crate::common::cluster::loopback_addresses;
 
 fn golden(name: &str) {
     golden_in(name, 1);
-}
-
-/// Free loopback addresses, one per process (bound, then let go for the processes to take).
-fn loopback_addresses(n: usize) -> Vec<String> {
-    let listeners: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("a free port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().unwrap().to_string())
-        .collect()
 }
 
 /// The golden contract, with the dataflow spread over `processes` processes on loopback

@@ -8,6 +8,7 @@ mod actions;
 mod alerts;
 mod browser;
 mod cli;
+mod cluster;
 mod crash;
 mod durable;
 mod engine;

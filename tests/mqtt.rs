@@ -1,12 +1,17 @@
 //! `tidemark serve` against a real Mosquitto: events in over MQTT and HTTP, deltas out over SSE,
 //! WebSocket and MQTT, retained rows for late subscribers, and the persistent ingest session
-//! across a restart; every result is compared with `tidemark compute` on the same events.
+//! across a restart, and a cluster's processes sharing one subscription; every result is
+//! compared with `tidemark compute` on the same events.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use crate::common;
+use crate::common::cluster::{
+    busy_run, cluster_args, loopback_addresses, snapshot_converges, snapshot_differences,
+    start_together, wait_health,
+};
 use crate::common::server::{compute, files_containing, get_json, post_lines};
 use crate::mqtt_support::listen::{self, Rows, Shared};
 use crate::mqtt_support::{eventually, mosquitto, Broker, Tidemark};
@@ -474,4 +479,118 @@ async fn the_mqtt_dashboard_example_prints_the_retained_rows() {
     let expected = crate::examples::rows_by_day(&served, "dau");
     assert!(expected.len() >= 14, "{} days", expected.len());
     assert_eq!(printed, expected, "{text}");
+}
+
+/// The subscriptions a broker's log records, as `(client id, topic filter)`: Mosquitto logs
+/// each as a line `TIME: CLIENT QOS FILTER`.
+fn subscriptions(log: &str) -> Vec<(String, String)> {
+    log.lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once(": ")?;
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let [client, qos, filter] = words[..] else {
+                return None;
+            };
+            let qos_ok = qos.parse::<u8>().is_ok_and(|q| q <= 2);
+            (qos_ok && (filter.contains('/') || filter.contains('#')))
+                .then(|| (client.to_string(), filter.to_string()))
+        })
+        .collect()
+}
+
+/// Two processes of a cluster, both with `--mqtt` to one broker: each subscribes to the topics
+/// as the shared subscription `$share/tidemark/<topic>` (none to the topic itself), so the broker
+/// spreads the messages over the nodes and each event is taken once; every node then serves
+/// compute's snapshot of what was published (a duplicate taken twice would show in the counts).
+#[test]
+#[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
+fn a_cluster_shares_one_subscription_and_takes_each_event_once() {
+    busy_run(a_cluster_shares_one_subscription_and_takes_each_event_once_run());
+}
+
+async fn a_cluster_shares_one_subscription_and_takes_each_event_once_run() {
+    const SHARED: &str = "$share/tidemark/tidemark/events/#";
+    const CLUSTER_TOPIC: &str = "tidemark/events/x";
+    let bin = mosquitto();
+    let broker = Broker::start(&bin, "cluster");
+    let cfg = config(broker.dir(), "tidemark-cluster");
+    let peers = loopback_addresses(2);
+    let nodes = start_together(2, |i| {
+        let data = broker.dir().join(format!("tidemark-data-{i}"));
+        let mut args = vec!["--data".to_string(), data.display().to_string()];
+        args.extend(cluster_args(&peers, i));
+        Tidemark::start_with(&cfg, &broker, &args)
+    });
+    let http = reqwest::Client::new();
+    let urls: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
+    wait_health(&http, &urls, 200, Duration::from_secs(60)).await;
+    let subscribers: std::collections::BTreeSet<String> = eventually(
+        "both nodes to subscribe",
+        Duration::from_secs(20),
+        || async {
+            let text = broker.log.text();
+            let shared: std::collections::BTreeSet<String> = subscriptions(&text)
+                .into_iter()
+                .filter(|(_, f)| f == SHARED)
+                .map(|(c, _)| c)
+                .collect();
+            (shared.len() >= 2 && text.matches("Sending SUBACK to").count() >= 2).then_some(shared)
+        },
+    )
+    .await;
+    let all = subscriptions(&broker.log.text());
+    assert_eq!(
+        subscribers.len(),
+        2,
+        "one shared subscriber per node: {all:?}"
+    );
+    // (Each node's publisher also subscribes, to its own rows: those are not events.)
+    assert!(
+        all.iter()
+            .filter(|(_, f)| f.ends_with("tidemark/events/#"))
+            .all(|(_, f)| f == SHARED),
+        "every subscription to the events is the group's: {all:?}"
+    );
+
+    let lines = generate(300, 14, 7);
+    let (messages, sent) = payloads(&lines, Some(60));
+    listen::publish_events(broker.port, "test-cluster", CLUSTER_TOPIC, &messages).await;
+    let expected = compute(&sent, None);
+    for (i, u) in urls.iter().enumerate() {
+        let served = snapshot_converges(&http, u, Duration::from_secs(60), |s| {
+            let mut d = snapshot_differences(&expected, s);
+            if expected["events"]["rejected"] != s["events"]["rejected"] {
+                d.push(format!(
+                    "events.rejected: expected {}, got {}",
+                    expected["events"]["rejected"], s["events"]["rejected"]
+                ));
+            }
+            if expected["extensions"] != s["extensions"] {
+                d.push("extensions differ".to_string());
+            }
+            d
+        })
+        .await;
+        assert_same(&expected, &served, &format!("process {i}"));
+    }
+    // The broker spread the messages: each node was sent some.
+    let text = broker.log.text();
+    for id in &subscribers {
+        let to = format!("Sending PUBLISH to {id} (");
+        let quoted = format!("'{CLUSTER_TOPIC}'");
+        let n = text
+            .lines()
+            .filter(|l| l.contains(&to) && l.contains(&quoted))
+            .count();
+        assert!(
+            n > 0,
+            "{id} was sent none of the {} messages:\n{}",
+            messages.len(),
+            nodes
+                .iter()
+                .map(|n| n.log.text())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
 }

@@ -221,5 +221,6 @@ pub fn firing_differences(expected: &str, actual: &str) -> Vec<String> {
     }
     out
 }
+pub mod cluster;
 pub mod receiver;
 pub mod server;

@@ -211,6 +211,37 @@ pub fn compute(lines: &[String], config: Option<&std::path::Path>) -> serde_json
     serde_json::from_slice(&out.stdout).expect("snapshot JSON")
 }
 
+/// `compute` on `lines` with the configuration `cfg`: the snapshot and the `rule/key` of each
+/// firing (`compute --firings`).
+pub fn compute_with_firings(
+    lines: &[String],
+    cfg: &std::path::Path,
+) -> (serde_json::Value, std::collections::BTreeSet<String>) {
+    let dir = fresh_data_dir();
+    let input = dir.join("log.ndjson");
+    let firings = dir.join("firings.ndjson");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let out = Command::new(binary())
+        .args(["compute", "--quiet", "--input"])
+        .arg(&input)
+        .arg("--config")
+        .arg(cfg)
+        .arg("--firings")
+        .arg(&firings)
+        .output()
+        .expect("tidemark compute runs");
+    assert!(
+        out.status.success(),
+        "compute failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = super::firing_keys_in(&firings);
+    (
+        serde_json::from_slice(&out.stdout).expect("snapshot JSON"),
+        keys,
+    )
+}
+
 /// GETs a JSON document, panicking with the answer when it is not one.
 pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
     let resp = client.get(url).send().await.expect("server answers");

@@ -229,10 +229,16 @@ const LISTENING: &str = "tidemark: listening on ";
 
 impl Tidemark {
     pub fn start(config: &Path, broker: &Broker) -> Tidemark {
+        Tidemark::start_with(config, broker, &[])
+    }
+
+    /// As [`Tidemark::start`], with more arguments (a data directory, a process of a cluster).
+    pub fn start_with(config: &Path, broker: &Broker, args: &[String]) -> Tidemark {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
             .args(["serve", "--listen", "127.0.0.1:0", "--mqtt", &broker.url()])
             .arg("--config")
             .arg(config)
+            .args(args)
             .env("TIDEMARK_LOG", "info")
             .env_remove("TIDEMARK_INGEST_TOKEN")
             .env_remove("TIDEMARK_READ_TOKEN")
