@@ -188,13 +188,14 @@ impl Dataflow {
                     let profile = crate::profile::install(worker);
                     let (mut inputs, mut notes) = worker.dataflow::<Time, _, _>(|scope| {
                         let (inputs, outputs) = build(scope, plan, dict);
-                        report(served(outputs.rows, everywhere, processes, threads), out.clone(), Update::Rows).probe_with(&probe);
+                        let rows = served(outputs.rows, everywhere, processes, threads);
+                        report(rows, out.clone(), Update::Rows).probe_with(&probe);
                         report(at_worker_zero(outputs.guarded), out.clone(), Update::Guarded)
                             .probe_with(&probe);
                         report(at_worker_zero(outputs.firings), out.clone(), Update::Firings)
                             .probe_with(&probe);
-                        report(served(outputs.alerts, everywhere, processes, threads), out.clone(), Update::Alerts)
-                            .probe_with(&probe);
+                        let alerts = served(outputs.alerts, everywhere, processes, threads);
+                        report(alerts, out.clone(), Update::Alerts).probe_with(&probe);
                         if options.track_verdicts {
                             report(at_worker_zero(outputs.verdicts), out.clone(), Update::Verdicts)
                                 .probe_with(&probe);
