@@ -802,7 +802,7 @@ impl Driver {
             Events::List(list) => list.into_iter().for_each(&mut offer),
             Events::Body(body, format) => for_each(&body, format, offer),
         }
-        if self.options.cluster.is_some() && report.accepted < report_len(&report) {
+        if self.options.cluster.is_some() && report.duplicates + report.rejected > 0 {
             // The other processes learn the counts of duplicates and rejections with a batch.
             self.pending_since.get_or_insert_with(Instant::now);
         }
@@ -1058,11 +1058,6 @@ impl Driver {
             }
         }
     }
-}
-
-/// Events of a request, whatever became of them.
-fn report_len(report: &IngestReport) -> u64 {
-    report.accepted + report.duplicates + report.rejected
 }
 
 /// Appends the counted duplicates and rejections to the log, one record per reason

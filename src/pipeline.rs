@@ -207,10 +207,7 @@ impl Pipeline {
             everywhere,
             ..DataflowOptions::default()
         };
-        let engine = match hook {
-            None => Dataflow::start(plan.clone(), dict.clone(), dataflow)?,
-            hook => Dataflow::start_relaying(plan.clone(), dict.clone(), dataflow, hook)?,
-        };
+        let engine = Dataflow::start_relaying(plan.clone(), dict.clone(), dataflow, hook)?;
         Ok(Pipeline {
             notes,
             follower,

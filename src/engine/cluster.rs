@@ -176,8 +176,8 @@ pub(super) fn at_every_process<'s, D: differential_dataflow::ExchangeData>(
         .as_collection()
 }
 
-/// The notes fed at worker 0, sent to the first worker of every process and handed to `out`
-/// there; `probe` passes a time once its notes are handed over.
+/// The notes fed at worker 0, sent to the first worker of every other process and handed to
+/// `out` there; `probe` passes a time once its notes are handed over.
 pub(super) fn notes<'s>(
     scope: timely::dataflow::Scope<'s, Time>,
     processes: usize,
@@ -191,7 +191,8 @@ pub(super) fn notes<'s>(
     scope
         .input_from(&mut input)
         .container::<Vec<Note>>()
-        .flat_map(move |n: Note| (0..processes).map(move |p| (p, n.clone())))
+        // Process 0 wrote them: its ingest is where they come from, so they go to the others.
+        .flat_map(move |n: Note| (1..processes).map(move |p| (p, n.clone())))
         .exchange(move |(p, _)| (*p * threads) as u64)
         .inspect_core(move |event| {
             if let Ok((_, notes)) = event {

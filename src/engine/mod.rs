@@ -37,7 +37,8 @@ pub enum Update {
     Verdicts(Changes<Verdict>),
     /// Changes to alert transitions and statuses.
     Alerts(Changes<AlertRecord>),
-    /// What process 0 sent beside the rows (only in a cluster, with `everywhere`).
+    /// What process 0 sent beside the rows (on the other processes of a cluster, with
+    /// `everywhere`).
     Notes(Vec<Note>),
     /// Every change at times up to and including this one has been reported.
     Progress(Time),
@@ -123,6 +124,7 @@ pub struct Dataflow {
 
 impl Dataflow {
     /// Starts the workers on their own threads.
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))]
     pub fn start(
         plan: Arc<Plan>,
         dict: Arc<Dictionary>,
