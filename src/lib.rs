@@ -78,6 +78,7 @@ pub use live::{
 };
 pub use pipeline::{DataflowError, ReadBack};
 pub use pipeline::{Finished, Pipeline, PipelineOptions};
+pub use pipeline::{Part, Parts, PartsError, PART_LINES};
 pub use store::{repair, DirLock, RepairReport};
 
 /// Declares the modules that are the engine's inside: `pub(crate)`, except with the

@@ -699,6 +699,12 @@ impl Driver {
                     let events = events.into_iter().map(EventBytes::from).collect();
                     self.ingest(cluster::source_named(&source), Events::List(events), reply);
                 }
+                crate::engine::RelayBody::Part { .. } => {
+                    tracing::warn!(
+                        "process {} sent a part of a log, as `compute` does: every process of a cluster must run `serve`",
+                        message.from
+                    );
+                }
             },
             Command::Subscribe(filter, reply) => {
                 let _ = reply.send(self.pipeline.subscribe(filter));

@@ -1,7 +1,10 @@
 //! The engine driven on the caller's thread: lines in, batches to the dataflow, rows and
 //! identities out. `tidemark compute` reads a whole log through it.
 
+mod parts;
 mod rounds;
+
+pub use parts::{Part, Parts, PartsError, PART_LINES};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -648,6 +651,12 @@ impl Pipeline {
     /// Where messages to other processes of the cluster go (`serving_in_cluster` only).
     pub(crate) fn relay_sender(&self) -> Option<std::sync::mpsc::Sender<crate::engine::Relayed>> {
         self.engine.relay.clone()
+    }
+
+    /// Whether the dataflow's workers have ended before being asked to (in a cluster: a
+    /// process was lost).
+    pub(crate) fn engine_ended(&self) -> bool {
+        self.engine.ended()
     }
 
     /// Whether the dataflow's workers run (in a cluster: every process is connected).

@@ -7,12 +7,13 @@ use crate::common;
 use crate::common::cluster::loopback_addresses;
 
 fn golden(name: &str) {
-    golden_in(name, 1);
+    golden_in(name, 1, false);
 }
 
-/// The golden contract, with the dataflow spread over `processes` processes on loopback
-/// (process 0 reads the log and writes the output; the others only lend their worker).
-fn golden_in(name: &str, processes: usize) {
+/// The golden contract, with the dataflow spread over `processes` processes on loopback.
+/// Process 0 writes the output; it reads the whole log, or with `split` each process reads its
+/// own part (the log cut in `processes` runs of lines, process 0 the first).
+fn golden_in(name: &str, processes: usize, split: bool) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let out = std::env::temp_dir().join(format!(
         "tidemark-golden-{name}-{processes}-{}.json",
@@ -29,10 +30,31 @@ fn golden_in(name: &str, processes: usize) {
             cmd.arg("--config").arg(&cfg);
         }
     };
+    let log = dir.join(format!("{name}.ndjson"));
+    let parts: Vec<PathBuf> = if split {
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let per = lines.len().div_ceil(processes);
+        lines
+            .chunks(per)
+            .enumerate()
+            .map(|(i, chunk)| {
+                let part = out.with_extension(format!("part{i}"));
+                std::fs::write(&part, chunk.join("\n") + "\n").unwrap();
+                part
+            })
+            .collect()
+    } else {
+        vec![log]
+    };
+    assert!(parts.len() == processes || !split, "one part per process");
     let others: Vec<std::process::Child> = (1..processes)
         .map(|process| {
             let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
             cmd.args(["compute", "--quiet"]);
+            if let Some(part) = parts.get(process) {
+                cmd.arg("--input").arg(part);
+            }
             cluster(&mut cmd, process);
             cmd.stdout(std::process::Stdio::null());
             cmd.spawn().expect("tidemark runs")
@@ -44,7 +66,7 @@ fn golden_in(name: &str, processes: usize) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
     cmd.arg("compute")
         .arg("--input")
-        .arg(dir.join(format!("{name}.ndjson")))
+        .arg(&parts[0])
         .arg("--output")
         .arg(&out)
         .arg("--rejects")
@@ -120,8 +142,23 @@ fn golden_in(name: &str, processes: usize) {
         .map(|v| v.as_u64().unwrap())
         .sum();
     assert_eq!(rejected.lines().count() as u64, total);
+    let lines_in: Vec<(String, usize)> = parts
+        .iter()
+        .map(|p| {
+            let n = std::fs::read(p).unwrap().split(|b| *b == b'\n').count() - 1;
+            (p.display().to_string(), n)
+        })
+        .collect();
     for line in rejected.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        // Each names the file it was read from (a part, when split) and its line there.
+        let (source, index) = (v["source"].as_str().unwrap(), v["index"].as_u64().unwrap());
+        assert!(
+            lines_in
+                .iter()
+                .any(|(p, n)| p == source && (1..=*n as u64).contains(&index)),
+            "{source}:{index} is no line of {lines_in:?}"
+        );
         assert!(
             v["reason"].as_str().is_some_and(|r| !r.is_empty()) && v["input"].is_string(),
             "{line}"
@@ -129,6 +166,11 @@ fn golden_in(name: &str, processes: usize) {
     }
     let _ = std::fs::remove_file(out);
     let _ = std::fs::remove_file(rejects);
+    if split {
+        for part in parts {
+            let _ = std::fs::remove_file(part);
+        }
+    }
 }
 
 #[test]
@@ -160,17 +202,29 @@ fn golden_actions_edge() {
 /// one process, on the sets with identity merges and with rules and alerts.
 #[test]
 fn golden_linked_over_two_processes() {
-    golden_in("linked", 2);
+    golden_in("linked", 2, false);
 }
 
 #[test]
 fn golden_actions_over_two_processes() {
-    golden_in("actions", 2);
+    golden_in("actions", 2, false);
 }
 
 #[test]
 fn golden_actions_edge_over_three_processes() {
-    golden_in("actions-edge", 3);
+    golden_in("actions-edge", 3, false);
+}
+
+/// A log split across the processes, each reading its own part with `--input`, gives the rows,
+/// firings and dead letters of the whole log read by one.
+#[test]
+fn golden_actions_split_over_three_processes() {
+    golden_in("actions", 3, true);
+}
+
+#[test]
+fn golden_edge_split_over_two_processes() {
+    golden_in("edge", 2, true);
 }
 
 /// Processes started with different configurations cannot build one dataflow: each says so

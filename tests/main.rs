@@ -28,4 +28,5 @@ mod properties;
 mod readme;
 mod replay;
 mod serve;
+mod split;
 mod wal;

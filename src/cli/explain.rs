@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::compute::{read_log, LogArgs, Track};
+use super::log::{read_log, LogArgs, Track};
 
 /// Arguments of `explain`.
 #[derive(Debug, clap::Args)]
@@ -22,7 +22,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         identities: true,
         verdicts: true,
     };
-    let finished = read_log(&args.log, track, true, |_, _, _| Ok(()))?;
+    let finished = read_log(&args.log, track, true, |_, _, _, _| Ok(()))?;
     let Some(doc) = finished.explain(&args.rule, &args.key) else {
         let names: Vec<&str> = finished.rule_names().collect();
         anyhow::bail!(

@@ -6,6 +6,7 @@ mod compute;
 mod erase;
 mod explain;
 mod generate;
+mod log;
 mod repair;
 mod replay;
 mod serve;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use super::compute::{read_log, LogArgs, Track};
+use super::log::{read_log, LogArgs, Track};
 
 /// Arguments of `whois`.
 #[derive(Debug, clap::Args)]
@@ -24,7 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         identities: true,
         verdicts: false,
     };
-    let mut finished = read_log(&args.log, track, true, |_, _, _| Ok(()))?;
+    let mut finished = read_log(&args.log, track, true, |_, _, _, _| Ok(()))?;
     let out = finished.whois(kind, value);
     tidemark::console::print(&(serde_json::to_string_pretty(&out)? + "\n"))?;
     Ok(if out["found"] == true {

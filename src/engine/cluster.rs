@@ -93,8 +93,16 @@ pub struct Relayed {
 pub enum RelayBody {
     /// Events a process took in, for process 0's ingest; `source` as dead letters name it.
     Ingest { source: String, events: Vec<Vec<u8>> },
-    /// The answer to an ingest request, as JSON of `live::IngestReport`.
+    /// The answer to an ingest request, as JSON of `live::IngestReport` (to a part's chunk:
+    /// empty, once process 0 took it).
     Answer(Vec<u8>),
+    /// A chunk of a process's part of a log split across the cluster (`compute`); no lines
+    /// end the part.
+    Part {
+        source: String,
+        first_line: u64,
+        lines: Vec<Vec<u8>>,
+    },
 }
 
 /// Worker 0's input of notes.

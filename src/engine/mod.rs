@@ -236,8 +236,9 @@ impl Dataflow {
                         drop(inputs);
                         drop(notes);
                         let mut reported: Time = 0;
+                        let relaying = relay.is_some();
                         while !probe.done() {
-                            if everywhere && first_here {
+                            if first_here && (everywhere || relaying) {
                                 pass_on(&mut relay);
                                 let through = probe.with_frontier(|f| {
                                     f.iter().next().map_or(reported, |t| t.saturating_sub(1))
@@ -349,6 +350,11 @@ impl Dataflow {
             up,
             thread,
         })
+    }
+
+    /// Whether the workers have ended (their input closed, or a process of the cluster lost).
+    pub fn ended(&self) -> bool {
+        self.thread.is_finished()
     }
 
     /// Closes the input and waits for the workers to finish; returns the update stream's rest.
