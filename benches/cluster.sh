@@ -5,8 +5,10 @@
 # process 0 and the bytes the loopback interface carried during each two-process run. Then
 # `tidemark serve` the same ways, fed by `tidemark replay` (4 connections, 500 events per
 # request) as fast as it answers: one process with two workers, and two processes with the
-# events sent to process 0 and to process 1 (which relays them to process 0).
-# Usage: benches/cluster.sh [RUNS]   (2; logs under ${TMPDIR:-/tmp}/tidemark-bench)
+# events sent to process 0 and to process 1 (which relays them to process 0). The compute
+# runs include the log split in two halves, each process reading its own with --input.
+# Usage: benches/cluster.sh [RUNS] [compute]   (2 runs; `compute` skips serve; logs under
+# ${TMPDIR:-/tmp}/tidemark-bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-2}
@@ -23,14 +25,19 @@ summary() { tail -1 | sed 's/.*rows; //'; }
 one() { # config
   "$bin" compute -w 2 --config "$1" --input "$dir/real-1m.ndjson" --output /dev/null 2>&1 | summary
 }
-two() { # config
+split -n l/2 -d "$dir/real-1m.ndjson" "$dir/real-1m.half-"
+two() { # config, and `split` to give each process half of the log
   local peers=127.0.0.1:27901,127.0.0.1:27902 before out
+  local input=("$dir/real-1m.ndjson") other=()
+  if [ "${2:-}" = split ]; then
+    input=("$dir/real-1m.half-00") other=(--input "$dir/real-1m.half-01")
+  fi
   before=$(loopback)
   "$bin" compute -w 1 --processes 2 --process 0 --peers "$peers" --config "$1" \
-    --input "$dir/real-1m.ndjson" --output "$dir/cluster.json" >/dev/null 2>"$dir/cluster.err" &
+    --input "${input[0]}" --output "$dir/cluster.json" >/dev/null 2>"$dir/cluster.err" &
   local first=$!
   sleep 0.1
-  "$bin" compute -q -w 1 --processes 2 --process 1 --peers "$peers" --config "$1"
+  "$bin" compute -q -w 1 --processes 2 --process 1 --peers "$peers" --config "$1" "${other[@]}"
   wait "$first"
   out=$(summary <"$dir/cluster.err")
   echo "$out; loopback $(($(loopback) - before)) bytes"
@@ -39,8 +46,10 @@ for config in no-rules rules; do
   for _ in $(seq "$runs"); do
     echo "$config, 1 process x 2 workers: $(one "$dir/$config.toml")"
     echo "$config, 2 processes x 1 worker: $(two "$dir/$config.toml")"
+    echo "$config, 2 processes x 1 worker, log split in two: $(two "$dir/$config.toml" split)"
   done
 done
+[ "${2:-}" = compute ] && exit 0
 
 ready() { # port
   until curl -sf "127.0.0.1:$1/healthz" >/dev/null; do sleep 0.2; done
