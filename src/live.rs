@@ -658,10 +658,13 @@ impl Driver {
     }
 
     /// Notes for the sources when the oldest event not yet in the rows was accepted: the
-    /// oldest batch in flight, else the pending batch.
+    /// oldest batch in flight, else the pending batch; on a follower, the oldest request
+    /// relayed to process 0 and not yet answered.
     fn note_lag(&self) {
         let oldest = self.in_flight.front().map(|(_, at)| *at);
-        self.pressure.set_oldest(oldest.or(self.pending_since));
+        let relayed = self.follower.as_ref().and_then(|f| f.oldest());
+        let oldest = [oldest.or(self.pending_since), relayed].into_iter().flatten().min();
+        self.pressure.set_oldest(oldest);
     }
 
     fn handle(&mut self, command: Command) {

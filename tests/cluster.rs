@@ -1,8 +1,9 @@
 //! `tidemark serve` over several processes (timely's cluster mode), against the real binary on
 //! loopback: events posted at any node are judged once by process 0, every node serves the
 //! snapshot `compute` makes of the whole log, rules fire once per cluster, a lost process takes
-//! the cluster down until every process is restarted (and nothing acknowledged is lost), and
-//! arguments that cannot make a cluster are refused with what to fix.
+//! the cluster down until every process is restarted (and nothing acknowledged is lost), a node
+//! pushes back while process 0 does not answer, and arguments that cannot make a cluster are
+//! refused with what to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -426,6 +427,94 @@ fn a_lost_process_stops_the_cluster_and_a_restart_of_every_process_loses_nothing
 }
 
 /// Runs `tidemark serve` with `args` and no cluster to join; answers its exit status and
+
+/// Sends `signal` (`STOP`, `CONT`) to process `pid`.
+fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status();
+    assert!(
+        sent.is_ok_and(|s| s.success()),
+        "kill -{signal} {pid} failed"
+    );
+}
+
+/// A follower pushes back while process 0 does not answer: with process 0 stopped (SIGSTOP),
+/// the request it relayed waits; once that has waited longer than `serve.max_lag`, the next
+/// requests get 429 with `Retry-After` and are not taken, and `/metrics` counts them. After
+/// SIGCONT the waiting request is answered, the rest is taken, and both nodes serve compute's
+/// snapshot: nothing was lost or taken twice.
+#[test]
+fn a_follower_pushes_back_while_process_0_does_not_answer() {
+    busy_run(async {
+        let lines = generated(300, 14);
+        let expected = compute(&lines, None);
+        let client = reqwest::Client::new();
+        let peers = loopback_addresses(2);
+        let cfg = config_file("[serve]\nmax_lag = \"300ms\"\n");
+        let cfg = cfg.display().to_string();
+        let nodes = start_cluster(&data_dirs(2), &peers, &["--config", &cfg]);
+        let urls = bases(&nodes);
+        wait_health(&client, &urls, 200, LIMIT).await;
+        let (first, rest) = lines.split_at(lines.len() / 2);
+
+        signal(nodes[0].child.id(), "STOP");
+        let waiting = {
+            let (client, base, first) = (client.clone(), urls[1].clone(), first.to_vec());
+            tokio::spawn(async move { try_post(&client, &base, &first, LIMIT).await })
+        };
+        // Past max_lag (300 ms) for the relayed request, the next one is turned away at once.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let pushed_back = client
+            .post(format!("{}/v1/events", urls[1]))
+            .header("Content-Type", "application/x-ndjson")
+            .body(rest[0].clone() + "\n")
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("process 1 answers at once");
+        assert_eq!(pushed_back.status(), 429);
+        assert!(pushed_back.headers().contains_key("retry-after"));
+        let said = pushed_back.text().await.unwrap();
+        assert!(said.contains("max_lag"), "{said}");
+        let counted = metric_at(&client, &urls[1], "tidemark_ingest_pushed_back_total").await;
+        assert!(counted.is_some_and(|n| n >= 1), "{counted:?}");
+        assert!(
+            !waiting.is_finished(),
+            "the relayed request waits for process 0"
+        );
+
+        signal(nodes[0].child.id(), "CONT");
+        let answer = waiting
+            .await
+            .unwrap()
+            .expect("the relayed request is answered");
+        let judged = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap();
+        assert_eq!(judged, first.len() as u64, "{answer}");
+        // The rest, sent again on 429 as a client would.
+        for chunk in rest.chunks(200) {
+            let deadline = Instant::now() + LIMIT;
+            while let Err(e) = try_post(&client, &urls[1], chunk, LIMIT).await {
+                assert!(Instant::now() < deadline, "{e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        for u in &urls {
+            snapshot_converges(&client, u, LIMIT, |s| {
+                let mut d = snapshot_differences(&expected, s);
+                if s["events"] != expected["events"] {
+                    d.push(format!(
+                        "events: {} against {}",
+                        s["events"], expected["events"]
+                    ));
+                }
+                d
+            })
+            .await;
+        }
+    })
+}
+
 /// standard error. Panics if it still runs after 30 s (it would be serving).
 fn serve_refused(args: &[&str]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(binary())

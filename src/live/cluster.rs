@@ -1,9 +1,10 @@
 //! The live engine as one process of a serving cluster: ingest requests relayed to process 0
 //! and answered back, and the health every process reports.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::sync::Mutex;
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -46,7 +47,8 @@ impl IngestReply {
 pub(super) struct Follower {
     pub(super) process: usize,
     next: u64,
-    waiting: HashMap<u64, oneshot::Sender<IngestReport>>,
+    /// Requests relayed and not yet answered, oldest first, with when each was relayed.
+    waiting: BTreeMap<u64, (Instant, oneshot::Sender<IngestReport>)>,
     /// The latest time process 0 answered with: rows asked for here wait for it.
     pub(super) answered: Time,
 }
@@ -56,7 +58,7 @@ impl Follower {
         Follower {
             process,
             next: 0,
-            waiting: HashMap::new(),
+            waiting: BTreeMap::new(),
             answered: 0,
         }
     }
@@ -69,7 +71,7 @@ impl Follower {
         reply: oneshot::Sender<IngestReport>,
     ) -> Relayed {
         self.next += 1;
-        self.waiting.insert(self.next, reply);
+        self.waiting.insert(self.next, (Instant::now(), reply));
         Relayed {
             from: self.process,
             to: 0,
@@ -81,9 +83,15 @@ impl Follower {
         }
     }
 
+    /// When the oldest request still waiting for process 0 was relayed: a follower's lag, so
+    /// that its sources push back (`serve.max_lag`) when process 0 is behind or stuck.
+    pub(super) fn oldest(&self) -> Option<Instant> {
+        self.waiting.first_key_value().map(|(_, (at, _))| *at)
+    }
+
     /// Takes process 0's answer to request `seq`.
     pub(super) fn answer(&mut self, seq: u64, body: &[u8]) {
-        let Some(reply) = self.waiting.remove(&seq) else { return };
+        let Some((_, reply)) = self.waiting.remove(&seq) else { return };
         match serde_json::from_slice::<IngestReport>(body) {
             Ok(report) => {
                 self.answered = self.answered.max(report.time);
