@@ -426,8 +426,6 @@ fn a_lost_process_stops_the_cluster_and_a_restart_of_every_process_loses_nothing
     });
 }
 
-/// Runs `tidemark serve` with `args` and no cluster to join; answers its exit status and
-
 /// Sends `signal` (`STOP`, `CONT`) to process `pid`.
 fn signal(pid: u32, signal: &str) {
     let sent = Command::new("kill")
@@ -515,6 +513,7 @@ fn a_follower_pushes_back_while_process_0_does_not_answer() {
     })
 }
 
+/// Runs `tidemark serve` with `args` and no cluster to join; answers its exit status and
 /// standard error. Panics if it still runs after 30 s (it would be serving).
 fn serve_refused(args: &[&str]) -> (std::process::ExitStatus, String) {
     let mut child = Command::new(binary())
