@@ -1,20 +1,18 @@
 //! Runs the dataflow on timely workers: fact batches in over a channel, row changes and progress out.
 
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender, TryRecvError};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use std::thread::JoinHandle;
 
-use timely::dataflow::operators::probe::Handle as Probe;
-
-use crate::dataflow::{at_worker_zero, build, AlertRecord, Coll, Firing, Time, Verdict};
+use crate::dataflow::{at_worker_zero, AlertRecord, Coll, Firing, Time, Verdict};
 use crate::facts::{FactBatch, First, Ident, Person};
 use crate::ingest::Dictionary;
 use crate::metric::{Key, Value};
 use crate::plan::Plan;
 
 mod cluster;
+mod worker;
 pub use cluster::{counts_of, Cluster, Note, RelayBody, RelayHook, Relayed};
 
 /// Changes of one kind of output, each `(record, time, diff)`.
@@ -143,200 +141,45 @@ impl Dataflow {
     ) -> std::io::Result<Dataflow> {
         let (batch_tx, batch_rx) = mpsc::sync_channel::<Round>(options.queue.max(1));
         let (update_tx, update_rx) = mpsc::channel::<Update>();
-        let batch_rx = Arc::new(Mutex::new(Some(batch_rx)));
         let hook = hook.filter(|_| options.cluster.is_some());
         let (relay_tx, relay_rx) = mpsc::channel::<Relayed>();
-        let relay_rx = Arc::new(Mutex::new(Some(relay_rx)));
         let relay_tx = hook.is_some().then_some(relay_tx);
         let up = Arc::new(AtomicBool::new(false));
-        let running = up.clone();
+        let threads = options.workers.max(1);
+        let (config, processes) = match options.cluster.clone() {
+            None => (timely::Config::process(threads), 1),
+            Some(c) => {
+                let processes = c.peers.len();
+                let config = timely::Config {
+                    communication: timely::CommunicationConfig::Cluster {
+                        threads,
+                        process: c.process,
+                        addresses: c.peers,
+                        report: false,
+                        zerocopy: false,
+                    },
+                    worker: timely::WorkerConfig::default(),
+                };
+                (config, processes)
+            }
+        };
+        let shared = worker::Shared {
+            plan,
+            dict,
+            options,
+            out: update_tx,
+            hook,
+            relay_rx: Mutex::new(Some(relay_rx)),
+            rounds: Mutex::new(Some(batch_rx)),
+            up: up.clone(),
+            threads,
+            processes,
+        };
         let thread = std::thread::Builder::new()
             .name("tidemark-engine".into())
             .spawn(move || {
-                let threads = options.workers.max(1);
-                let (config, processes) = match options.cluster.clone() {
-                    None => (timely::Config::process(threads), 1),
-                    Some(c) => {
-                        let processes = c.peers.len();
-                        let config = timely::Config {
-                            communication: timely::CommunicationConfig::Cluster {
-                                threads,
-                                process: c.process,
-                                addresses: c.peers,
-                                report: false,
-                                zerocopy: false,
-                            },
-                            worker: timely::WorkerConfig::default(),
-                        };
-                        (config, processes)
-                    }
-                };
-                let guards = timely::execute(config, move |worker| {
-                    let index = worker.index();
-                    let out = update_tx.clone();
-                    let track = options.track_identities;
-                    let everywhere = options.everywhere && options.cluster.is_some();
-                    let plan = plan.clone();
-                    let dict = dict.clone();
-                    let probe = Probe::new();
-                    if options.cluster.is_some() {
-                        let mine = cluster::fingerprint(&plan, &options);
-                        if !cluster::alike_everywhere(worker, mine) {
-                            return Err(
-                                "the processes of the cluster were not started alike: give every one the same --config, -w, --processes and --peers".to_string()
-                            );
-                        }
-                    }
-                    let profile = crate::profile::install(worker);
-                    let (mut inputs, mut notes) = worker.dataflow::<Time, _, _>(|scope| {
-                        let (inputs, outputs) = build(scope, plan, dict);
-                        let rows = served(outputs.rows, everywhere, processes, threads);
-                        report(rows, out.clone(), Update::Rows).probe_with(&probe);
-                        report(at_worker_zero(outputs.guarded), out.clone(), Update::Guarded)
-                            .probe_with(&probe);
-                        report(at_worker_zero(outputs.firings), out.clone(), Update::Firings)
-                            .probe_with(&probe);
-                        let alerts = served(outputs.alerts, everywhere, processes, threads);
-                        report(alerts, out.clone(), Update::Alerts).probe_with(&probe);
-                        if options.track_verdicts {
-                            report(at_worker_zero(outputs.verdicts), out.clone(), Update::Verdicts)
-                                .probe_with(&probe);
-                        }
-                        if track {
-                            report(at_worker_zero(outputs.persons), out.clone(), Update::Persons)
-                                .probe_with(&probe);
-                            report(at_worker_zero(outputs.firsts), out.clone(), Update::Firsts)
-                                .probe_with(&probe);
-                        }
-                        let notes = everywhere
-                            .then(|| cluster::notes(scope, processes, threads, out.clone(), &probe));
-                        (inputs, notes)
-                    });
-                    let first_here = index % threads == 0;
-                    let mut relay = match (&hook, first_here) {
-                        (Some(h), true) => Some((
-                            cluster::relay(worker, threads, h.clone()),
-                            relay_rx.lock().ok().and_then(|mut r| r.take()),
-                        )),
-                        (Some(h), false) => {
-                            drop(cluster::relay(worker, threads, h.clone()));
-                            None
-                        }
-                        (None, _) => None,
-                    };
-                    if first_here {
-                        running.store(true, Ordering::SeqCst);
-                    }
-                    let receiver = if index == 0 {
-                        batch_rx.lock().ok().and_then(|mut r| r.take())
-                    } else {
-                        None
-                    };
-                    let Some(receiver) = receiver else {
-                        drop(inputs);
-                        drop(notes);
-                        let mut reported: Time = 0;
-                        let relaying = relay.is_some();
-                        while !probe.done() {
-                            if first_here && (everywhere || relaying) {
-                                pass_on(&mut relay);
-                                let through = probe.with_frontier(|f| {
-                                    f.iter().next().map_or(reported, |t| t.saturating_sub(1))
-                                });
-                                if through > reported {
-                                    reported = through;
-                                    let _ = out.send(Update::Progress(reported));
-                                }
-                                worker.step_or_park(Some(POLL));
-                            } else {
-                                worker.step_or_park(None);
-                            }
-                        }
-                        drop(relay);
-                        if let Some(p) = profile {
-                            p.finish(worker);
-                        }
-                        return Ok(());
-                    };
-                    // The last time fed; input is open at every later time.
-                    let mut fed: Time = 0;
-                    let advance = |inputs: &mut crate::dataflow::Inputs,
-                                   notes: &mut Option<cluster::NotesIn>,
-                                   t: Time| {
-                        inputs.advance_to(t);
-                        if let Some(n) = notes.as_mut() {
-                            n.advance_to(t);
-                        }
-                    };
-                    advance(&mut inputs, &mut notes, fed + 1);
-                    let mut reported: Time = 0;
-                    loop {
-                        pass_on(&mut relay);
-                        let next = match receiver.try_recv() {
-                            Ok(batch) => Some(batch),
-                            Err(TryRecvError::Empty) => {
-                                while probe.less_than(&(fed + 1)) {
-                                    pass_on(&mut relay);
-                                    worker.step();
-                                }
-                                if fed > reported {
-                                    reported = fed;
-                                    let _ = out.send(Update::Progress(reported));
-                                }
-                                if options.cluster.is_some() {
-                                    // Other processes' messages arrive while this worker
-                                    // steps, so it does not wait on the channel alone.
-                                    match receiver.recv_timeout(POLL) {
-                                        Ok(round) => Some(round),
-                                        Err(mpsc::RecvTimeoutError::Timeout) => {
-                                            worker.step();
-                                            continue;
-                                        }
-                                        Err(mpsc::RecvTimeoutError::Disconnected) => None,
-                                    }
-                                } else {
-                                    receiver.recv().ok()
-                                }
-                            }
-                            Err(TryRecvError::Disconnected) => None,
-                        };
-                        let Some(round) = next else { break };
-                        let time = round.at.max(fed + 1);
-                        advance(&mut inputs, &mut notes, time);
-                        for mut batch in round.batches {
-                            if let Some(n) = notes.as_mut() {
-                                for note in std::mem::take(&mut batch.notes) {
-                                    n.send(note);
-                                }
-                            }
-                            inputs.feed(batch);
-                        }
-                        fed = round.through.max(time);
-                        advance(&mut inputs, &mut notes, fed + 1);
-                        worker.step();
-                        // Under sustained input the queue never empties: report each batch as
-                        // soon as it is complete, not only when input pauses.
-                        let through = probe.with_frontier(|f| {
-                            f.iter().next().map_or(fed, |t| t.saturating_sub(1))
-                        });
-                        if through > reported {
-                            reported = through;
-                            let _ = out.send(Update::Progress(reported));
-                        }
-                    }
-                    drop(inputs);
-                    drop(notes);
-                    drop(relay);
-                    while !probe.done() {
-                        worker.step();
-                    }
-                    if let Some(p) = profile {
-                        p.finish(worker);
-                    }
-                    let _ = out.send(Update::Progress(fed));
-                    Ok(())
-                })
-                .map_err(DataflowError::Workers)?;
+                let guards = timely::execute(config, move |w| worker::run(w, &shared))
+                    .map_err(DataflowError::Workers)?;
                 for r in guards.join() {
                     r.map_err(DataflowError::Workers)?
                         .map_err(DataflowError::Cluster)?;
@@ -364,39 +207,6 @@ impl Dataflow {
             Ok(r) => r.map(|_| self.updates),
             Err(_) => Err(DataflowError::Panicked),
         }
-    }
-}
-
-/// How long a worker of a cluster waits for its process's input before it steps again.
-const POLL: Duration = Duration::from_millis(1);
-
-/// Sends what this process relays (a first worker's input and the channel that feeds it);
-/// closes the input once the channel's sender is gone.
-fn pass_on(
-    relay: &mut Option<(
-        cluster::RelayIn,
-        Option<Receiver<Relayed>>,
-    )>,
-) {
-    let Some((input, from)) = relay.as_mut() else { return };
-    let Some(rx) = from.as_ref() else { return };
-    let mut sent = false;
-    loop {
-        match rx.try_recv() {
-            Ok(m) => {
-                input.send(m);
-                sent = true;
-            }
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => {
-                *relay = None;
-                return;
-            }
-        }
-    }
-    if sent {
-        let next = input.time() + 1;
-        input.advance_to(next);
     }
 }
 
