@@ -1,6 +1,6 @@
 //! `tidemark compute` over a log split across the processes of a cluster, each reading its own
 //! part with `--input`: the snapshot is the whole log's, however the parts interleave, and a
-//! process lost mid-way stops the others with an error that says so.
+//! process lost mid-way stops the others with an error that says so; only process 0 writes.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -162,4 +162,26 @@ fn a_process_lost_mid_part_stops_the_others_with_a_clear_error() {
     );
     assert!(!out.exists(), "nothing is written");
     let _ = std::fs::remove_file(part);
+}
+
+/// A process other than 0 is refused what only process 0 writes, with the flag named, before
+/// it waits for anyone.
+#[test]
+fn a_process_other_than_0_refuses_to_write_output() {
+    let peers = loopback_addresses(2);
+    for flag in ["--output", "--rejects", "--firings"] {
+        let out = Command::new(binary())
+            .arg("compute")
+            .args(cluster_args(&peers, 1))
+            .args([flag, "somewhere.json"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {said}");
+        assert!(
+            said.contains(flag) && said.contains("process 0"),
+            "{flag}: {said}"
+        );
+        assert!(!said.contains("waiting"), "{flag}: {said}");
+    }
 }

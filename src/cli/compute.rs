@@ -80,6 +80,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if c.process == 0 && args.output.as_os_str() == "-" {
             anyhow::bail!("in a cluster, pass --output FILE: timely reports its connections on standard output");
         }
+        let writes = [
+            (args.output.as_os_str() != "-", "--output"),
+            (args.rejects.is_some(), "--rejects"),
+            (args.firings.is_some(), "--firings"),
+        ];
+        if let Some((_, flag)) = writes.iter().find(|(given, _)| c.process > 0 && *given) {
+            anyhow::bail!(
+                "process {} takes no {flag}: process 0 writes the snapshot, firings and rejects of the whole cluster (pass {flag} to process 0)",
+                c.process
+            );
+        }
         if !args.quiet {
             tidemark::say!(
                 "tidemark compute: process {} of {}: waiting for every process at {}",
