@@ -1,7 +1,7 @@
 //! The live service's data-directory upkeep: checkpoints as events accumulate, the delivery
 //! log's pruning once a checkpoint holds retired firings, and the last checkpoint at the stop.
 
-use super::Driver;
+use super::driver::Driver;
 use crate::output::actions::rule_prefix;
 
 impl Driver {
