@@ -48,6 +48,7 @@ pub struct Parts {
     /// Process 0: chunks received and not yet taken, by process; and which processes ended.
     queued: Vec<VecDeque<Part>>,
     ended: Vec<bool>,
+    /// Process 0: the chunks taken from each process so far (the number of the last one).
     counted: Vec<u64>,
     /// Another process: the number of its last chunk, and of the last one process 0 took.
     sent: u64,
