@@ -157,6 +157,9 @@ pub struct Status {
     pub pushed_back: u64,
     /// Milliseconds MQTT ingest took no messages because of `serve.max_lag`.
     pub held_back_ms: u64,
+    /// On a process other than 0 of a cluster: ingest requests it relayed to process 0 and
+    /// has no answer to yet.
+    pub relayed_waiting: Option<usize>,
     /// Current rows.
     pub rows: usize,
     /// Round latency (oldest event of a batch accepted to its progress), microseconds.

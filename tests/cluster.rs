@@ -18,7 +18,7 @@ use crate::common::cluster::{
 use crate::common::receiver::Receiver;
 use crate::common::server::{
     binary, compute, compute_with_firings, config_file, fresh_data_dir, generated, post_lines,
-    Server,
+    unpaid_rule_config, Server,
 };
 use serde_json::Value;
 
@@ -187,27 +187,6 @@ fn two_processes_judge_each_event_once_and_every_node_serves_compute_s_snapshot(
     });
 }
 
-/// The rule of the three-process test: an unpaid order fires to `hook` after 2 h of event time.
-fn rules_config(hook: &str) -> PathBuf {
-    config_file(&format!(
-        r#"timezone = "UTC"
-[serve]
-clock = "event"
-[delivery]
-timeout = "1s"
-backoff_max = "1s"
-[[rules]]
-name = "unpaid"
-when = "order_created"
-unless = "order_paid"
-match = "order_id"
-wait = "2h"
-[[rules.actions]]
-webhook = "{hook}"
-"#
-    ))
-}
-
 /// Three processes with a rule: the log posted in chunks across the nodes; every firing reaches
 /// the webhook exactly once (only process 0 sends actions), they are compute's firings, and
 /// every node serves compute's snapshot.
@@ -215,7 +194,7 @@ webhook = "{hook}"
 fn three_processes_fire_each_rule_once_per_cluster() {
     busy_run(async {
         let hook = Receiver::start(&[]);
-        let cfg = rules_config(&hook.url("/coupon"));
+        let cfg = unpaid_rule_config(&hook.url("/coupon"), "");
         let lines = generated(300, 14);
         let (expected, want) = compute_with_firings(&lines, &cfg);
         assert!(
@@ -477,6 +456,12 @@ fn a_follower_pushes_back_while_process_0_does_not_answer() {
         assert!(said.contains("max_lag"), "{said}");
         let counted = metric_at(&client, &urls[1], "tidemark_ingest_pushed_back_total").await;
         assert!(counted.is_some_and(|n| n >= 1), "{counted:?}");
+        let relayed = metric_at(&client, &urls[1], "tidemark_cluster_relayed_waiting").await;
+        assert_eq!(
+            relayed,
+            Some(1),
+            "the one relayed request waits for process 0"
+        );
         assert!(
             !waiting.is_finished(),
             "the relayed request waits for process 0"
@@ -487,6 +472,10 @@ fn a_follower_pushes_back_while_process_0_does_not_answer() {
             .await
             .unwrap()
             .expect("the relayed request is answered");
+        let relayed = metric_at(&client, &urls[1], "tidemark_cluster_relayed_waiting").await;
+        assert_eq!(relayed, Some(0), "answered, nothing waits");
+        let at_0 = metric_at(&client, &urls[0], "tidemark_cluster_relayed_waiting").await;
+        assert_eq!(at_0, None, "process 0 relays nothing");
         let judged = answer["accepted"].as_u64().unwrap() + answer["duplicates"].as_u64().unwrap();
         assert_eq!(judged, first.len() as u64, "{answer}");
         // The rest, sent again on 429 as a client would.

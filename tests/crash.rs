@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::common;
 use crate::common::receiver::Receiver;
 use crate::common::server::{
-    binary, compute_with_firings, config_file, fresh_data_dir, generated, get_json, Server,
+    binary, compute_with_firings, fresh_data_dir, generated, get_json, unpaid_rule_config, Server,
 };
 use serde_json::Value;
 
@@ -25,24 +25,7 @@ fn kills() -> usize {
 }
 
 fn config(hook: &str) -> std::path::PathBuf {
-    config_file(&format!(
-        r#"timezone = "UTC"
-[serve]
-clock = "event"
-checkpoint_every = 1000
-[delivery]
-timeout = "1s"
-backoff_max = "1s"
-[[rules]]
-name = "unpaid"
-when = "order_created"
-unless = "order_paid"
-match = "order_id"
-wait = "2h"
-[[rules.actions]]
-webhook = "{hook}"
-"#
-    ))
+    unpaid_rule_config(hook, "checkpoint_every = 1000\n")
 }
 
 /// A tiny deterministic generator for kill moments and chunk sizes.

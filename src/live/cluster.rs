@@ -89,6 +89,11 @@ impl Follower {
         self.waiting.first_key_value().map(|(_, (at, _))| *at)
     }
 
+    /// Requests relayed and not yet answered.
+    pub(super) fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Takes process 0's answer to request `seq`.
     pub(super) fn answer(&mut self, seq: u64, body: &[u8]) {
         let Some((_, reply)) = self.waiting.remove(&seq) else { return };

@@ -292,6 +292,7 @@ impl Driver {
                 let _ = reply.send(Status {
                     pushed_back: self.pressure.pushed_back_total(),
                     held_back_ms: self.pressure.held_back_ms_total(),
+                    relayed_waiting: self.follower.as_ref().map(|f| f.waiting()),
                     counts: match self.follower {
                         None => self.pipeline.counts().clone(),
                         Some(_) => self.pipeline.reflected_counts().clone(),

@@ -79,6 +79,14 @@ pub(crate) fn prometheus(status: &Status, memory_bytes: Option<u64>) -> String {
         "Ingest requests answered 429 because the lag was over serve.max_lag.",
         &one(status.pushed_back),
     );
+    if let Some(waiting) = status.relayed_waiting {
+        metric(
+            "tidemark_cluster_relayed_waiting",
+            "gauge",
+            "Ingest requests this process relayed to process 0 of its cluster and has no answer to yet.",
+            &one(waiting as u64),
+        );
+    }
     metric(
         "tidemark_mqtt_held_back_milliseconds_total",
         "counter",

@@ -313,6 +313,27 @@ pub async fn settled(client: &reqwest::Client, server: &Server) {
     get_json(client, &server.url("/v1/rows?metric=dau")).await;
 }
 
+/// A configuration with one rule: an order not paid within 2 h of event time fires to the
+/// webhook `hook` (quick retries); `serve_extra` adds lines to `[serve]`.
+pub fn unpaid_rule_config(hook: &str, serve_extra: &str) -> std::path::PathBuf {
+    config_file(&format!(
+        r#"timezone = "UTC"
+[serve]
+clock = "event"
+{serve_extra}[delivery]
+timeout = "1s"
+backoff_max = "1s"
+[[rules]]
+name = "unpaid"
+when = "order_created"
+unless = "order_paid"
+match = "order_id"
+wait = "2h"
+[[rules.actions]]
+webhook = "{hook}"
+"#
+    ))
+}
 /// Writes a configuration file into a fresh directory and returns its path.
 pub fn config_file(text: &str) -> std::path::PathBuf {
     let dir = fresh_data_dir();
