@@ -143,18 +143,7 @@ impl Pipeline {
     /// Starts the dataflow workers for a plan already made.
     #[doc(hidden)]
     pub fn with_plan(plan: Arc<Plan>, options: PipelineOptions) -> std::io::Result<Self> {
-        Pipeline::start(plan, options, None)
-    }
-
-    /// Starts this process's workers of a cluster (`options.workers` per process). Process 0
-    /// takes the events and gets the rows; the others only lend their workers, and finish when
-    /// process 0 does. Start-up waits until every process is listening.
-    pub fn in_cluster(
-        config: crate::config::Config,
-        options: PipelineOptions,
-        cluster: crate::engine::Cluster,
-    ) -> std::io::Result<Self> {
-        Pipeline::start(Arc::new(Plan::new(config)), options, Some(cluster))
+        Pipeline::start_relaying(plan, options, None, false, None)
     }
 
     /// Starts this process's workers of a cluster that serves the rows at every process:
@@ -167,14 +156,6 @@ impl Pipeline {
         hook: crate::engine::RelayHook,
     ) -> std::io::Result<Self> {
         Pipeline::start_relaying(plan, options, Some(cluster), true, Some(hook))
-    }
-
-    fn start(
-        plan: Arc<Plan>,
-        options: PipelineOptions,
-        cluster: Option<crate::engine::Cluster>,
-    ) -> std::io::Result<Self> {
-        Pipeline::start_relaying(plan, options, cluster, false, None)
     }
 
     fn start_relaying(

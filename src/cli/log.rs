@@ -105,11 +105,7 @@ pub fn read_log_in(
     let read: Result<(), tidemark::PartsError> = loop {
         if let Some(r) = reader.as_mut() {
             let more = read_lines(r, &mut line, &mut index, chunk, &name, |i, text| {
-                if let Outcome::Rejected(r) = pipeline.offer_bytes(text) {
-                    on_reject(&name, i, &r, text)?;
-                }
-                progress.tick();
-                Ok(())
+                offer_line(&mut pipeline, &mut on_reject, &mut progress, &name, i, text)
             })?;
             if !more {
                 reader = None;
@@ -127,13 +123,14 @@ pub fn read_log_in(
         };
         for part in round {
             for (i, text) in (part.first_line..).zip(&part.lines) {
-                if text.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                if let Outcome::Rejected(r) = pipeline.offer_bytes(text) {
-                    on_reject(&part.source, i, &r, text)?;
-                }
-                progress.tick();
+                offer_line(
+                    &mut pipeline,
+                    &mut on_reject,
+                    &mut progress,
+                    &part.source,
+                    i,
+                    text,
+                )?;
             }
         }
         if reader.is_none() && parts.all_ended() {
@@ -145,6 +142,25 @@ pub fn read_log_in(
     }
     progress.finishing();
     Ok(pipeline.finish()?)
+}
+
+/// Offers line `i` of `source` (a blank one is skipped); a rejected one goes to `on_reject`.
+fn offer_line(
+    pipeline: &mut Pipeline,
+    on_reject: &mut impl FnMut(&str, u64, &tidemark::Rejection, &[u8]) -> anyhow::Result<()>,
+    progress: &mut Progress,
+    source: &str,
+    i: u64,
+    text: &[u8],
+) -> anyhow::Result<()> {
+    if text.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(());
+    }
+    if let Outcome::Rejected(r) = pipeline.offer_bytes(text) {
+        on_reject(source, i, &r, text)?;
+    }
+    progress.tick();
+    Ok(())
 }
 
 /// Why parts could not be sent or taken: processes started unlike, when they were (the
@@ -169,7 +185,7 @@ fn open_log(input: &Path) -> anyhow::Result<BufReader<Box<dyn Read>>> {
 }
 
 /// Reads up to `max` lines (all of them without it), numbering them on from `index`, and calls
-/// `each` with the number and text of each line that is not blank. Returns whether the log
+/// `each` with the number and text (without its line end) of each. Returns whether the log
 /// goes on.
 fn read_lines(
     reader: &mut impl BufRead,
@@ -190,10 +206,7 @@ fn read_lines(
         }
         read += 1;
         *index += 1;
-        let text = trim_line(line);
-        if !text.iter().all(|b| b.is_ascii_whitespace()) {
-            each(*index, text)?;
-        }
+        each(*index, trim_line(line))?;
     }
     Ok(true)
 }
@@ -262,24 +275,18 @@ pub fn send_part(
             first_line: lines + 1,
             lines: Vec::with_capacity(tidemark::PART_LINES),
         };
-        while chunk.lines.len() < tidemark::PART_LINES {
-            line.clear();
-            let read = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("cannot read {name}"))?;
-            if read == 0 {
-                break;
-            }
-            chunk.lines.push(trim_line(&line).to_vec());
-        }
-        let full = chunk.lines.len() == tidemark::PART_LINES;
-        lines += chunk.lines.len() as u64;
+        // Blank lines go too, so that the line numbers hold at process 0.
+        let max = Some(tidemark::PART_LINES);
+        let more = read_lines(&mut reader, &mut line, &mut lines, max, &name, |_, text| {
+            chunk.lines.push(text.to_vec());
+            Ok(())
+        })?;
         if !chunk.lines.is_empty() {
             if let Err(e) = parts.send(pipeline, chunk) {
                 return Ok(Err(e));
             }
         }
-        if !full {
+        if !more {
             return Ok(Ok(lines));
         }
     }
