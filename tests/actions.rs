@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::common;
 use crate::common::receiver::{Answer, Receiver};
 use crate::common::server::{
-    config_file, get_json, metric_value, metrics_text, post_events, settled, Server,
+    config_file, event_clock_config, get_json, metric_value, metrics_text, post_events, settled,
+    unpaid_rule, Server,
 };
 use serde_json::{json, Value};
 
@@ -27,23 +28,7 @@ fn event_clock(body: &str) -> std::path::PathBuf {
 }
 
 fn zoned_event_clock(zone: &str, body: &str) -> std::path::PathBuf {
-    config_file(&format!(
-        "timezone = \"{zone}\"\n[serve]\nclock = \"event\"\n[delivery]\ntimeout = \"1s\"\nbackoff_max = \"1s\"\n{body}"
-    ))
-}
-
-fn unpaid(url: &str) -> String {
-    format!(
-        r#"[[rules]]
-name = "unpaid"
-when = "order_created"
-unless = "order_paid"
-match = "order_id"
-wait = "2h"
-[[rules.actions]]
-webhook = "{url}"
-"#
-    )
+    event_clock_config(zone, "", body)
 }
 
 async fn rows(client: &reqwest::Client, s: &Server, metric: &str) -> Vec<Value> {
@@ -56,7 +41,7 @@ async fn rows(client: &reqwest::Client, s: &Server, metric: &str) -> Vec<Value> 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_late_cancel_retracts_the_firing_and_corrects_the_campaign_rows() {
     let hook = Receiver::start(&[]);
-    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let cfg = event_clock(&unpaid_rule(&hook.url("/coupon")));
     let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
     let c = reqwest::Client::new();
     post_events(
@@ -110,7 +95,7 @@ async fn a_late_cancel_retracts_the_firing_and_corrects_the_campaign_rows() {
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicates_and_a_restart_never_fire_twice() {
     let hook = Receiver::start(&[]);
-    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let cfg = event_clock(&unpaid_rule(&hook.url("/coupon")));
     let events = [
         ev("e1", T0, "order_created", "u1", json!({"order_id": "o1"})),
         ev("e1", T0, "order_created", "u1", json!({"order_id": "o1"})),
@@ -352,7 +337,7 @@ async fn a_webhook_that_fails_then_hangs_then_succeeds_gets_one_delivery_with_on
         Answer::Hang(Duration::from_secs(3)),
         Answer::Status(503),
     ]);
-    let cfg = event_clock(&unpaid(&hook.url("/coupon")));
+    let cfg = event_clock(&unpaid_rule(&hook.url("/coupon")));
     let s = Server::start(&["--config", cfg.to_str().unwrap()], &[]);
     let c = reqwest::Client::new();
     post_events(
@@ -408,7 +393,7 @@ cap = {{ max = 1, per = "20d" }}
 [[rules.actions]]
 webhook = "{url}"
 "#,
-        unpaid(&url)
+        unpaid_rule(&url)
     ));
     // 45 days: an order a day (paid within 30 minutes on even days), a share every third day
     // by one person, and page views that move the clock past each day's release.

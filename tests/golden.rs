@@ -79,17 +79,8 @@ fn golden_in(name: &str, processes: usize, split: bool) {
     let status = cmd.status().expect("tidemark runs");
     assert!(status.success(), "tidemark compute failed on {name}");
     for mut other in others {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = other.try_wait().expect("a process of the cluster ran") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = other.kill();
-                panic!("a process of the cluster did not finish after process 0 on {name}");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let what = format!("a process of the cluster, after process 0 on {name},");
+        let status = common::ended(&mut other, std::time::Duration::from_secs(60), &what).status;
         assert!(
             status.success(),
             "a process of the cluster failed on {name}"

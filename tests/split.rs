@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common;
 use crate::common::cluster::{cluster_args, loopback_addresses};
@@ -28,27 +28,6 @@ fn compute_process(peers: &[String], process: usize, input: Option<&Path>) -> Co
     }
     cmd.stdout(Stdio::null()).stderr(Stdio::piped());
     cmd
-}
-
-/// Waits for `child` to end, at most `limit`.
-fn ended(child: &mut Child, limit: Duration) -> std::process::Output {
-    let deadline = Instant::now() + limit;
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "a process did not end in {limit:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        std::io::Read::read_to_string(&mut e, &mut stderr).unwrap();
-    }
-    std::process::Output {
-        status: child.try_wait().unwrap().unwrap(),
-        stdout: Vec::new(),
-        stderr: stderr.into_bytes(),
-    }
 }
 
 /// Three parts of several chunks each: runs of lines dealt round the parts (so that a person's
@@ -94,7 +73,7 @@ fn a_log_split_in_interleaved_parts_gives_the_whole_logs_snapshot() {
         String::from_utf8_lossy(&done.stderr)
     );
     for other in &mut others {
-        let o = ended(other, Duration::from_secs(60));
+        let o = common::ended(other, Duration::from_secs(60), "a process of the cluster");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     let actual: serde_json::Value =
@@ -146,7 +125,7 @@ fn a_process_lost_mid_part_stops_the_others_with_a_clear_error() {
     one.kill().unwrap();
     let _ = one.wait();
     drop(stdin);
-    let zero = ended(&mut zero, Duration::from_secs(30));
+    let zero = common::ended(&mut zero, Duration::from_secs(30), "process 0");
     let message = String::from_utf8_lossy(&zero.stderr);
     assert!(!zero.status.success());
     assert!(
@@ -154,7 +133,7 @@ fn a_process_lost_mid_part_stops_the_others_with_a_clear_error() {
             && message.contains("run every process again"),
         "{message}"
     );
-    let two = ended(&mut two, Duration::from_secs(30));
+    let two = common::ended(&mut two, Duration::from_secs(30), "process 2");
     assert!(
         !two.status.success(),
         "{}",

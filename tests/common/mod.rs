@@ -224,3 +224,33 @@ pub fn firing_differences(expected: &str, actual: &str) -> Vec<String> {
 pub mod cluster;
 pub mod receiver;
 pub mod server;
+
+/// Waits for `child` to end, at most `limit` (after which it is killed, and the test fails
+/// naming `what`); answers its exit status and standard error (when that was piped).
+pub fn ended(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the process ran") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not end in {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = Vec::new();
+    if let Some(mut e) = child.stderr.take() {
+        std::io::Read::read_to_end(&mut e, &mut stderr).unwrap();
+    }
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr,
+    }
+}

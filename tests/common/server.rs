@@ -313,26 +313,32 @@ pub async fn settled(client: &reqwest::Client, server: &Server) {
     get_json(client, &server.url("/v1/rows?metric=dau")).await;
 }
 
-/// A configuration with one rule: an order not paid within 2 h of event time fires to the
-/// webhook `hook` (quick retries); `serve_extra` adds lines to `[serve]`.
-pub fn unpaid_rule_config(hook: &str, serve_extra: &str) -> std::path::PathBuf {
-    config_file(&format!(
-        r#"timezone = "UTC"
-[serve]
-clock = "event"
-{serve_extra}[delivery]
-timeout = "1s"
-backoff_max = "1s"
-[[rules]]
+/// The rule `unpaid`: an order not paid within 2 h fires to the webhook `url`.
+pub fn unpaid_rule(url: &str) -> String {
+    format!(
+        r#"[[rules]]
 name = "unpaid"
 when = "order_created"
 unless = "order_paid"
 match = "order_id"
 wait = "2h"
 [[rules.actions]]
-webhook = "{hook}"
+webhook = "{url}"
 "#
+    )
+}
+
+/// A configuration in `zone` whose rules follow the event clock, with quick webhook retries:
+/// `serve_extra` adds lines to `[serve]`, and `body` follows (rules, alerts).
+pub fn event_clock_config(zone: &str, serve_extra: &str, body: &str) -> std::path::PathBuf {
+    config_file(&format!(
+        "timezone = \"{zone}\"\n[serve]\nclock = \"event\"\n{serve_extra}[delivery]\ntimeout = \"1s\"\nbackoff_max = \"1s\"\n{body}"
     ))
+}
+
+/// [`unpaid_rule`] to `hook` on event time in UTC; `serve_extra` adds lines to `[serve]`.
+pub fn unpaid_rule_config(hook: &str, serve_extra: &str) -> std::path::PathBuf {
+    event_clock_config("UTC", serve_extra, &unpaid_rule(hook))
 }
 /// Writes a configuration file into a fresh directory and returns its path.
 pub fn config_file(text: &str) -> std::path::PathBuf {
