@@ -44,12 +44,6 @@ const CLUSTER_TRACK: Track = Track {
 /// process 0, and lends its workers until process 0 finishes.
 fn lend_workers(args: &Args, cluster: tidemark::Cluster) -> anyhow::Result<ExitCode> {
     let (process, n) = (cluster.process, cluster.peers.len());
-    if let Some(input) = args.log.input.as_ref().filter(|i| i.is_dir()) {
-        anyhow::bail!(
-            "process {process} cannot read the data directory {}: only process 0 reads one",
-            input.display()
-        );
-    }
     let cfg = super::load_config(args.log.config.as_ref())?;
     let (pipeline, mut parts) =
         Pipeline::with_parts(cfg, pipeline_options(&args.log, CLUSTER_TRACK), cluster)
@@ -85,11 +79,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (args.rejects.is_some(), "--rejects"),
             (args.firings.is_some(), "--firings"),
         ];
-        if let Some((_, flag)) = writes.iter().find(|(given, _)| c.process > 0 && *given) {
-            anyhow::bail!(
-                "process {} takes no {flag}: process 0 writes the snapshot, firings and rejects of the whole cluster (pass {flag} to process 0)",
-                c.process
-            );
+        if c.process > 0 {
+            if let Some((_, flag)) = writes.iter().find(|(given, _)| *given) {
+                anyhow::bail!(
+                    "process {} takes no {flag}: process 0 writes the snapshot, firings and rejects of the whole cluster (pass {flag} to process 0)",
+                    c.process
+                );
+            }
+            if let Some(input) = args.log.input.as_ref().filter(|i| i.is_dir()) {
+                anyhow::bail!(
+                    "process {} cannot read the data directory {}: only process 0 reads one",
+                    c.process,
+                    input.display()
+                );
+            }
         }
         if !args.quiet {
             tidemark::say!(
