@@ -24,6 +24,7 @@ mod cluster;
 mod driver;
 use driver::Driver;
 mod pressure;
+mod rejoin;
 mod upkeep;
 pub use builder::EngineBuilder;
 pub use cluster::Health;
@@ -239,6 +240,79 @@ impl ErasedPerson {
     }
 }
 
+/// A new pipeline for `options`. In a cluster its dataflow waits for every process, and the
+/// messages other processes relay to this one go to the service thread through `tx`.
+fn open_pipeline(
+    plan: &Arc<Plan>,
+    options: &EngineOptions,
+    tx: &mpsc::Sender<Command>,
+) -> std::io::Result<Pipeline> {
+    let mut pipeline = match &options.cluster {
+        None => Pipeline::with_plan(plan.clone(), options.pipeline.clone())?,
+        Some(c) => {
+            // The hook keeps the thread's channel open: a cluster's thread ends on `shutdown`,
+            // not when every handle is dropped.
+            let relayed = tx.clone();
+            let hook: crate::engine::RelayHook = Arc::new(move |m| {
+                let _ = relayed.send(Command::Relayed(m));
+            });
+            Pipeline::serving_in_cluster(plan.clone(), options.pipeline.clone(), c.clone(), hook)?
+        }
+    };
+    if let Some(ms) = options.max_future_ms {
+        pipeline.reject_future(ms);
+    }
+    if let Some(ms) = options.horizon_ms {
+        pipeline.reject_beyond(ms);
+    }
+    // Erasure takes back the facts sent, so ingest keeps them.
+    pipeline.keep_facts();
+    Ok(pipeline)
+}
+
+/// Readies a new pipeline to serve: keeps the action messages when something acts on them,
+/// reads the data directory back into it (the checkpoint, then the log after it), moves the
+/// rules' clock on to the wall clock, and gives it a hub for subscribers.
+///
+/// The action messages are kept from before the data directory is read back: a firing the
+/// dataflow decides while it reads (one whose events were taken, but not yet decided on, when
+/// the last dataflow stopped) goes out like any other. One that went out before comes again
+/// with the same id, and the delivery log sends it once.
+fn bring_up(
+    pipeline: &mut Pipeline,
+    data: Option<&mut crate::durable::DataDir>,
+    options: &EngineOptions,
+    acting: bool,
+    actions: bool,
+) -> Result<(), EngineError> {
+    if actions {
+        pipeline.keep_actions();
+    }
+    if let Some(dir) = data {
+        let r = crate::durable::recover(pipeline, dir)?;
+        if options.wall_ticks.is_some() && acting {
+            // The rules' clock had followed the wall clock up to the stop: it goes on from
+            // here, so no firing decided before the stop is taken back for a moment.
+            pipeline.advance_now(crate::pipeline::now_ms() as i64);
+            pipeline.flush();
+        }
+        if r.checkpoint_events + r.records > 0 {
+            tracing::info!(
+                "read back {}: a checkpoint of {} events and {} log records after it, in {:.2?}",
+                dir.path().display(),
+                r.checkpoint_events,
+                r.records,
+                r.took
+            );
+        }
+    }
+    pipeline.set_hub(Hub::with_policy(
+        options.subscriber_queue,
+        options.on_slow_subscriber,
+    ));
+    Ok(())
+}
+
 /// The service stopped (its thread ended); requests cannot be answered.
 #[derive(Debug, thiserror::Error)]
 #[error("the tidemark engine has stopped")]
@@ -305,63 +379,25 @@ impl Engine {
         mut data: Option<crate::durable::DataDir>,
     ) -> Result<Engine, EngineError> {
         let (tx, rx) = mpsc::channel();
-        // In a cluster, the dataflow hands messages from other processes to this thread. (Its
-        // handle keeps the thread's channel open: a cluster's thread ends on `shutdown` or when
-        // the dataflow stops, not when every handle is dropped.)
-        let mut pipeline = match &options.cluster {
-            None => Pipeline::with_plan(plan.clone(), options.pipeline.clone())?,
-            Some(c) => {
-                let relayed = tx.clone();
-                let hook: crate::engine::RelayHook = Arc::new(move |m| {
-                    let _ = relayed.send(Command::Relayed(m));
-                });
-                Pipeline::serving_in_cluster(plan.clone(), options.pipeline.clone(), c.clone(), hook)?
-            }
-        };
+        let mut pipeline = open_pipeline(&plan, &options, &tx)?;
         let process = options.cluster.as_ref().map(|c| c.process);
-        if let Some(ms) = options.max_future_ms {
-            pipeline.reject_future(ms);
-        }
-        if let Some(ms) = options.horizon_ms {
-            pipeline.reject_beyond(ms);
-        }
-        // Erasure takes back the facts sent, so ingest keeps them.
-        pipeline.keep_facts();
         let acting = !plan.config.rules.is_empty() || !plan.config.alerts.is_empty();
-        if let Some(dir) = data.as_mut() {
-            let r = crate::durable::recover(&mut pipeline, dir)?;
-            if options.wall_ticks.is_some() && acting {
-                // The rules' clock had followed the wall clock up to the stop: it goes on from
-                // here, so no firing decided before the stop is taken back for a moment.
-                pipeline.advance_now(crate::pipeline::now_ms() as i64);
-                pipeline.flush();
-            }
-            if r.checkpoint_events + r.records > 0 {
-                tracing::info!(
-                    "read back {}: a checkpoint of {} events and {} log records after it, in {:.2?}",
-                    dir.path().display(),
-                    r.checkpoint_events,
-                    r.records,
-                    r.took
-                );
-            }
-        }
-        pipeline.set_hub(Hub::with_policy(
-            options.subscriber_queue,
-            options.on_slow_subscriber,
-        ));
-        if actions.is_some() {
-            pipeline.keep_actions();
-        }
+        let data_path = data.as_ref().map(|d| d.path().to_path_buf());
+        bring_up(&mut pipeline, data.as_mut(), &options, acting, actions.is_some())?;
         let data = data.map(crate::durable::DataDir::start).transpose()?;
         let pressure = Arc::new(Pressure::new(options.max_lag_ms));
         let noted = pressure.clone();
         let health = Arc::new(cluster::Shared::new(process.is_some()));
         let told = health.clone();
+        let tx_rejoin = tx.clone();
         std::thread::Builder::new()
             .name("tidemark-live".into())
             .spawn(move || {
-                Driver::new(pipeline, options, actions, acting, data, noted, told).run(rx)
+                let mut driver = Driver::new(pipeline, options, actions, acting, data, noted, told);
+                if process.is_some() {
+                    driver.may_rejoin(tx_rejoin, data_path);
+                }
+                driver.run(rx)
             })?;
         Ok(Engine {
             tx,

@@ -626,6 +626,12 @@ impl Pipeline {
         self.engine.ended()
     }
 
+    /// Why the dataflow's workers ended without being asked (waits for their thread, which
+    /// is ending once `stopped` or `engine_ended`); `None` when asked before.
+    pub(crate) fn ended_with(&mut self) -> Option<Result<(), DataflowError>> {
+        self.engine.ended_with()
+    }
+
     /// Whether the dataflow's workers run (in a cluster: every process is connected).
     pub(crate) fn up(&self) -> bool {
         self.engine.up.load(std::sync::atomic::Ordering::SeqCst)

@@ -1,9 +1,9 @@
 //! `tidemark serve` over several processes (timely's cluster mode), against the real binary on
 //! loopback: events posted at any node are judged once by process 0, every node serves the
 //! snapshot `compute` makes of the whole log, rules fire once per cluster, a lost process takes
-//! the cluster down until every process is restarted (and nothing acknowledged is lost), a node
-//! pushes back while process 0 does not answer, and arguments that cannot make a cluster are
-//! refused with what to fix.
+//! the cluster down until it is started again alone (the others take it back) or every process
+//! is restarted, and nothing acknowledged is lost either way; a node pushes back while process
+//! 0 does not answer, and arguments that cannot make a cluster are refused with what to fix.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -402,6 +402,147 @@ fn a_lost_process_stops_the_cluster_and_a_restart_of_every_process_loses_nothing
             })
             .await;
         }
+    });
+}
+
+/// Posts `lines` to `{base}/v1/events` until a node takes them (a cluster that lost a process
+/// answers 503 until it is whole again); the answer that took them.
+async fn post_until_taken(client: &reqwest::Client, base: &str, lines: &[String]) -> Value {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        match try_post(client, base, lines, Duration::from_secs(10)).await {
+            Ok(answer) => return answer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{base} did not take a chunk yet: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("{base} took no chunk within {LIMIT:?}: {e}"),
+        }
+    }
+}
+
+/// Three processes with a rule: process 1, then process 0, SIGKILLed mid-stream and each
+/// started again alone, on the same peer address (and process 0 on its data directory). The
+/// others say on `/healthz` that they wait for it, then take it back; once the client has sent
+/// the rest (and whatever a node did not take meanwhile), every node serves compute's snapshot
+/// of the whole log, and each of compute's firings reached the webhook: once, or, for a firing
+/// delivered just before process 0 was killed, sent again after its restart under the same
+/// Idempotency-Key (its delivery was not logged yet).
+#[test]
+fn a_lost_process_started_again_alone_rejoins_and_nothing_is_lost_or_sent_twice() {
+    busy_run(async {
+        let hook = Receiver::start(&[]);
+        let cfg = unpaid_rule_config(&hook.url("/coupon"), "");
+        let cfg_arg = cfg.display().to_string();
+        let lines = generated(300, 14);
+        let (expected, want) = compute_with_firings(&lines, &cfg);
+        assert!(want.len() >= 5, "too few firings to test: {}", want.len());
+        let thirds: Vec<Vec<String>> = lines
+            .chunks(lines.len().div_ceil(3))
+            .map(<[String]>::to_vec)
+            .collect();
+
+        let client = reqwest::Client::new();
+        let data = data_dirs(3);
+        let peers = loopback_addresses(3);
+        let args = ["--config", cfg_arg.as_str()];
+        let mut nodes = start_cluster(&data, &peers, &args);
+        wait_health(&client, &bases(&nodes), 200, LIMIT).await;
+
+        // Deliveries received before process 0 was killed.
+        let mut before_0_lost = 0;
+        for (round, lost) in [1usize, 0].into_iter().enumerate() {
+            let urls = bases(&nodes);
+            for (i, chunk) in thirds[round].chunks(150).enumerate() {
+                post_until_taken(&client, &urls[i % 3], chunk).await;
+            }
+            if lost == 0 {
+                before_0_lost = hook.received().len();
+            }
+            let _ = nodes[lost].child.kill(); // SIGKILL
+            let _ = nodes[lost].child.wait();
+            let survivors: Vec<String> = (0..3)
+                .filter(|i| *i != lost)
+                .map(|i| urls[i].clone())
+                .collect();
+            let bodies = wait_health(&client, &survivors, 503, LOSS).await;
+            for body in &bodies {
+                assert!(
+                    body.contains("restart the lost process"),
+                    "/healthz says the others wait for the lost process: {body:?}"
+                );
+            }
+            // Started again alone, with the same flags and peer address.
+            let mut again: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            again.extend(cluster_args(&peers, lost));
+            let again: Vec<&str> = again.iter().map(String::as_str).collect();
+            let started = Instant::now();
+            nodes[lost] = common::server::Server::start_in(&data[lost], &again, &[]);
+            wait_health(&client, &bases(&nodes), 200, LIMIT).await;
+            eprintln!(
+                "process {lost} started again; the cluster was whole in {:.1?}",
+                started.elapsed()
+            );
+        }
+        let urls = bases(&nodes);
+        for (i, chunk) in thirds[2].chunks(150).enumerate() {
+            post_until_taken(&client, &urls[i % 3], chunk).await;
+        }
+
+        let want_accepted = expected["events"]["accepted"].clone();
+        for u in &urls {
+            snapshot_converges(&client, u, LIMIT, |s| {
+                let mut s = s.clone();
+                let mut d = Vec::new();
+                if s["events"]["accepted"] != want_accepted {
+                    d.push(format!(
+                        "events.accepted: expected {want_accepted}, got {}",
+                        s["events"]["accepted"]
+                    ));
+                }
+                // Chunks sent again after a 503 may come back in part as duplicates.
+                s["events"]["duplicates"] = expected["events"]["duplicates"].clone();
+                d.extend(snapshot_differences(&expected, &s));
+                d
+            })
+            .await;
+        }
+        let firing = |r: &common::receiver::Received| -> Option<String> {
+            (r.body["kind"] == "firing").then(|| {
+                format!(
+                    "{}/{}",
+                    r.body["rule"].as_str().unwrap_or("?"),
+                    r.body["key"].as_str().unwrap_or("?")
+                )
+            })
+        };
+        hook.wait_for(LIMIT, "every firing of compute's", |got| {
+            got.iter().filter_map(firing).collect::<BTreeSet<_>>().len() >= want.len()
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let received = hook.received();
+        let once: BTreeSet<String> = received.iter().filter_map(firing).collect();
+        assert_eq!(once, want, "the firings delivered are compute's");
+        // Each firing under one Idempotency-Key; a second delivery only after process 0's
+        // kill, of a firing delivered before it.
+        let mut first: BTreeMap<String, (usize, Option<String>)> = BTreeMap::new();
+        for (i, r) in received.iter().enumerate() {
+            let Some(f) = firing(r) else { continue };
+            match first.get(&f) {
+                None => {
+                    first.insert(f, (i, r.key.clone()));
+                }
+                Some((j, key)) => {
+                    assert_eq!(&r.key, key, "{f} sent again under another key");
+                    assert!(
+                        *j < before_0_lost && i >= before_0_lost,
+                        "{f} delivered twice (deliveries {j} and {i}; process 0 was killed after {before_0_lost})"
+                    );
+                }
+            }
+        }
+        let again = received.iter().filter_map(firing).count() - once.len();
+        eprintln!("{again} firings sent again after process 0's restart, under the same key");
     });
 }
 

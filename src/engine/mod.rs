@@ -117,7 +117,8 @@ pub struct Dataflow {
     /// Set once this process's workers run (in a cluster: once every process is connected and
     /// started alike).
     pub up: Arc<AtomicBool>,
-    thread: JoinHandle<Result<(), DataflowError>>,
+    /// The workers' thread, until joined.
+    thread: Option<JoinHandle<Result<(), DataflowError>>>,
 }
 
 impl Dataflow {
@@ -191,22 +192,36 @@ impl Dataflow {
             updates: update_rx,
             relay: relay_tx,
             up,
-            thread,
+            thread: Some(thread),
         })
     }
 
     /// Whether the workers have ended (their input closed, or a process of the cluster lost).
     pub fn ended(&self) -> bool {
-        self.thread.is_finished()
+        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Why the workers ended, for workers that stopped without being asked (waits for their
+    /// thread, which is ending): `None` when asked before. `finish` then returns at once.
+    pub fn ended_with(&mut self) -> Option<Result<(), DataflowError>> {
+        self.thread.take().map(join)
     }
 
     /// Closes the input and waits for the workers to finish; returns the update stream's rest.
-    pub fn finish(self) -> Result<Receiver<Update>, DataflowError> {
+    pub fn finish(mut self) -> Result<Receiver<Update>, DataflowError> {
         drop(self.batches);
-        match self.thread.join() {
-            Ok(r) => r.map(|_| self.updates),
-            Err(_) => Err(DataflowError::Panicked),
+        match self.thread.take().map(join) {
+            None | Some(Ok(())) => Ok(self.updates),
+            Some(Err(e)) => Err(e),
         }
+    }
+}
+
+/// The workers' result, from their thread.
+fn join(thread: JoinHandle<Result<(), DataflowError>>) -> Result<(), DataflowError> {
+    match thread.join() {
+        Ok(r) => r,
+        Err(_) => Err(DataflowError::Panicked),
     }
 }
 

@@ -51,7 +51,14 @@ pub(super) struct Follower {
     waiting: BTreeMap<u64, (Instant, oneshot::Sender<IngestReport>)>,
     /// The latest time process 0 answered with: rows asked for here wait for it.
     pub(super) answered: Time,
+    /// Process 0 said it serves (after reading its data directory back): until then this
+    /// process does not either.
+    pub(super) ready: bool,
 }
+
+/// The sequence number of process 0's word that it serves, with the time its rows then
+/// reach (a follower's own requests are numbered from 1).
+pub(super) const READY: u64 = 0;
 
 impl Follower {
     pub(super) fn new(process: usize) -> Follower {
@@ -60,6 +67,7 @@ impl Follower {
             next: 0,
             waiting: BTreeMap::new(),
             answered: 0,
+            ready: false,
         }
     }
 
@@ -94,16 +102,56 @@ impl Follower {
         self.waiting.len()
     }
 
-    /// Takes process 0's answer to request `seq`.
+    /// Starts over with a new dataflow: answers every request still waiting as not taken,
+    /// saying `why` (the dataflow that relayed them stopped; the caller sends it again), and
+    /// waits for process 0 to say it serves again.
+    pub(super) fn start_over(&mut self, why: &str) {
+        self.answered = 0;
+        self.ready = false;
+        for (_, (_, reply)) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(IngestReport {
+                failed: Some(why.to_string()),
+                ..IngestReport::default()
+            });
+        }
+    }
+
+    /// Takes process 0's answer to request `seq` (or its word that it serves, `READY`).
     pub(super) fn answer(&mut self, seq: u64, body: &[u8]) {
-        let Some((_, reply)) = self.waiting.remove(&seq) else { return };
+        let reply = match seq {
+            READY => None,
+            _ => match self.waiting.remove(&seq) {
+                Some((_, reply)) => Some(reply),
+                None => return,
+            },
+        };
         match serde_json::from_slice::<IngestReport>(body) {
             Ok(report) => {
                 self.answered = self.answered.max(report.time);
-                let _ = reply.send(report);
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(report);
+                    }
+                    None => self.ready = true,
+                }
             }
             Err(e) => tracing::error!("process 0 answered request {seq} with an unreadable report: {e}"),
         }
+    }
+}
+
+/// Process 0's word to process `to` that it serves, with the time its rows reach then: reads
+/// there wait for that time.
+pub(super) fn ready_message(to: usize, time: Time) -> Relayed {
+    let report = IngestReport {
+        time,
+        ..IngestReport::default()
+    };
+    Relayed {
+        from: 0,
+        to,
+        seq: READY,
+        body: RelayBody::Answer(serde_json::to_vec(&report).expect("an ingest report serialises")),
     }
 }
 

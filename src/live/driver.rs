@@ -51,15 +51,17 @@ pub(super) struct Driver {
     /// rule id prefix, released before the time) is written: the delivery log may drop them.
     pub(super) prune_after: Option<(u64, Vec<(String, i64)>)>,
     /// Who asked the service to stop.
-    stopping: Option<oneshot::Sender<()>>,
+    pub(super) stopping: Option<oneshot::Sender<()>>,
     /// Duplicates and rejections by reason since the last batch handed to the log.
     outcomes: BTreeMap<&'static str, u64>,
     /// Where the lag is noted for the sources.
-    pressure: Arc<Pressure>,
+    pub(super) pressure: Arc<Pressure>,
     /// Where the dataflow's health is noted for `/healthz`.
-    health: Arc<cluster::Shared>,
+    pub(super) health: Arc<cluster::Shared>,
     /// On a process other than 0 of a cluster: its requests relayed to process 0.
-    follower: Option<Follower>,
+    pub(super) follower: Option<Follower>,
+    /// In a cluster: how to build the dataflow again when a process is lost.
+    pub(super) rejoin: Option<super::rejoin::Rejoin>,
 }
 
 enum Waiter {
@@ -92,6 +94,7 @@ impl Driver {
             pressure,
             health,
             follower,
+            rejoin: None,
             accepted_at_checkpoint: pipeline.counts().accepted,
             prune_after: None,
             data,
@@ -111,6 +114,41 @@ impl Driver {
     }
 
     pub(super) fn run(mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            if !self.serve(&rx) {
+                break;
+            }
+            // The dataflow stopped without being asked: a process of the cluster was lost.
+            // This process builds it again and waits for that one to start again, when it can.
+            if self.stopping.is_some() || !self.rebuild(&rx) {
+                break;
+            }
+        }
+        self.flush();
+        self.close();
+        // The stop is answered at once, unless the dataflow's profile is to be printed: that
+        // comes as its workers end, so the process waits for them.
+        let asked = self.stopping.is_some();
+        let mut reply = self.stopping.take();
+        if std::env::var_os("TIDEMARK_PROFILE").is_none() {
+            if let Some(r) = reply.take() {
+                let _ = r.send(());
+            }
+        }
+        // A stop that stands after a lost process has said why already.
+        let said = matches!(self.health.get(), Health::Lost(_));
+        let result = self.pipeline.finish();
+        if !asked && !said {
+            self.health.set(Health::Lost(lost(&self.options, result.err())));
+        }
+        if let Some(r) = reply {
+            let _ = r.send(());
+        }
+    }
+
+    /// Serves requests until the dataflow stops (`true`), or until asked to stop or every
+    /// handle is dropped (`false`).
+    fn serve(&mut self, rx: &mpsc::Receiver<Command>) -> bool {
         loop {
             let mut timeout = if !self.in_flight.is_empty() {
                 Duration::from_micros(250)
@@ -137,7 +175,18 @@ impl Driver {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => self.pressure.set_queued(Duration::ZERO),
-                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Disconnected) => return false,
+            }
+            if self.rejoining().is_some() {
+                self.note_rejoin_lag();
+                self.rejoin_when_up();
+                if self.stopping.is_some() {
+                    return false;
+                }
+                if self.pipeline.engine_ended() {
+                    return true;
+                }
+                continue;
             }
             self.pipeline.poll();
             self.settle();
@@ -151,44 +200,17 @@ impl Driver {
             }
             self.keep();
             self.note_lag();
-            if self.health.get() == Health::Waiting && self.pipeline.up() {
+            if self.health.get() == Health::Waiting && self.serving() {
+                self.announce();
                 self.health.set(Health::Up);
             }
-            if self.pipeline.stopped() || self.stopping.is_some() {
+            if self.stopping.is_some() {
+                return false;
+            }
+            if self.pipeline.stopped() {
                 // Requests get `Stopped` from here on rather than answers that never change.
-                break;
+                return true;
             }
-        }
-        self.flush();
-        self.close();
-        // The stop is answered at once, unless the dataflow's profile is to be printed: that
-        // comes as its workers end, so the process waits for them.
-        let mut reply = self.stopping.take();
-        if std::env::var_os("TIDEMARK_PROFILE").is_none() {
-            if let Some(r) = reply.take() {
-                let _ = r.send(());
-            }
-        }
-        let asked = self.stopping.is_some();
-        let lost = |why: String| {
-            let why = match self.options.cluster.is_some() {
-                true => format!("a process of the cluster was lost or stopped, so the dataflow stopped ({why}): restart every process; process 0 reads its data directory back"),
-                false => format!("the dataflow stopped: {why}"),
-            };
-            tracing::error!("{why}");
-            why
-        };
-        match self.pipeline.finish() {
-            Err(crate::engine::DataflowError::Cluster(why)) => {
-                tracing::error!("{why}");
-                self.health.set(Health::Lost(why));
-            }
-            Err(e) => self.health.set(Health::Lost(lost(e.to_string()))),
-            Ok(_) if !asked => self.health.set(Health::Lost(lost("its input ended".into()))),
-            Ok(_) => {}
-        }
-        if let Some(r) = reply {
-            let _ = r.send(());
         }
     }
 
@@ -202,7 +224,11 @@ impl Driver {
         self.pressure.set_oldest(oldest);
     }
 
-    fn handle(&mut self, command: Command) {
+    pub(super) fn handle(&mut self, command: Command) {
+        if let Some(why) = self.rejoining() {
+            let why = why.to_string();
+            return self.refuse(command, &why);
+        }
         match command {
             Command::Ingest(source, events, handed, reply) => {
                 self.pressure.set_queued(handed.elapsed());
@@ -561,6 +587,16 @@ impl Driver {
         }
     }
 
+    /// Forgets the batches and requests of a dataflow that stopped: requests waiting for its
+    /// progress are dropped (answered as stopped), and its action messages are done with.
+    pub(super) fn forget_rounds(&mut self) {
+        self.waiting.clear();
+        self.in_flight.clear();
+        self.pending_since = None;
+        self.actions_clock = None;
+        self.prune_after = None;
+    }
+
     /// Hands the firing and alert changes of completed times to the actions.
     fn forward_actions(&mut self) {
         let Some(sink) = &self.actions else { return };
@@ -603,6 +639,25 @@ impl Driver {
             }
         }
     }
+}
+
+/// Why the dataflow stopped without being asked, as `/healthz` says it (and the log).
+pub(super) fn lost(options: &EngineOptions, error: Option<crate::engine::DataflowError>) -> String {
+    use crate::engine::DataflowError;
+    let why = match error {
+        Some(DataflowError::Cluster(why)) => {
+            tracing::error!("{why}");
+            return why;
+        }
+        Some(e) => e.to_string(),
+        None => "its input ended".to_string(),
+    };
+    let why = match options.cluster.is_some() {
+        true => format!("a process of the cluster was lost or stopped, so the dataflow stopped ({why}): restart every process; process 0 reads its data directory back"),
+        false => format!("the dataflow stopped: {why}"),
+    };
+    tracing::error!("{why}");
+    why
 }
 
 /// Appends the counted duplicates and rejections to the log, one record per reason

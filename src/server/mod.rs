@@ -132,7 +132,8 @@ pub(crate) fn retry_later(status: StatusCode, message: impl Into<String>) -> Res
 /// `Result<Response, ApiError>` and use `?`.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// The engine thread is gone (the server is shutting down).
+    /// The engine thread is gone (the server is shutting down), or it drops requests while
+    /// its cluster waits for a lost process.
     #[error(transparent)]
     Stopped(#[from] crate::live::Stopped),
     #[error("{0}")]
@@ -144,7 +145,7 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::Stopped(_) => error(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "the engine has stopped; the server is shutting down",
+                "the engine is not answering: the server is shutting down, or its cluster lost a process and waits for it (see /healthz)",
             ),
             ApiError::BadFilter(b) => error(StatusCode::BAD_REQUEST, b.0),
         }
