@@ -502,6 +502,8 @@ fn subscriptions(log: &str) -> Vec<(String, String)> {
 /// as the shared subscription `$share/tidemark/<topic>` (none to the topic itself), so the broker
 /// spreads the messages over the nodes and each event is taken once; every node then serves
 /// compute's snapshot of what was published (a duplicate taken twice would show in the counts).
+/// Halfway, process 1 is SIGKILLed and started again alone: the cluster takes it back, process
+/// 0 goes on publishing rows, and the messages published after reach the same snapshot.
 #[test]
 #[ignore = "needs mosquitto; run with: cargo test --release --test integration -- --ignored mqtt:: replay::"]
 fn a_cluster_shares_one_subscription_and_takes_each_event_once() {
@@ -553,8 +555,38 @@ async fn a_cluster_shares_one_subscription_and_takes_each_event_once_run() {
     );
 
     let lines = generate(300, 14, 7);
-    let (messages, sent) = payloads(&lines, Some(60));
+    let (first, second) = lines.split_at(lines.len() / 2);
+    let (messages, mut sent) = payloads(first, Some(60));
     listen::publish_events(broker.port, "test-cluster", CLUSTER_TOPIC, &messages).await;
+    let expected = compute(&sent, None);
+    for u in &urls {
+        snapshot_converges(&http, u, Duration::from_secs(60), |s| {
+            snapshot_differences(&expected, s)
+        })
+        .await;
+    }
+
+    // Process 1 SIGKILLed and started again alone: process 0 takes it back, and its publisher
+    // subscribes to the new dataflow's rows and goes on publishing.
+    let mut nodes = nodes;
+    nodes.truncate(1);
+    wait_health(&http, &urls[..1], 503, Duration::from_secs(30)).await;
+    let published = |text: &str| {
+        text.matches("Received PUBLISH from tidemark-cluster-0-out")
+            .count()
+    };
+    let before = published(&broker.log.text());
+    nodes.push({
+        let data = broker.dir().join("tidemark-data-1");
+        let mut args = vec!["--data".to_string(), data.display().to_string()];
+        args.extend(cluster_args(&peers, 1));
+        Tidemark::start_with(&cfg, &broker, &args)
+    });
+    let urls: Vec<String> = nodes.iter().map(|n| n.url("")).collect();
+    wait_health(&http, &urls, 200, Duration::from_secs(60)).await;
+    let (messages, more) = payloads(second, None);
+    sent.extend(more);
+    listen::publish_events(broker.port, "test-cluster-2", CLUSTER_TOPIC, &messages).await;
     let expected = compute(&sent, None);
     for (i, u) in urls.iter().enumerate() {
         let served = snapshot_converges(&http, u, Duration::from_secs(60), |s| {
@@ -573,8 +605,14 @@ async fn a_cluster_shares_one_subscription_and_takes_each_event_once_run() {
         .await;
         assert_same(&expected, &served, &format!("process {i}"));
     }
-    // The broker spread the messages: each node was sent some.
+    eventually(
+        "process 0 to publish rows again after process 1 rejoined",
+        Duration::from_secs(20),
+        || async { (published(&broker.log.text()) > before).then_some(()) },
+    )
+    .await;
     let text = broker.log.text();
+    // The broker spread the messages: each node was sent some.
     for id in &subscribers {
         let to = format!("Sending PUBLISH to {id} (");
         let quoted = format!("'{CLUSTER_TOPIC}'");

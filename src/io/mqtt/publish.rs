@@ -21,7 +21,7 @@ use super::topics::{delta_topic, progress_topic, row_topic};
 use super::{disconnect, pump, spawn, stopped, Session};
 use crate::config::Mqtt;
 use crate::live::Engine;
-use crate::output::{Feed, Filter, Upsert, WireMessage};
+use crate::output::{Feed, Filter, Subscription, Upsert, WireMessage};
 
 /// Requests the client queues before `publish` waits for the broker.
 const QUEUE: usize = 1024;
@@ -105,6 +105,28 @@ impl From<ClientError> for Gone {
     }
 }
 
+/// Subscribes to every row. In a cluster whose dataflow is being built again after a lost
+/// process, the engine takes no subscription: tries again every second until it does, or
+/// until the stop.
+async fn subscribe(live: &Engine, stop: &mut watch::Receiver<bool>) -> Option<Subscription> {
+    loop {
+        match live.subscribe(Filter::default()).await {
+            Ok(feed) => return Some(feed),
+            Err(_) if live.process().is_some() => {
+                tracing::debug!("MQTT publish: the cluster is not serving; subscribing again in a second");
+                tokio::select! {
+                    _ = stopped(stop) => return None,
+                    _ = tokio::time::sleep(RESUBSCRIBE) => {}
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// How often the publisher asks again for rows while its cluster is down.
+const RESUBSCRIBE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Publisher {
     async fn run(
         mut self,
@@ -113,7 +135,7 @@ impl Publisher {
         mut connected: watch::Receiver<u64>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let Ok(mut feed) = live.subscribe(Filter::default()).await else {
+        let Some(mut feed) = subscribe(&live, &mut stop).await else {
             return disconnect(&self.client, "publish").await;
         };
         loop {
@@ -147,7 +169,7 @@ impl Publisher {
                 },
             };
             if again {
-                let Ok(rx) = live.subscribe(Filter::default()).await else {
+                let Some(rx) = subscribe(&live, &mut stop).await else {
                     break;
                 };
                 feed = rx;
