@@ -7,8 +7,11 @@
 # request) as fast as it answers: one process with two workers, and two processes with the
 # events sent to process 0 and to process 1 (which relays them to process 0). The compute
 # runs include the log split in two halves, each process reading its own with --input.
-# Usage: benches/cluster.sh [RUNS] [compute]   (2 runs; `compute` skips serve; logs under
-# ${TMPDIR:-/tmp}/tidemark-bench)
+# `rejoin` measures a lost process started again alone: two serving processes take the 1M log,
+# then process 1 and then process 0 are SIGKILLed and started again; it prints how long the
+# cluster took to be whole again and to serve every event again at both nodes.
+# Usage: benches/cluster.sh [RUNS] [compute|rejoin]   (2 runs; `compute` skips serve; logs
+# under ${TMPDIR:-/tmp}/tidemark-bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-2}
@@ -43,6 +46,7 @@ two() { # config, and `split` to give each process half of the log
   echo "$out; loopback $(($(loopback) - before)) bytes"
 }
 for config in no-rules rules; do
+  [ "${2:-}" = rejoin ] && break
   for _ in $(seq "$runs"); do
     echo "$config, 1 process x 2 workers: $(one "$dir/$config.toml")"
     echo "$config, 2 processes x 1 worker: $(two "$dir/$config.toml")"
@@ -76,7 +80,47 @@ serve_two() { # port the events go to: 27911 (process 0) or 27912 (process 1)
   echo "serve, 2 processes x 1 worker, events to port $1: $(replayed "$1")"
   kill "$first" "$second"; wait "$first" "$second" || true
 }
+accepted() { # port: events.accepted of its snapshot
+  curl -sf "127.0.0.1:$1/v1/snapshot" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["events"]["accepted"])' 2>/dev/null || echo 0
+}
+rejoin() {
+  local peers=127.0.0.1:27905,127.0.0.1:27906 data pids want started whole
+  data=$(mktemp -d)
+  start() { # process
+    if [ "$1" = 0 ]; then
+      "$bin" serve -w 1 --processes 2 --process 0 --peers "$peers" --listen 127.0.0.1:27913 \
+        --data "$data" >/dev/null 2>&1 &
+    else
+      "$bin" serve -w 1 --processes 2 --process 1 --peers "$peers" --listen 127.0.0.1:27914 \
+        >/dev/null 2>&1 &
+    fi
+    pids[$1]=$!
+  }
+  start 0; start 1
+  ready 27913; ready 27914
+  replayed 27913 >/dev/null
+  want=$(accepted 27913)
+  for lost in 1 0; do
+    kill -9 "${pids[$lost]}"; wait "${pids[$lost]}" 2>/dev/null || true
+    until ! curl -sf 127.0.0.1:$((27913 + 1 - lost))/healthz >/dev/null; do sleep 0.05; done
+    started=$(date +%s.%N)
+    start "$lost"
+    until curl -sf 127.0.0.1:27913/healthz >/dev/null && curl -sf 127.0.0.1:27914/healthz >/dev/null; do
+      sleep 0.05
+    done
+    whole=$(date +%s.%N)
+    until [ "$(accepted 27913)" = "$want" ] && [ "$(accepted 27914)" = "$want" ]; do sleep 0.1; done
+    echo "rejoin of process $lost ($want events kept): whole again $(awk "BEGIN { printf \"%.2f\", $whole - $started }") s after its start, every event served at both nodes after $(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $started }") s"
+  done
+  kill "${pids[0]}" "${pids[1]}"; wait "${pids[0]}" "${pids[1]}" 2>/dev/null || true
+  rm -rf "$data"
+}
 for _ in $(seq "$runs"); do
+  if [ "${2:-}" = rejoin ]; then
+    rejoin
+    continue
+  fi
   serve_one
   serve_two 27911
   serve_two 27912
