@@ -76,6 +76,11 @@ impl Driver {
             self.data = None;
         }
         let stopped = self.pipeline.ended_with().unwrap_or(Ok(()));
+        if let (Some(_), Err(e)) = (self.rejoining(), &stopped) {
+            tracing::warn!(
+                "the dataflow built again stopped before the cluster was whole ({e}); building it again"
+            );
+        }
         if let Err(DataflowError::Cluster(why)) = stopped {
             // Started unlike: waiting again would not help.
             tracing::error!("{why}");
