@@ -546,6 +546,28 @@ fn a_lost_process_started_again_alone_rejoins_and_nothing_is_lost_or_sent_twice(
     });
 }
 
+/// Process 0 without a data directory (`serve.wal = false`) cannot rebuild what it had: when
+/// process 1 is lost, its `/healthz` says so and to restart every process, instead of waiting.
+#[test]
+fn process_0_without_a_data_directory_asks_for_every_process_to_restart() {
+    busy_run(async {
+        let client = reqwest::Client::new();
+        let peers = loopback_addresses(2);
+        let cfg = config_file("[serve]\nwal = false\n");
+        let cfg = cfg.display().to_string();
+        let mut nodes = start_cluster(&data_dirs(2), &peers, &["--config", &cfg]);
+        wait_health(&client, &bases(&nodes), 200, LIMIT).await;
+        let _ = nodes[1].child.kill(); // SIGKILL
+        let _ = nodes[1].child.wait();
+        let bodies = wait_health(&client, &bases(&nodes)[..1], 503, LOSS).await;
+        assert!(
+            bodies[0].contains("serve.wal = false") && bodies[0].contains("restart every process"),
+            "/healthz at process 0 says it cannot rebuild and to restart every process: {:?}",
+            bodies[0]
+        );
+    });
+}
+
 /// Sends `signal` (`STOP`, `CONT`) to process `pid`.
 fn signal(pid: u32, signal: &str) {
     let sent = Command::new("kill")

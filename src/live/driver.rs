@@ -653,7 +653,9 @@ pub(super) fn lost(options: &EngineOptions, error: Option<crate::engine::Dataflo
         None => "its input ended".to_string(),
     };
     let why = match options.cluster.is_some() {
-        true => format!("a process of the cluster was lost or stopped, so the dataflow stopped ({why}): restart every process; process 0 reads its data directory back"),
+        // Every other process of a cluster builds its dataflow again (`rebuild`); process 0
+        // cannot without a data directory to read back.
+        true => format!("a process of the cluster was lost or stopped, so the dataflow stopped ({why}); process 0 keeps no data directory (serve.wal = false), so it cannot build the dataflow again with what it had: restart every process (the cluster starts empty)"),
         false => format!("the dataflow stopped: {why}"),
     };
     tracing::error!("{why}");
