@@ -64,6 +64,40 @@ fn add_counts(sums: &mut BTreeMap<&'static str, u64>, answer: &Value) {
     }
 }
 
+/// A delivery's `rule/key` when it is a firing (not a retraction or an alert).
+fn firing_of(r: &common::receiver::Received) -> Option<String> {
+    (r.body["kind"] == "firing").then(|| {
+        format!(
+            "{}/{}",
+            r.body["rule"].as_str().unwrap_or("?"),
+            r.body["key"].as_str().unwrap_or("?")
+        )
+    })
+}
+
+/// Waits until every node of `urls` serves `expected` (compute's snapshot of the log), except
+/// for the duplicates count: requests sent again after a 503 may come back in part as
+/// duplicates, while each event is accepted once.
+async fn converges_with_resends(client: &reqwest::Client, urls: &[String], expected: &Value) {
+    let want_accepted = &expected["events"]["accepted"];
+    for u in urls {
+        snapshot_converges(client, u, LIMIT, |s| {
+            let mut s = s.clone();
+            let mut d = Vec::new();
+            if &s["events"]["accepted"] != want_accepted {
+                d.push(format!(
+                    "events.accepted: expected {want_accepted}, got {}",
+                    s["events"]["accepted"]
+                ));
+            }
+            s["events"]["duplicates"] = expected["events"]["duplicates"].clone();
+            d.extend(snapshot_differences(expected, &s));
+            d
+        })
+        .await;
+    }
+}
+
 /// Two processes: the HTTP servers come up at once and answer 503 until both are connected;
 /// events posted in chunks alternating between the nodes, and one event id posted to both at
 /// once, are judged once across the cluster (the answers' counts add up to compute's); each
@@ -219,16 +253,7 @@ fn three_processes_fire_each_rule_once_per_cluster() {
         }
 
         let firings = |got: &[common::receiver::Received]| -> Vec<String> {
-            got.iter()
-                .filter(|r| r.body["kind"] == "firing")
-                .map(|r| {
-                    format!(
-                        "{}/{}",
-                        r.body["rule"].as_str().unwrap_or("?"),
-                        r.body["key"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect()
+            got.iter().filter_map(firing_of).collect()
         };
         hook.wait_for(LIMIT, "every firing of compute's", |got| {
             firings(got).iter().collect::<BTreeSet<_>>().len() >= want.len()
@@ -385,23 +410,7 @@ fn a_lost_process_stops_the_cluster_and_a_restart_of_every_process_loses_nothing
         }
         // A request the cluster took in part before it answered is taken again as duplicates; the
         // accepted events are the log's, each once.
-        let want_accepted = expected["events"]["accepted"].clone();
-        for u in &urls {
-            snapshot_converges(&client, u, LIMIT, |s| {
-                let mut s = s.clone();
-                let mut d = Vec::new();
-                if s["events"]["accepted"] != want_accepted {
-                    d.push(format!(
-                        "events.accepted: expected {want_accepted}, got {}",
-                        s["events"]["accepted"]
-                    ));
-                }
-                s["events"]["duplicates"] = expected["events"]["duplicates"].clone();
-                d.extend(snapshot_differences(&expected, &s));
-                d
-            })
-            .await;
-        }
+        converges_with_resends(&client, &urls, &expected).await;
     });
 }
 
@@ -490,33 +499,8 @@ fn a_lost_process_started_again_alone_rejoins_and_nothing_is_lost_or_sent_twice(
             post_until_taken(&client, &urls[i % 3], chunk).await;
         }
 
-        let want_accepted = expected["events"]["accepted"].clone();
-        for u in &urls {
-            snapshot_converges(&client, u, LIMIT, |s| {
-                let mut s = s.clone();
-                let mut d = Vec::new();
-                if s["events"]["accepted"] != want_accepted {
-                    d.push(format!(
-                        "events.accepted: expected {want_accepted}, got {}",
-                        s["events"]["accepted"]
-                    ));
-                }
-                // Chunks sent again after a 503 may come back in part as duplicates.
-                s["events"]["duplicates"] = expected["events"]["duplicates"].clone();
-                d.extend(snapshot_differences(&expected, &s));
-                d
-            })
-            .await;
-        }
-        let firing = |r: &common::receiver::Received| -> Option<String> {
-            (r.body["kind"] == "firing").then(|| {
-                format!(
-                    "{}/{}",
-                    r.body["rule"].as_str().unwrap_or("?"),
-                    r.body["key"].as_str().unwrap_or("?")
-                )
-            })
-        };
+        converges_with_resends(&client, &urls, &expected).await;
+        let firing = firing_of;
         hook.wait_for(LIMIT, "every firing of compute's", |got| {
             got.iter().filter_map(firing).collect::<BTreeSet<_>>().len() >= want.len()
         });
