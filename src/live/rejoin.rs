@@ -242,7 +242,8 @@ impl Driver {
             Command::Ingest(_, _, _, reply) => failed(IngestReply::Here(reply)),
             Command::Relayed(message) => match message.body {
                 RelayBody::Answer(body) => {
-                    // A stale answer of the stopped dataflow: its request was answered already.
+                    // Process 0's word that it serves again (what a follower waits for), or
+                    // a stale answer of the stopped dataflow, whose request was answered.
                     if let Some(f) = self.follower.as_mut() {
                         f.answer(message.seq, &body);
                     }
