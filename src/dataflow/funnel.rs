@@ -66,14 +66,13 @@ pub fn entries(funnels: &[FunnelPlan], cal: &Calendar, events: &[&Step]) -> Vec<
 pub fn rows<'s>(base: &Base<'s>, steps: Coll<'s, (Person, Step)>) -> Rows<'s> {
     let funnels = base.plan.funnels.clone();
     let cal = base.plan.config.calendar.clone();
-    let reached = steps
-        .reduce_named("FunnelMatch", move |_p, input, out| {
-            let events: Vec<&Step> = input.iter().map(|(s, _)| *s).collect();
-            for e in entries(&funnels, &cal, &events) {
-                out.push((e, 1));
-            }
-        })
-        .map(|(_p, e)| e);
+    let reached = super::in_place::reduce(steps, "FunnelMatch", move |_p, input, out| {
+        let events: Vec<&Step> = input.iter().map(|(s, _)| *s).collect();
+        for e in entries(&funnels, &cal, &events) {
+            out.push((e, 1));
+        }
+    })
+    .map(|(_p, e)| e);
     let counts = reached
         .clone()
         .flat_map(|e| (1..=e.reached).map(move |s| (e.funnel, e.day, s)))

@@ -7,6 +7,7 @@ pub mod decide;
 mod freeze;
 mod funnel;
 pub mod identity;
+mod in_place;
 mod ratio;
 mod retention;
 pub mod rules;
@@ -251,9 +252,6 @@ pub struct Base<'s> {
     pub hours: Coll<'s, (Person, Hour)>,
     /// `(person, local day)` with an active event.
     pub days: Coll<'s, (Person, Day)>,
-    /// The same, arranged by person once for every family that reads a person's days whole
-    /// (`reduce_days`).
-    pub days_by_person: Arranged<'s, TraceAgent<ValSpine<Person, Day, Time, isize>>>,
     /// Each person's first active event.
     pub firsts: Coll<'s, (Person, First)>,
     /// The current local day (one record).
@@ -266,24 +264,14 @@ pub struct Base<'s> {
 }
 
 impl<'s> Base<'s> {
-    /// A reduce over each person's active days, sorted, on the one shared arrangement of them.
+    /// A reduce over each person's active days, sorted, each person's days kept in place
+    /// (`in_place`).
     pub fn reduce_days<V, L>(&self, name: &str, logic: L) -> Coll<'s, (Person, V)>
     where
         V: differential_dataflow::ExchangeData + Ord,
         L: FnMut(&Person, &[(&Day, isize)], &mut Vec<(V, isize)>) + 'static,
     {
-        use differential_dataflow::trace::implementations::ValBuilder;
-        self.days_by_person
-            .clone()
-            .reduce_abelian::<_, ValBuilder<_, _, _, _>, ValSpine<Person, V, Time, isize>, _, _>(
-                name,
-                logic,
-                |vec, person, upds| {
-                    vec.clear();
-                    vec.extend(upds.drain(..).map(|(v, t, r)| ((*person, v), t, r)));
-                },
-            )
-            .as_collection(|p, v| (*p, v.clone()))
+        in_place::reduce(self.days.clone(), name, logic)
     }
 }
 
@@ -370,20 +358,18 @@ pub fn build_families<'s>(
         .clone()
         .map(|(p, h)| (p, hour_day(h)))
         .distinct_total();
-    let p_firsts = firsts
-        .join_core(person_of.clone(), |_i, f: &First, p| Some((*p, f.clone())))
-        .reduce_named("FirstOfPerson", |_p, input, out| {
-            out.push((input[0].0.clone(), 1))
-        });
+    let p_firsts = in_place::reduce(
+        firsts.join_core(person_of.clone(), |_i, f: &First, p| Some((*p, f.clone()))),
+        "FirstOfPerson",
+        |_p, input, out| out.push((input[0].0.clone(), 1)),
+    );
     let cal = plan.config.calendar.clone();
     let today = clock.clone().map(move |ms| cal.day(ms));
 
-    let days_by_person = p_days.clone().arrange_by_key_named("Arrange: DaysByPerson");
     let base = Base {
         plan: plan.clone(),
         hours: p_hours,
         days: p_days,
-        days_by_person,
         firsts: p_firsts.clone(),
         today,
         clock,
