@@ -7,12 +7,13 @@
 //! The output is the same collection: for every key and time, the logic over the key's values
 //! accumulated at that time (nothing for a key without values), as changes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::{AsCollection, ExchangeData};
+use foldhash::HashMap;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
@@ -43,7 +44,7 @@ where
             // Changes waiting for their time to complete, by time.
             let mut stash: BTreeMap<Time, Stashed<K, V>> = BTreeMap::new();
             // Each key's values and counts, sorted by value.
-            let mut state: HashMap<K, Vec<(V, isize)>> = HashMap::new();
+            let mut state: HashMap<K, Vec<(V, isize)>> = HashMap::default();
             let mut out: Vec<(O, isize)> = Vec::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {

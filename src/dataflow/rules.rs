@@ -77,15 +77,16 @@ pub fn build<'s>(
     // the trigger's own event id, which no other accepted event has: every trigger is the
     // earliest of its key, and only `match` rules need the reduce.
     let keyed = matched.clone();
-    let earliest = facts
-        .triggers
-        .clone()
-        .filter(move |(_, t)| keyed[t.rule as usize])
-        .map(|(i, t)| ((t.rule, t.key), (t.ts, t.id, i)))
-        .reduce_named("EarliestTrigger", |_k, input, out| {
-            out.push((input[0].0.clone(), 1))
-        })
-        .map(|((rule, key), (ts, id, i))| (i, (rule, key, ts, id)));
+    let earliest = super::in_place::reduce(
+        facts
+            .triggers
+            .clone()
+            .filter(move |(_, t)| keyed[t.rule as usize])
+            .map(|(i, t)| ((t.rule, t.key), (t.ts, t.id, i))),
+        "EarliestTrigger",
+        |_k, input, out| out.push((input[0].0.clone(), 1)),
+    )
+    .map(|((rule, key), (ts, id, i))| (i, (rule, key, ts, id)));
     let keyed = matched.clone();
     let unmatched = facts
         .triggers
@@ -167,15 +168,17 @@ pub fn build<'s>(
         .semijoin(triggered_keys);
     let cal = plan.config.calendar.clone();
     let rules = plan.config.rules.clone();
-    let scoped = key_triggers
-        .concat(key_marks)
-        .reduce_named("RuleScope", move |(rule, _), input, out| {
+    let scoped = super::in_place::reduce(
+        key_triggers.concat(key_marks),
+        "RuleScope",
+        move |(rule, _), input, out| {
             let items: Vec<&ScopeItem<Person>> = input.iter().map(|(i, _)| *i).collect();
             for c in survivors(&rules[*rule as usize], *rule, &cal, &items, true) {
                 out.push((c, 1));
             }
-        })
-        .map(|(_, c)| c);
+        },
+    )
+    .map(|(_, c)| c);
     let cancelled = scoped.clone().flat_map(|(person, candidate, cancel)| {
         cancel.map(|(by, at)| Verdict {
             candidate,
@@ -345,14 +348,13 @@ fn decide_all<'s>(
     }
     let cal = plan.config.calendar.clone();
     let rules = plan.config.rules.clone();
-    facts
-        .reduce_named("RuleDecisions", move |_p, input, out| {
-            let facts: Vec<&PersonFact> = input.iter().map(|(f, _)| *f).collect();
-            for d in decide(&rules, &cal, &facts) {
-                out.push((d, 1));
-            }
-        })
-        .map(|(person, (candidate, outcome))| Verdict {
+    super::in_place::reduce(facts, "RuleDecisions", move |_p, input, out| {
+        let facts: Vec<&PersonFact> = input.iter().map(|(f, _)| *f).collect();
+        for d in decide(&rules, &cal, &facts) {
+            out.push((d, 1));
+        }
+    })
+    .map(|(person, (candidate, outcome))| Verdict {
             candidate,
             person,
             outcome,
