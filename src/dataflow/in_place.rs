@@ -29,14 +29,17 @@ pub trait Logic<K, V, O>: FnMut(&K, &[(&V, isize)], &mut Vec<(O, isize)>) + 'sta
 impl<K, V, O, L: FnMut(&K, &[(&V, isize)], &mut Vec<(O, isize)>) + 'static> Logic<K, V, O> for L {}
 
 /// `input` reduced per key by `logic`, with each key's values kept in place (see the module).
-pub fn reduce<'s, K, V, O, L>(input: Coll<'s, (K, V)>, name: &str, logic: L) -> Coll<'s, (K, O)>
+pub fn reduce<'s, K, V, O, L>(
+    input: Coll<'s, (K, V)>,
+    name: &str,
+    mut logic: L,
+) -> Coll<'s, (K, O)>
 where
     K: ExchangeData + Hash + Eq + Ord + Hashable,
     V: ExchangeData + Ord,
     O: ExchangeData + Ord,
     L: Logic<K, V, O>,
 {
-    let mut logic = logic;
     let exchange = Exchange::new(|((k, _), _, _): &((K, V), Time, isize)| k.hashed().into());
     input
         .inner
@@ -64,7 +67,8 @@ where
                         break;
                     }
                     let (cap, mut changes) = stash.remove(&t).expect("the first entry");
-                    changes.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+                    // Grouped by key; a key's values are kept sorted as they are added.
+                    changes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                     let mut session = output.session(&cap);
                     let mut changes = changes.into_iter().peekable();
                     while let Some((key, v, r)) = changes.next() {
@@ -146,7 +150,7 @@ mod tests {
     type Updates = Vec<(Time, (u32, u8), isize)>;
 
     /// The changes each way of reducing gives, consolidated, by worker count.
-    fn run(workers: usize, updates: Updates, in_place: bool) -> Vec<((u32, i64), Time, isize)> {
+    fn changes(workers: usize, updates: Updates, in_place: bool) -> Vec<((u32, i64), Time, isize)> {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         let last = updates.iter().map(|u| u.0).max().unwrap_or(0);
@@ -188,9 +192,9 @@ mod tests {
                 0..60,
             ),
         ) {
-            let expected = run(1, updates.clone(), false);
-            prop_assert_eq!(&run(1, updates.clone(), true), &expected);
-            prop_assert_eq!(&run(2, updates, true), &expected);
+            let expected = changes(1, updates.clone(), false);
+            prop_assert_eq!(&changes(1, updates.clone(), true), &expected);
+            prop_assert_eq!(&changes(2, updates, true), &expected);
         }
     }
 }

@@ -355,10 +355,10 @@ fn decide_all<'s>(
         }
     })
     .map(|(person, (candidate, outcome))| Verdict {
-            candidate,
-            person,
-            outcome,
-        })
+        candidate,
+        person,
+        outcome,
+    })
 }
 
 /// `trigger_fired`, `trigger_converted`, `trigger_conversion_rate` and `trigger_lift`.
